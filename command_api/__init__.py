@@ -1,0 +1,1 @@
+"""The HTTP API: routes, wire schemas, authentication, and the one error mapper."""

@@ -1,0 +1,80 @@
+"""Per-request helpers: the container, the caller, audit metadata, read-your-writes."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+
+from aiohttp import web
+
+from domain.app import Done, Principal
+from domain.base import Meta
+from domain.errors import Unauthenticated
+from infra.container import Container
+
+CONTAINER = web.AppKey("container", Container)
+POSITION_HEADER = "X-Smq-Position"
+AFTER_HEADER = "X-Smq-After"
+PRINCIPAL = "smq.principal"
+REQUEST_ID = "smq.request_id"
+
+
+def container(request: web.Request) -> Container:
+    return request.app[CONTAINER]
+
+
+def bearer(request: web.Request) -> str:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthenticated("missing or invalid bearer token")
+    return token.strip()
+
+
+def principal(request: web.Request) -> Principal:
+    """The caller of a protected route, from its access token (401 for any fault)."""
+    cached = request.get(PRINCIPAL)
+    if cached is not None:
+        return cached
+    c = container(request)
+    claims = c.tokens.check(bearer(request), "access")
+    who = Principal(user_id=claims.user_id, admin=claims.role == "admin")
+    request[PRINCIPAL] = who
+    return who
+
+
+def request_id(request: web.Request) -> str:
+    rid = request.get(REQUEST_ID)
+    if rid is None:
+        rid = str(uuid.uuid4())
+        request[REQUEST_ID] = rid
+    return rid
+
+
+def meta(request: web.Request, actor: Principal | None = None) -> Meta:
+    """Audit metadata for the events of this request."""
+    rid = request_id(request)
+    correlation = request.headers.get("X-Correlation-ID", "")[:128] or rid
+    who = actor if actor is not None else request.get(PRINCIPAL)
+    return Meta(actor=str(who.user_id) if who else None, correlation_id=correlation, causation_id=rid)
+
+
+async def committed(request: web.Request, done: Done, also: Iterable[str | None] = ()) -> dict[str, str]:
+    """After a command: remember its position for the caller; headers for the answer."""
+    who = request.get(PRINCIPAL)
+    users = [str(who.user_id) if who else None, *also]
+    await container(request).freshness.record(users, done.position)
+    return {POSITION_HEADER: str(done.position)} if done.position else {}
+
+
+async def fresh(request: web.Request, *views: str, user_id: str | None = None) -> None:
+    """Before a query: wait (bounded) until the views hold the caller's last write."""
+    try:
+        explicit = int(request.headers.get(AFTER_HEADER, "0"))
+    except ValueError:
+        explicit = 0
+    who = request.get(PRINCIPAL)
+    uid = user_id or (str(who.user_id) if who else None)
+    c = container(request)
+    target = await c.freshness.target(uid, explicit)
+    await c.freshness.wait(views, target)

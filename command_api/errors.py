@@ -1,0 +1,62 @@
+"""The only place where errors become HTTP statuses."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthenticated
+
+log = logging.getLogger("smq.api")
+
+
+class BadRequest(Invalid):
+    """A body or query that cannot be read."""
+
+
+class UnsupportedMedia(DomainError):
+    """A body that is not JSON."""
+
+
+STATUS: dict[type[DomainError], int] = {
+    UnsupportedMedia: 415,
+    Invalid: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+}
+
+
+def status_of(exc: DomainError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 400
+
+
+def error_response(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+@web.middleware
+async def errors_middleware(request: web.Request,
+                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except DomainError as exc:
+        return error_response(status_of(exc), exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        message = {404: "not found", 405: "method not allowed", 413: "request body too large"}.get(
+            exc.status, exc.reason.lower())
+        resp = error_response(exc.status, message)
+        if exc.status == 405 and "Allow" in exc.headers:
+            resp.headers["Allow"] = exc.headers["Allow"]
+        return resp
+    except Exception:
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error_response(500, "internal server error")

@@ -1,0 +1,220 @@
+"""Users and tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.context import bearer, committed, container, fresh, meta, principal
+from domain.errors import NotFound
+from domain.users import User
+
+routes = web.RouteTableDef()
+
+
+class Credentials(msgspec.Struct):
+    identity: str | None = None
+    secret: str | None = None
+
+
+class CreateUser(msgspec.Struct):
+    credentials: Credentials
+    name: str = ""
+    metadata: dict[str, Any] | None = None
+    tags: list[str] | None = None
+    status: str = "enabled"
+
+
+class IssueToken(msgspec.Struct):
+    identity: str | None = None
+    secret: str | None = None
+    username: str | None = None  # later upstream clients send this name
+    password: str | None = None
+
+
+class UpdateUser(msgspec.Struct):
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class UpdateTags(msgspec.Struct):
+    tags: list[str]
+
+
+class UpdateSecret(msgspec.Struct):
+    old_secret: str
+    new_secret: str
+
+
+def user_json(u: User) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(u.id), "name": u.name, "credentials": {"identity": u.identity}}
+    if u.metadata:
+        out["metadata"] = u.metadata
+    if u.tags:
+        out["tags"] = u.tags
+    out.update(role=u.role, created_at=wire.timestamp(u.created_at),
+               updated_at=wire.timestamp(u.updated_at), status=u.status)
+    return out
+
+
+def row_json(r: tuple[Any, ...]) -> dict[str, Any]:
+    uid, identity, name, metadata, tags, role, status, created, updated = r
+    out: dict[str, Any] = {"id": str(uid), "name": name, "credentials": {"identity": identity}}
+    if metadata:
+        out["metadata"] = metadata
+    if tags:
+        out["tags"] = tags
+    out.update(role=role, created_at=wire.timestamp(created), updated_at=wire.timestamp(updated),
+               status=status)
+    return out
+
+
+COLUMNS = "id, identity, name, metadata, tags, role, status, created_at, updated_at"
+
+
+def user_id(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["id"])
+    except ValueError as exc:
+        raise NotFound("user not found") from exc
+
+
+@routes.post("/users")
+async def create_user(request: web.Request) -> web.Response:
+    body = await wire.body(request, CreateUser)
+    c = container(request)
+    done = await c.store.command(
+        c.store.app.create_user, body.credentials.identity, body.credentials.secret, name=body.name,
+        metadata=body.metadata, tags=body.tags, status=body.status, meta=meta(request))
+    user: User = done.result
+    headers = await committed(request, done, also=[str(user.id)])
+    headers["Location"] = f"/users/{user.id}"
+    return wire.json(user_json(user), status=201, headers=headers)
+
+
+@routes.post("/users/tokens/issue")
+async def issue_token(request: web.Request) -> web.Response:
+    body = await wire.body(request, IssueToken)
+    c = container(request)
+    user = await c.store.run(c.store.app.authenticate_user, body.identity or body.username,
+                             body.secret or body.password)
+    return wire.json(c.tokens.issue(user.id, user.identity, user.role), status=201)
+
+
+@routes.post("/users/tokens/refresh")
+async def refresh_token(request: web.Request) -> web.Response:
+    c = container(request)
+    claims = c.tokens.check(bearer(request), "refresh")
+    user = await c.store.run(c.store.app.active_user, claims.user_id)
+    return wire.json(c.tokens.issue(user.id, user.identity, user.role), status=201)
+
+
+async def _one(request: web.Request, uid: UUID) -> web.Response:
+    c = container(request)
+    await fresh(request, "users")
+    async with c.pool.connection() as conn:
+        row = await (await conn.execute(f"select {COLUMNS} from users_view where id=%s", (uid,))).fetchone()
+    if row is None:
+        raise NotFound("user not found")
+    return wire.json(row_json(row))
+
+
+@routes.get("/users/profile")
+async def profile(request: web.Request) -> web.Response:
+    return await _one(request, principal(request).user_id)
+
+
+@routes.get("/users")
+async def list_users(request: web.Request) -> web.Response:
+    who = principal(request)
+    offset, limit = wire.paging(request)
+    status = wire.status_filter(request)
+    name = wire.name_filter(request)
+    identity = request.query.get("identity")
+    where, args = ["true"], []
+    if not who.admin:
+        where.append("id = %s")
+        args.append(who.user_id)
+    if status:
+        where.append("status = %s")
+        args.append(status)
+    if name is not None:
+        where.append("name = %s")
+        args.append(name)
+    if identity is not None:
+        where.append("identity = %s")
+        args.append(identity)
+    metadata = wire.metadata_filter(request)
+    if metadata is not None:
+        where.append("metadata @> %s::jsonb")
+        args.append(msgspec.json.encode(metadata).decode())
+    cond = " and ".join(where)
+    c = container(request)
+    await fresh(request, "users")
+    async with c.pool.connection() as conn:
+        total = (await (await conn.execute(f"select count(*) from users_view where {cond}", args)).fetchone())[0]
+        rows = await (await conn.execute(
+            f"select {COLUMNS} from users_view where {cond} order by created_pos limit %s offset %s",
+            [*args, limit, offset])).fetchall()
+    return wire.json({"limit": limit, "offset": offset, "total": total, "users": [row_json(r) for r in rows]})
+
+
+@routes.get("/users/{id}")
+async def get_user(request: web.Request) -> web.Response:
+    who = principal(request)
+    uid = user_id(request)
+    if uid != who.user_id and not who.admin:
+        raise NotFound("user not found")
+    return await _one(request, uid)
+
+
+@routes.patch("/users/secret")
+async def update_secret(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, UpdateSecret)
+    c = container(request)
+    done = await c.store.command(c.store.app.change_user_secret, who, body.old_secret,
+                                 body.new_secret, meta=meta(request))
+    return wire.json(user_json(done.result), headers=await committed(request, done))
+
+
+@routes.patch("/users/{id}")
+async def update_user(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, UpdateUser)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_user, who, user_id(request), name=body.name,
+                                 metadata=body.metadata, meta=meta(request))
+    return wire.json(user_json(done.result), headers=await committed(request, done))
+
+
+@routes.patch("/users/{id}/tags")
+async def update_tags(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, UpdateTags)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_user_tags, who, user_id(request), body.tags,
+                                 meta=meta(request))
+    return wire.json(user_json(done.result), headers=await committed(request, done))
+
+
+async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    who = principal(request)
+    c = container(request)
+    done = await c.store.command(c.store.app.set_user_enabled, who, user_id(request), enabled,
+                                 meta=meta(request))
+    return wire.json(user_json(done.result), headers=await committed(request, done))
+
+
+@routes.post("/users/{id}/enable")
+async def enable_user(request: web.Request) -> web.Response:
+    return await _set_enabled(request, True)
+
+
+@routes.post("/users/{id}/disable")
+async def disable_user(request: web.Request) -> web.Response:
+    return await _set_enabled(request, False)

@@ -1,0 +1,242 @@
+"""The eventsourcing Application: one method per use case, each one atomic save."""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from domain.base import Entity, Meta, UniqueKey, key_id
+from domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from domain.users import ROLES, User, check_identity, check_name, check_secret, check_tags
+
+T = TypeVar("T")
+A = TypeVar("A", bound=Entity)
+RETRIES = 8
+
+# A hash that no secret matches, checked when the identity is unknown so that a
+# wrong identity costs the same time as a wrong secret.
+_DUMMY_SECRET = "smq-es-no-such-user"
+
+
+class Hasher(Protocol):
+    """Port for the slow salted password hash (argon2 in infra)."""
+
+    def hash(self, secret: str) -> str: ...
+
+    def verify(self, secret_hash: str, secret: str) -> bool: ...
+
+
+class PlainHasher:
+    """For unit tests only: not a password hash."""
+
+    def hash(self, secret: str) -> str:
+        return "plain$" + secret
+
+    def verify(self, secret_hash: str, secret: str) -> bool:
+        return hmac.compare_digest(secret_hash.encode(), ("plain$" + secret).encode())
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The authenticated caller of a command."""
+
+    user_id: UUID
+    admin: bool = False
+
+
+@dataclass(frozen=True)
+class Done:
+    """What a command returns: its result and the global position of its last event."""
+
+    result: Any
+    position: int | None
+
+
+class Smq(Application):
+    """Every write of the platform, and the few reads that must see the write model."""
+
+    name = "smq"
+
+    def __init__(self, env: dict[str, str] | None = None, hasher: Hasher | None = None) -> None:
+        super().__init__(env)
+        self.hasher: Hasher = hasher or PlainHasher()
+        self._dummy_hash: str | None = None
+
+    # -- plumbing ---------------------------------------------------------------
+    def commit(self, build: Callable[[], tuple[T, Sequence[Entity]]], meta: Meta) -> Done:
+        """Run ``build`` and save what it changed in one transaction, retrying on a clash.
+
+        A clash means another writer changed one of the aggregates (or claimed the
+        same unique value) first; the retry reloads them, so a taken value now
+        raises ``Conflict`` from the domain rather than being retried forever.
+        """
+        for _ in range(RETRIES):
+            result, aggregates = build()
+            changed = [a for a in aggregates if a._pending_events]
+            for agg in changed:
+                agg.stamp(meta)
+            if not changed:
+                return Done(result, None)
+            try:
+                recordings = self.save(*changed)
+            except IntegrityError:
+                continue
+            return Done(result, max(r.notification.id for r in recordings))
+        raise Conflict("the entity was changed concurrently; try again")
+
+    def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        try:
+            agg = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return agg if isinstance(agg, cls) else None
+
+    def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey:
+        """Claim a unique value for ``holder`` or raise ``Conflict(taken)``."""
+        existing = self.get_or_none(UniqueKey, key_id(kind, key))
+        if existing is None:
+            return UniqueKey(kind=kind, key=key, holder=holder)
+        if existing.held and existing.holder != holder:
+            raise Conflict(taken)
+        if not existing.held:
+            existing.claim(holder)
+        return existing
+
+    def holder_of(self, kind: str, key: str) -> UUID | None:
+        uk = self.get_or_none(UniqueKey, key_id(kind, key))
+        return uk.holder if uk is not None and uk.held else None
+
+    # -- users ------------------------------------------------------------------
+    def create_user(self, identity: Any, secret: Any, name: Any = "", metadata: Any = None,
+                    tags: Any = None, status: Any = "enabled", role: str = "user",
+                    meta: Meta = Meta()) -> Done:
+        identity = check_identity(identity)
+        check_secret(secret)
+        name = check_name(name if name is not None else "")
+        metadata = check_metadata(metadata)
+        tags = check_tags(tags if tags is not None else [])
+        if status not in ("enabled", "disabled"):
+            raise Invalid("status must be enabled or disabled")
+        if role not in ROLES:
+            raise Invalid("invalid role")
+        secret_hash = self.hasher.hash(secret)
+
+        def build() -> tuple[User, list[Entity]]:
+            user = User(identity=identity, name=name, secret_hash=secret_hash, metadata=metadata,
+                        tags=tags, role=role, enabled=status == "enabled")
+            index = self.claim("identity", identity.lower(), user.id, "identity already exists")
+            return user, [index, user]
+
+        return self.commit(build, meta)
+
+    def user_by_identity(self, identity: str) -> User | None:
+        holder = self.holder_of("identity", identity.lower())
+        return self.get_or_none(User, holder) if holder else None
+
+    def authenticate_user(self, identity: Any, secret: Any) -> User:
+        """The user whose identity and secret these are; wrong ones cost the same time."""
+        if not isinstance(identity, str) or not isinstance(secret, str):
+            raise Unauthenticated("wrong identity or secret")
+        user = self.user_by_identity(identity)
+        if user is None:
+            if self._dummy_hash is None:
+                self._dummy_hash = self.hasher.hash(_DUMMY_SECRET)
+            self.hasher.verify(self._dummy_hash, secret)
+            raise Unauthenticated("wrong identity or secret")
+        if not self.hasher.verify(user.secret_hash, secret):
+            raise Unauthenticated("wrong identity or secret")
+        if not user.enabled:
+            raise Unauthenticated("user is disabled")
+        return user
+
+    def active_user(self, user_id: UUID) -> User:
+        user = self.get_or_none(User, user_id)
+        if user is None or not user.enabled:
+            raise Unauthenticated("user is unknown or disabled")
+        return user
+
+    def _user_for(self, who: Principal, user_id: UUID) -> User:
+        if who.user_id != user_id and not who.admin:
+            raise NotFound("user not found")
+        user = self.get_or_none(User, user_id)
+        if user is None:
+            raise NotFound("user not found")
+        return user
+
+    def update_user(self, who: Principal, user_id: UUID, name: Any = None, metadata: Any = None,
+                    meta: Meta = Meta()) -> Done:
+        name = None if name is None else check_name(name)
+        metadata = None if metadata is None else check_metadata(metadata)
+
+        def build() -> tuple[User, list[Entity]]:
+            user = self._user_for(who, user_id)
+            user.update(name, metadata)
+            return user, [user]
+
+        return self.commit(build, meta)
+
+    def update_user_tags(self, who: Principal, user_id: UUID, tags: Any, meta: Meta = Meta()) -> Done:
+        tags = check_tags(tags)
+
+        def build() -> tuple[User, list[Entity]]:
+            user = self._user_for(who, user_id)
+            user.update_tags(tags)
+            return user, [user]
+
+        return self.commit(build, meta)
+
+    def change_user_secret(self, who: Principal, old: Any, new: Any, meta: Meta = Meta()) -> Done:
+        check_secret(new)
+        user = self.get_or_none(User, who.user_id)
+        if user is None or not isinstance(old, str) or not self.hasher.verify(user.secret_hash, old):
+            raise Unauthenticated("wrong secret")
+        new_hash = self.hasher.hash(new)
+
+        def build() -> tuple[User, list[Entity]]:
+            current = self._user_for(who, who.user_id)
+            current.change_secret(secret_hash=new_hash)
+            return current, [current]
+
+        return self.commit(build, meta)
+
+    def set_user_enabled(self, who: Principal, user_id: UUID, enabled: bool, meta: Meta = Meta()) -> Done:
+        def build() -> tuple[User, list[Entity]]:
+            user = self._user_for(who, user_id)
+            if user.role == "admin" and not enabled and who.user_id == user_id:
+                raise Forbidden("an administrator cannot disable itself")
+            user.enable() if enabled else user.disable()
+            return user, [user]
+
+        return self.commit(build, meta)
+
+
+MAX_METADATA_BYTES = 64 * 1024
+MAX_METADATA_DEPTH = 16
+
+
+def _depth(value: Any, level: int = 0) -> int:
+    if level > MAX_METADATA_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level + 1)
+    return level
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    if metadata is None:
+        return {}
+    if not isinstance(metadata, dict):
+        raise Invalid("metadata must be a JSON object")
+    if _depth(metadata) > MAX_METADATA_DEPTH:
+        raise Invalid(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+    if len(repr(metadata)) > MAX_METADATA_BYTES:
+        raise Invalid("metadata is too large")
+    return metadata

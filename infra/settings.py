@@ -1,0 +1,86 @@
+"""Settings: the only reader of the environment (every variable is prefixed ``SMQ_``)."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration such as ``15m``, ``24h`` or ``1h30m``."""
+    text = text.strip()
+    if text.isdigit():
+        return float(text)
+    pos, total = 0, 0.0
+    for m in _DURATION.finditer(text):
+        if m.start() != pos:
+            raise ValueError(f"invalid duration {text!r}")
+        total += float(m.group(1)) * _UNITS[m.group(2)]
+        pos = m.end()
+    if pos != len(text) or pos == 0:
+        raise ValueError(f"invalid duration {text!r}")
+    return total
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every knob of the service, read once from the environment."""
+
+    http_host: str = "127.0.0.1"
+    http_port: int = 9000
+    data_dir: Path = Path(".smq")
+    database_url: str | None = None
+    nats_url: str | None = None
+    redis_url: str | None = None
+    jwt_secret: str | None = None
+    access_ttl: float = 15 * 60
+    refresh_ttl: float = 24 * 3600
+    admin_identity: str | None = None
+    admin_secret: str | None = None
+    # Names on the shared servers; tests give each run its own.
+    stream: str = "SMQ_EVENTS"
+    events_subject: str = "events"
+    messages_subject: str = "channels"
+    redis_prefix: str = "smq:"
+    # How long a query waits for the views to reach the caller's last write.
+    rw_wait: float = 5.0
+    store_workers: int = 8
+    log_level: str = "INFO"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        e = dict(os.environ if env is None else env)
+
+        def get(name: str) -> str | None:
+            value = e.get("SMQ_" + name)
+            return value if value not in (None, "") else None
+
+        s = cls()
+        return replace(
+            s,
+            http_host=get("HTTP_HOST") or s.http_host,
+            http_port=int(get("HTTP_PORT") or s.http_port),
+            data_dir=Path(get("DATA_DIR") or s.data_dir),
+            database_url=get("DATABASE_URL"),
+            nats_url=get("NATS_URL"),
+            redis_url=get("REDIS_URL"),
+            jwt_secret=get("JWT_SECRET"),
+            access_ttl=parse_duration(get("ACCESS_TOKEN_TTL") or "15m"),
+            refresh_ttl=parse_duration(get("REFRESH_TOKEN_TTL") or "24h"),
+            admin_identity=get("ADMIN_IDENTITY"),
+            admin_secret=get("ADMIN_SECRET"),
+            stream=get("NATS_STREAM") or s.stream,
+            events_subject=get("EVENTS_SUBJECT") or s.events_subject,
+            messages_subject=get("MESSAGES_SUBJECT") or s.messages_subject,
+            redis_prefix=get("REDIS_PREFIX") or s.redis_prefix,
+            rw_wait=parse_duration(get("RW_WAIT") or "5s"),
+            store_workers=int(get("STORE_WORKERS") or s.store_workers),
+            log_level=get("LOG_LEVEL") or s.log_level,
+            extra={k[4:]: v for k, v in e.items() if k.startswith("SMQ_")},
+        )

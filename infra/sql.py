@@ -1,0 +1,25 @@
+"""The SQL side of the views: a psycopg pool and the schema."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+
+
+async def open_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
+                               kwargs={"autocommit": True})
+    await pool.open(wait=True, timeout=15)
+    async with pool.connection() as conn:
+        await migrate(conn)
+    return pool
+
+
+async def migrate(conn: AsyncConnection) -> None:
+    """Create the view tables; every statement is idempotent. One lock so that two starts don't race."""
+    sql = resources.files("projections").joinpath("schema.sql").read_text()
+    async with conn.transaction():
+        await conn.execute("select pg_advisory_xact_lock(7423001)")
+        await conn.execute(sql)  # type: ignore[arg-type]

@@ -1,0 +1,55 @@
+"""The event store gateway: runs the synchronous eventsourcing Application off the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from domain.app import Done, Smq
+from projections.envelope import Envelope, from_stored
+
+T = TypeVar("T")
+
+
+class Store:
+    """Async face of the store; every call runs in a small thread pool."""
+
+    def __init__(self, app: Smq, workers: int = 8) -> None:
+        self.app = app
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="store")
+        self._committed: list[Callable[[int], None]] = []
+
+    def on_commit(self, callback: Callable[[int], None]) -> None:
+        """Called (on the loop) with the position of each commit made through this gateway."""
+        self._committed.append(callback)
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+
+    async def command(self, fn: Callable[..., Done], *args: Any, **kwargs: Any) -> Done:
+        done = await self.run(fn, *args, **kwargs)
+        if done.position is not None:
+            for cb in self._committed:
+                cb(done.position)
+        return done
+
+    def _read(self, after: int, limit: int) -> list[Envelope]:
+        rows = self.app.recorder.select_notifications(after + 1, limit)
+        decode = self.app.mapper.transcoder.decode
+        return [from_stored(n.id, n.topic, n.originator_id, n.originator_version, decode(n.state))
+                for n in rows]
+
+    async def read(self, after: int, limit: int = 500) -> list[Envelope]:
+        """Envelopes of the events after ``after``, in global order."""
+        return await self.run(self._read, after, limit)
+
+    async def max_position(self) -> int:
+        return await self.run(lambda: self.app.recorder.max_notification_id() or 0)
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+        self.app.close()

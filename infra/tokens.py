@@ -1,0 +1,61 @@
+"""JWT access and refresh tokens: HS512, with sub, identity, type, iat and exp."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import jwt
+
+from domain.errors import Unauthenticated
+
+ISSUER = "smq.auth"
+ALGORITHM = "HS512"
+
+
+@dataclass(frozen=True)
+class Claims:
+    user_id: UUID
+    identity: str
+    role: str
+    type: str
+
+
+class Tokens:
+    """Issues and checks tokens; every fault is the same 401 to the caller."""
+
+    def __init__(self, secret: str, access_ttl: float, refresh_ttl: float) -> None:
+        if len(secret.encode()) < 32:
+            raise ValueError("the JWT secret must be at least 32 bytes")
+        self._secret = secret
+        self.access_ttl, self.refresh_ttl = access_ttl, refresh_ttl
+
+    def _encode(self, user_id: UUID, identity: str, role: str, kind: str, ttl: float, now: float) -> str:
+        claims: dict[str, Any] = {
+            "iss": ISSUER, "sub": str(user_id), "identity": identity, "role": role,
+            "type": kind, "iat": int(now), "exp": int(now + ttl),
+        }
+        return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
+
+    def issue(self, user_id: UUID, identity: str, role: str) -> dict[str, str]:
+        now = time.time()
+        return {
+            "access_token": self._encode(user_id, identity, role, "access", self.access_ttl, now),
+            "refresh_token": self._encode(user_id, identity, role, "refresh", self.refresh_ttl, now),
+            "access_type": "Bearer",
+        }
+
+    def check(self, token: str, kind: str) -> Claims:
+        try:
+            claims = jwt.decode(
+                token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
+                options={"require": ["exp", "iat", "sub", "type", "iss"]},
+            )
+            if claims.get("type") != kind:
+                raise Unauthenticated(f"not an {kind} token" if kind == "access" else f"not a {kind} token")
+            return Claims(UUID(claims["sub"]), str(claims.get("identity", "")),
+                          str(claims.get("role", "user")), kind)
+        except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
+            raise Unauthenticated("invalid or expired token") from exc

@@ -1,0 +1,1 @@
+"""Read models: pure functions from events to view changes, and their writers."""

@@ -1,0 +1,106 @@
+"""The relay: tails the store's notification log and publishes each event on JetStream once.
+
+Each event is published with ``Nats-Msg-Id`` = its position and
+``Nats-Expected-Last-Msg-Id`` = the previous event's position, so the stream
+accepts events only in store order, never twice and never with a gap, however
+often the relay is killed and restarted. Where to resume is read off the stream
+itself (the position header of its last message).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from nats.js import JetStreamContext
+from nats.js.errors import APIError, NotFoundError
+from psycopg_pool import AsyncConnectionPool
+
+from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID, POSITION
+from infra.store import Store
+from projections.envelope import encode
+
+log = logging.getLogger("smq.relay")
+
+
+class Relay:
+    """One active relay per event store."""
+
+    def __init__(self, store: Store, js: JetStreamContext, stream: str, root: str,
+                 pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02) -> None:
+        self.store, self.js, self.stream, self.root = store, js, stream, root
+        self.pool, self.batch, self.idle = pool, batch, idle
+        self.position = 0
+        self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
+        store.on_commit(lambda _pos: self._wake.set())
+
+    async def published_position(self) -> int:
+        """Position of the last event on the stream (0 for an empty stream)."""
+        info = await self.js.stream_info(self.stream)
+        if info.state.last_seq == 0:
+            return 0
+        try:
+            msg = await self.js.get_msg(self.stream, info.state.last_seq)
+        except NotFoundError:
+            return await self._checkpoint()
+        headers = msg.headers or {}
+        return int(headers.get(POSITION) or headers.get(MSG_ID) or 0)
+
+    async def _checkpoint(self) -> int:
+        if self.pool is None:
+            return 0
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute("select position from relay_checkpoint where id=1")).fetchone()
+        return int(row[0]) if row else 0
+
+    async def _save_checkpoint(self) -> None:
+        if self.pool is None:
+            return
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "insert into relay_checkpoint values (1, %s) on conflict (id) do update set position=excluded.position"
+                " where relay_checkpoint.position < excluded.position", (self.position,))
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+
+    async def run(self) -> None:
+        self.position = await self.published_position()
+        log.info("relay resumes after position %d", self.position)
+        while not self._stop.is_set():
+            try:
+                sent = await self.publish_once()
+            except (APIError, asyncio.TimeoutError, OSError) as exc:
+                log.warning("relay: publish failed (%s); resuming from the stream", exc)
+                await asyncio.sleep(0.2)
+                self.position = await self.published_position()
+                continue
+            if sent < self.batch:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self.idle if sent == 0 else 0)
+                except asyncio.TimeoutError:
+                    pass
+
+    async def publish_once(self) -> int:
+        """Publish the next batch; returns how many events it carried."""
+        batch = await self.store.read(self.position, self.batch)
+        if not batch:
+            return 0
+        previous = self.position
+        futures = []
+        for env in batch:
+            headers = {MSG_ID: str(env.position), POSITION: str(env.position)}
+            if previous:
+                headers[EXPECTED_LAST_MSG_ID] = str(previous)
+            futures.append(await self.js.publish_async(env.subject(self.root), encode(env), headers=headers))
+            previous = env.position
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for env, result in zip(batch, results, strict=True):
+            if isinstance(result, BaseException):
+                raise result if isinstance(result, Exception) else RuntimeError(str(result))
+            self.position = env.position
+        await self._save_checkpoint()
+        return len(batch)
