@@ -22,7 +22,7 @@ async def connect(url: str, name: str) -> Client:
         log.warning("nats: %s", exc)
 
     return await nats.connect(url, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
-                              error_cb=error_cb, connect_timeout=5)
+                              error_cb=error_cb, connect_timeout=5, drain_timeout=5)
 
 
 async def ensure_stream(js: JetStreamContext, stream: str, root: str) -> None:

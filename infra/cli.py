@@ -19,75 +19,20 @@ ROLES = ("serve", "api", "relay", "projector", "saga")
 
 
 # -- server roles ---------------------------------------------------------------------------
-async def run_roles(settings: Settings, roles: set[str], ready: asyncio.Event | None = None,
-                    stop: asyncio.Event | None = None) -> None:
-    """Run the given roles in this process until SIGTERM/SIGINT (or ``stop``)."""
-    from aiohttp import web
+async def run_roles(settings: Settings, roles: set[str]) -> None:
+    """Run the given roles in this process until SIGTERM or SIGINT."""
+    from infra.runtime import Service
 
-    from command_api.app import create_app
-    from infra.container import Container
-    from workers.projector import Projector, ViewRunner
-    from workers.relay import Relay
-
-    c = await Container.start(settings)
-    stop = stop or asyncio.Event()
+    stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        try:
-            loop.add_signal_handler(sig, stop.set)
-        except (NotImplementedError, RuntimeError):
-            pass
-    workers: list[Any] = []
-    tasks: list[asyncio.Task[None]] = []
-    runner = None
+        loop.add_signal_handler(sig, stop.set)
+    service = await Service.start(settings, roles)
     try:
-        if "relay" in roles:
-            relay = Relay(c.store, c.js, settings.stream, settings.events_subject, c.pool)
-            workers.append(relay)
-            tasks.append(asyncio.create_task(relay.run(), name="relay"))
-        if "projector" in roles:
-            proj = Projector([ViewRunner(v, c.js, settings.stream, settings.events_subject,
-                                         advanced=c.freshness.advanced) for v in c.views()])
-            workers.append(proj)
-            tasks.append(asyncio.create_task(proj.run(), name="projector"))
-        if "api" in roles:
-            runner = web.AppRunner(create_app(c), access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, settings.http_host, settings.http_port, reuse_port=True)
-            await site.start()
-        port = settings.http_port
-        if runner is not None:
-            for addr in runner.addresses:
-                port = addr[1]
-        print(json.dumps({"http": f"http://{settings.http_host}:{port}" if runner else None,
-                          "nats": c.nats_url, "redis": c.redis_url,
-                          "database": _redact(c.database_url), "roles": sorted(roles),
-                          "data_dir": str(settings.data_dir)}), flush=True)
-        if ready:
-            ready.set()
+        print(json.dumps(service.describe()), flush=True)
         await stop.wait()
     finally:
-        if runner is not None:
-            await runner.cleanup()  # stops accepting, waits for requests in flight
-        for w in workers:
-            w.stop()
-        for t in tasks:
-            try:
-                await asyncio.wait_for(t, 10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                t.cancel()
-            except Exception:  # noqa: BLE001 - already logged by the worker
-                logging.getLogger("smq").exception("worker %s failed", t.get_name())
-        await c.close()
-
-
-def _redact(url: str) -> str:
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
+        await service.stop()
 
 
 # -- client commands ------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +30,8 @@ class Tokens:
     def __init__(self, secret: str, access_ttl: float, refresh_ttl: float) -> None:
         if len(secret.encode()) < 32:
             raise ValueError("the JWT secret must be at least 32 bytes")
-        self._secret = secret
+        # HS512 wants a 64-byte key; the configured secret (32 bytes or more) is stretched to one.
+        self._secret = hashlib.sha512(b"smq-es/jwt/" + secret.encode()).digest()
         self.access_ttl, self.refresh_ttl = access_ttl, refresh_ttl
 
     def _encode(self, user_id: UUID, identity: str, role: str, kind: str, ttl: float, now: float) -> str:

@@ -64,12 +64,22 @@ class ViewRunner:
         while not self._stop.is_set():
             try:
                 sub = await self._subscribe()
-                await self._consume(sub)
+                try:
+                    await self._consume(sub)
+                finally:
+                    await self._unsubscribe(sub)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("view %s: failed; resubscribing from its stored position", self.view.name)
                 await asyncio.sleep(0.5)
+
+    @staticmethod
+    async def _unsubscribe(sub: object) -> None:
+        try:
+            await sub.unsubscribe()  # type: ignore[attr-defined]
+        except Exception:  # noqa: BLE001 - the connection may be gone already
+            log.debug("unsubscribe failed", exc_info=True)
 
     async def _consume(self, sub: object) -> None:
         while not self._stop.is_set():

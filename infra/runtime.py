@@ -1,0 +1,97 @@
+"""A running service: the container plus the roles asked for, with a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from command_api.app import create_app
+from infra.container import Container
+from infra.settings import Settings
+from workers.projector import Projector, ViewRunner
+from workers.relay import Relay
+
+log = logging.getLogger("smq")
+ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
+
+
+def redact(url: str) -> str:
+    """A URL without its password."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user, sep, password = creds.partition(":")
+    return f"{scheme}://{user}:***@{host}" if sep and password else f"{scheme}://{user}@{host}"
+
+
+@dataclass
+class Service:
+    """Roles of one process sharing one container."""
+
+    settings: Settings
+    roles: frozenset[str]
+    container: Container
+    relay: Relay | None = None
+    projector: Projector | None = None
+    runner: web.AppRunner | None = None
+    port: int | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @classmethod
+    async def start(cls, settings: Settings, roles: set[str] | frozenset[str] = ALL_ROLES) -> Service:
+        c = await Container.start(settings)
+        svc = cls(settings, frozenset(roles), c)
+        try:
+            await svc._start_roles()
+        except BaseException:
+            await svc.stop()
+            raise
+        return svc
+
+    async def _start_roles(self) -> None:
+        c, s = self.container, self.settings
+        if "relay" in self.roles:
+            self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool)
+            self.tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+        if "projector" in self.roles:
+            self.projector = Projector([
+                ViewRunner(v, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)
+                for v in c.views()])
+            self.tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
+        if "api" in self.roles:
+            self.runner = web.AppRunner(create_app(c), access_log=None)
+            await self.runner.setup()
+            site = web.TCPSite(self.runner, s.http_host, s.http_port, reuse_port=True)
+            await site.start()
+            self.port = self.runner.addresses[0][1]
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.port}"
+
+    def describe(self) -> dict[str, Any]:
+        c = self.container
+        return {"http": self.url if self.runner else None, "nats": c.nats_url, "redis": c.redis_url,
+                "database": redact(c.database_url), "roles": sorted(self.roles),
+                "data_dir": str(self.settings.data_dir)}
+
+    async def stop(self) -> None:
+        """Stop accepting, finish what is in flight, stop the workers, drain NATS."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+        for worker in (self.relay, self.projector):
+            if worker is not None:
+                worker.stop()
+        for task in self.tasks:
+            try:
+                await asyncio.wait_for(task, 10)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                task.cancel()
+            except Exception:  # noqa: BLE001 - the worker logged it
+                log.exception("worker %s failed", task.get_name())
+        await self.container.close()
