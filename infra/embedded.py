@@ -75,6 +75,7 @@ class Embedded:
     pg: object | None = None
 
     def start_nats(self, data_dir: Path) -> str:
+        data_dir = data_dir.resolve()
         store = data_dir / "nats"
         run = data_dir / "run"
         store.mkdir(parents=True, exist_ok=True)
@@ -104,6 +105,7 @@ class Embedded:
         return url
 
     def start_redis(self, data_dir: Path) -> str:
+        data_dir = data_dir.resolve()  # redis-server changes into --dir before opening its log
         store = data_dir / "redis"
         store.mkdir(parents=True, exist_ok=True)
         for _ in range(5):

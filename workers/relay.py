@@ -27,9 +27,10 @@ class Relay:
     """One active relay per event store."""
 
     def __init__(self, store: Store, js: JetStreamContext, stream: str, root: str,
-                 pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02) -> None:
+                 pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02,
+                 ack_wait: float = 10.0) -> None:
         self.store, self.js, self.stream, self.root = store, js, stream, root
-        self.pool, self.batch, self.idle = pool, batch, idle
+        self.pool, self.batch, self.idle, self.ack_wait = pool, batch, idle, ack_wait
         self.position = 0
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -85,20 +86,31 @@ class Relay:
                     pass
 
     async def publish_once(self) -> int:
-        """Publish the next batch; returns how many events it carried."""
+        """Publish the next batch; returns how many events it carried.
+
+        The first event goes out with a plain publish, whose refusal (a wrong last
+        message id: another relay got ahead) raises at once; the rest are pipelined.
+        nats-py never resolves a pipelined publish that the server refuses, so the
+        acknowledgements are awaited within a bound.
+        """
         batch = await self.store.read(self.position, self.batch)
         if not batch:
             return 0
         previous = self.position
         futures = []
-        for env in batch:
+        for i, env in enumerate(batch):
             headers = {MSG_ID: str(env.position), POSITION: str(env.position)}
             if previous:
                 headers[EXPECTED_LAST_MSG_ID] = str(previous)
-            futures.append(await self.js.publish_async(env.subject(self.root), encode(env), headers=headers))
+            if i == 0:
+                await self.js.publish(env.subject(self.root), encode(env), headers=headers)
+            else:
+                futures.append(await self.js.publish_async(env.subject(self.root), encode(env),
+                                                           headers=headers))
             previous = env.position
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for env, result in zip(batch, results, strict=True):
+        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), self.ack_wait)
+        self.position = batch[0].position
+        for env, result in zip(batch[1:], results, strict=True):
             if isinstance(result, BaseException):
                 raise result if isinstance(result, Exception) else RuntimeError(str(result))
             self.position = env.position

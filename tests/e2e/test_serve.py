@@ -1,0 +1,93 @@
+"""`smq serve` as a newcomer runs it: nothing configured, everything embedded, data kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+
+def _call(base: str, method: str, path: str, body: Any = None, token: str | None = None) -> tuple[int, Any]:
+    req = urllib.request.Request(base + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Content-Type", "application/json")
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read() or b"null")
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"null")
+
+
+def _start(data: Path) -> tuple[subprocess.Popen[str], dict[str, Any]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SMQ_")}
+    env.update(SMQ_DATA_DIR=str(data), SMQ_HTTP_PORT="0")
+    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"], env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            cwd=Path(__file__).resolve().parents[2])
+    assert proc.stdout is not None
+    line = proc.stdout.readline()  # the one line that says where it listens; bounded by the test timeout
+    if not line:
+        proc.wait(10)
+        pytest.fail(f"smq serve exited with {proc.returncode} before listening")
+    return proc, json.loads(line)
+
+
+def _children_of(pid: int) -> set[int]:
+    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True)
+    return {int(p) for p in out.stdout.split()}
+
+
+def _stop(proc: subprocess.Popen[str]) -> int:
+    proc.send_signal(signal.SIGTERM)
+    return proc.wait(60)
+
+
+@pytest.mark.timeout(240)
+def test_serve_embedded_default_survives_restart(tmp_path: Path) -> None:
+    data = tmp_path / "smq"
+    proc, where = _start(data)
+    try:
+        base = where["http"]
+        assert where["nats"].startswith("nats://127.0.0.1:") and where["redis"].startswith("redis://127.0.0.1:")
+        children = _children_of(proc.pid)
+        assert len(children) >= 2  # its own nats-server and redis-server (and PostgreSQL)
+        assert _call(base, "GET", "/health")[0] == 200
+        st, user = _call(base, "POST", "/users", {"name": "John Doe", "credentials": {
+            "identity": "john.doe@email.com", "secret": "12345678"}, "status": "enabled"})
+        assert st == 201, user
+        st, tokens = _call(base, "POST", "/users/tokens/issue",
+                           {"identity": "john.doe@email.com", "secret": "12345678"})
+        assert st == 201
+    finally:
+        code = _stop(proc)
+    assert code == 0
+    deadline = time.monotonic() + 15
+    while any(os.path.exists(f"/proc/{c}") and "Z" not in open(f"/proc/{c}/stat").read().split()[2]
+              for c in children):
+        assert time.monotonic() < deadline, "embedded servers outlived smq serve"
+        time.sleep(0.1)
+
+    proc, where = _start(data)
+    try:
+        base = where["http"]
+        # The account, and the signing key, were kept in the data folder.
+        st, profile = _call(base, "GET", "/users/profile", token=tokens["access_token"])
+        assert st == 200 and profile["id"] == user["id"]
+        st, again = _call(base, "POST", "/users/tokens/issue",
+                          {"identity": "john.doe@email.com", "secret": "12345678"})
+        assert st == 201
+        st, _ = _call(base, "POST", "/users", {"credentials": {"identity": "john.doe@email.com",
+                                                                "secret": "12345678"}})
+        assert st == 409
+    finally:
+        assert _stop(proc) == 0
