@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from command_api import health, users
+from command_api import channels, events, health, things, users
 from command_api.context import CONTAINER
 from command_api.errors import errors_middleware
 from infra.container import Container
@@ -40,4 +40,7 @@ def create_app(c: Container) -> web.Application:
     app[CONTAINER] = c
     app.add_routes(health.routes)
     app.add_routes(users.routes)
+    app.add_routes(things.routes)
+    app.add_routes(channels.routes)
+    app.add_routes(events.routes)
     return app

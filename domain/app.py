@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
@@ -12,10 +11,14 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import Entity, Meta, UniqueKey, key_id
+from domain.channels import ChannelCases
+from domain.common import NO_META, Done, Principal, check_metadata
 from domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from domain.things import ThingCases
 from domain.users import ROLES, User, check_identity, check_name, check_secret, check_tags
 
 T = TypeVar("T")
+__all__ = ["Done", "Hasher", "PlainHasher", "Principal", "Smq", "check_metadata"]
 A = TypeVar("A", bound=Entity)
 RETRIES = 8
 
@@ -42,23 +45,7 @@ class PlainHasher:
         return hmac.compare_digest(secret_hash.encode(), ("plain$" + secret).encode())
 
 
-@dataclass(frozen=True)
-class Principal:
-    """The authenticated caller of a command."""
-
-    user_id: UUID
-    admin: bool = False
-
-
-@dataclass(frozen=True)
-class Done:
-    """What a command returns: its result and the global position of its last event."""
-
-    result: Any
-    position: int | None
-
-
-class Smq(Application):
+class Smq(ThingCases, ChannelCases, Application):
     """Every write of the platform, and the few reads that must see the write model."""
 
     name = "smq"
@@ -67,6 +54,9 @@ class Smq(Application):
         super().__init__(env)
         self.hasher: Hasher = hasher or PlainHasher()
         self._dummy_hash: str | None = None
+        # How a command's events reach the store: one save each here; infra installs a
+        # group committer that shares transactions between concurrent commands.
+        self.saver: Callable[..., list[Any]] = self.save
 
     # -- plumbing ---------------------------------------------------------------
     def commit(self, build: Callable[[], tuple[T, Sequence[Entity]]], meta: Meta) -> Done:
@@ -83,8 +73,9 @@ class Smq(Application):
                 agg.stamp(meta)
             if not changed:
                 return Done(result, None)
+            events = [e for agg in changed for e in agg.collect_events()]
             try:
-                recordings = self.save(*changed)
+                recordings = self.saver(*events)
             except IntegrityError:
                 continue
             return Done(result, max(r.notification.id for r in recordings))
@@ -115,7 +106,7 @@ class Smq(Application):
     # -- users ------------------------------------------------------------------
     def create_user(self, identity: Any, secret: Any, name: Any = "", metadata: Any = None,
                     tags: Any = None, status: Any = "enabled", role: str = "user",
-                    meta: Meta = Meta()) -> Done:
+                    meta: Meta = NO_META) -> Done:
         identity = check_identity(identity)
         check_secret(secret)
         name = check_name(name if name is not None else "")
@@ -170,7 +161,7 @@ class Smq(Application):
         return user
 
     def update_user(self, who: Principal, user_id: UUID, name: Any = None, metadata: Any = None,
-                    meta: Meta = Meta()) -> Done:
+                    meta: Meta = NO_META) -> Done:
         name = None if name is None else check_name(name)
         metadata = None if metadata is None else check_metadata(metadata)
 
@@ -181,7 +172,7 @@ class Smq(Application):
 
         return self.commit(build, meta)
 
-    def update_user_tags(self, who: Principal, user_id: UUID, tags: Any, meta: Meta = Meta()) -> Done:
+    def update_user_tags(self, who: Principal, user_id: UUID, tags: Any, meta: Meta = NO_META) -> Done:
         tags = check_tags(tags)
 
         def build() -> tuple[User, list[Entity]]:
@@ -191,7 +182,7 @@ class Smq(Application):
 
         return self.commit(build, meta)
 
-    def change_user_secret(self, who: Principal, old: Any, new: Any, meta: Meta = Meta()) -> Done:
+    def change_user_secret(self, who: Principal, old: Any, new: Any, meta: Meta = NO_META) -> Done:
         check_secret(new)
         user = self.get_or_none(User, who.user_id)
         if user is None or not isinstance(old, str) or not self.hasher.verify(user.secret_hash, old):
@@ -205,7 +196,7 @@ class Smq(Application):
 
         return self.commit(build, meta)
 
-    def set_user_enabled(self, who: Principal, user_id: UUID, enabled: bool, meta: Meta = Meta()) -> Done:
+    def set_user_enabled(self, who: Principal, user_id: UUID, enabled: bool, meta: Meta = NO_META) -> Done:
         def build() -> tuple[User, list[Entity]]:
             user = self._user_for(who, user_id)
             if user.role == "admin" and not enabled and who.user_id == user_id:
@@ -215,28 +206,3 @@ class Smq(Application):
 
         return self.commit(build, meta)
 
-
-MAX_METADATA_BYTES = 64 * 1024
-MAX_METADATA_DEPTH = 16
-
-
-def _depth(value: Any, level: int = 0) -> int:
-    if level > MAX_METADATA_DEPTH:
-        return level
-    if isinstance(value, dict):
-        return max((_depth(v, level + 1) for v in value.values()), default=level + 1)
-    if isinstance(value, list):
-        return max((_depth(v, level + 1) for v in value), default=level + 1)
-    return level
-
-
-def check_metadata(metadata: Any) -> dict[str, Any]:
-    if metadata is None:
-        return {}
-    if not isinstance(metadata, dict):
-        raise Invalid("metadata must be a JSON object")
-    if _depth(metadata) > MAX_METADATA_DEPTH:
-        raise Invalid(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
-    if len(repr(metadata)) > MAX_METADATA_BYTES:
-        raise Invalid("metadata is too large")
-    return metadata

@@ -21,16 +21,22 @@ from domain.errors import Conflict
 from infra import bus, sql
 from infra.embedded import Embedded
 from infra.freshness import Freshness
+from infra.groupcommit import GroupCommitter
 from infra.hashing import Argon2Hasher
 from infra.settings import Settings
 from infra.store import Store
 from infra.tokens import Tokens
+from projections.channels import channels_view
+from projections.events import events_view
+from projections.lookups import ThingKeysView
 from projections.sqlview import SqlView
+from projections.things import things_view
 from projections.users import users_view
 
 log = logging.getLogger("smq")
 
-REDIS_VIEWS: tuple[str, ...] = ()
+# Views kept in Redis: their positions live in Redis too (``{prefix}pos:{view}``).
+REDIS_VIEWS: tuple[str, ...] = (ThingKeysView.name,)
 
 
 def store_env(database_url: str | None) -> dict[str, str]:
@@ -93,6 +99,7 @@ class Container:
             nats_url = settings.nats_url or embedded.start_nats(data)
             redis_url = settings.redis_url or embedded.start_redis(data)
             app = Smq(env=store_env(database_url), hasher=Argon2Hasher())
+            app.saver = GroupCommitter(app.save)
             store = Store(app, settings.store_workers)
             pool = await sql.open_pool(database_url)
             redis = Redis.from_url(redis_url)
@@ -131,10 +138,14 @@ class Container:
                 self.admin_id = str(user.id)
 
     def sql_views(self) -> list[SqlView]:
-        return [users_view(self.pool)]
+        return [users_view(self.pool), things_view(self.pool), channels_view(self.pool),
+                events_view(self.pool)]
+
+    def thing_keys(self) -> ThingKeysView:
+        return ThingKeysView(self.redis, self.settings.redis_prefix)
 
     def views(self) -> list[Any]:
-        return [*self.sql_views()]
+        return [*self.sql_views(), self.thing_keys()]
 
     async def close(self) -> None:
         try:

@@ -83,5 +83,5 @@ class Freshness:
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.01))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass

@@ -90,7 +90,7 @@ class Service:
         for task in self.tasks:
             try:
                 await asyncio.wait_for(task, 10)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 task.cancel()
             except Exception:  # noqa: BLE001 - the worker logged it
                 log.exception("worker %s failed", task.get_name())

@@ -10,6 +10,7 @@ from psycopg_pool import AsyncConnectionPool
 from projections.envelope import Envelope
 
 Handler = Callable[[AsyncCursor, Envelope], Awaitable[None]]
+ANY = ("*", "*")  # the key of a handler for every event
 
 
 class SqlView:
@@ -37,7 +38,7 @@ class SqlView:
                 last_seq = seq
                 if env.position <= done:
                     continue
-                handler = self.handlers.get((env.aggregate, env.type))
+                handler = self.handlers.get((env.aggregate, env.type)) or self.handlers.get(ANY)
                 if handler is not None:
                     await handler(cur, env)
                 last_pos = env.position

@@ -85,7 +85,7 @@ class ViewRunner:
         while not self._stop.is_set():
             try:
                 msgs = await sub.fetch(self.batch, timeout=0.5)  # type: ignore[attr-defined]
-            except (NatsTimeout, asyncio.TimeoutError):
+            except (TimeoutError, NatsTimeout):
                 continue
             if not msgs:
                 continue

@@ -73,7 +73,7 @@ class Relay:
         while not self._stop.is_set():
             try:
                 sent = await self.publish_once()
-            except (APIError, asyncio.TimeoutError, OSError) as exc:
+            except (TimeoutError, APIError, OSError) as exc:
                 log.warning("relay: publish failed (%s); resuming from the stream", exc)
                 await asyncio.sleep(0.2)
                 self.position = await self.published_position()
@@ -82,7 +82,7 @@ class Relay:
                 self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.idle if sent == 0 else 0)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     pass
 
     async def publish_once(self) -> int:

@@ -13,8 +13,8 @@ from infra.bus import MSG_ID, POSITION
 from infra.container import Container
 from infra.settings import Settings
 from projections.users import users_view
-from workers.relay import Relay
 from tests.conftest import eventually
+from workers.relay import Relay
 
 
 @pytest.fixture

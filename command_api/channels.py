@@ -1,0 +1,137 @@
+"""Channels: create (one or in bulk), read, list, update, enable and disable, share."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.context import committed, container, meta, principal
+from command_api.listing import ID, Table, entity_id, get_one, list_page
+from command_api.things import Share
+from domain.channels import Channel
+
+routes = web.RouteTableDef()
+
+CHANNELS = Table(view="channels", table="channels_view", shares="channel_shares",
+                 share_column="channel_id",
+                 columns="id, owner, name, description, metadata, status, created_at, updated_at",
+                 what="channel", plural="channels")
+
+
+class UpdateChannel(msgspec.Struct):
+    name: str | None = None
+    description: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+def _shape(cid: Any, owner: Any, name: str, description: str, metadata: dict[str, Any],
+           created: Any, updated: Any, status: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(cid), "owner_id": str(owner), "name": name}
+    if description:
+        out["description"] = description
+    if metadata:
+        out["metadata"] = metadata
+    out.update(created_at=wire.timestamp(created), updated_at=wire.timestamp(updated), status=status)
+    return out
+
+
+def channel_json(ch: Channel) -> dict[str, Any]:
+    return _shape(ch.id, ch.owner, ch.name, ch.description, ch.metadata, ch.created_at,
+                  ch.updated_at, ch.status)
+
+
+def row_json(r: tuple[Any, ...]) -> dict[str, Any]:
+    cid, owner, name, description, metadata, status, created, updated = r
+    return _shape(cid, owner, name, description, metadata, created, updated, status)
+
+
+@routes.post("/channels")
+async def create_channel(request: web.Request) -> web.Response:
+    who = principal(request)
+    item = await wire.body(request, dict[str, Any])
+    c = container(request)
+    done = await c.store.command(c.store.app.create_channels, who, [item], meta=meta(request))
+    channel: Channel = done.result[0]
+    headers = await committed(request, done, also=[str(channel.id)])
+    headers["Location"] = f"/channels/{channel.id}"
+    return wire.json(channel_json(channel), status=201, headers=headers)
+
+
+@routes.post("/channels/bulk")
+async def create_channels(request: web.Request) -> web.Response:
+    who = principal(request)
+    items = await wire.body(request, list[Any])
+    c = container(request)
+    done = await c.store.command(c.store.app.create_channels, who, items, meta=meta(request))
+    channels: list[Channel] = done.result
+    headers = await committed(request, done, also=[str(ch.id) for ch in channels])
+    return wire.json({"total": len(channels), "channels": [channel_json(ch) for ch in channels]},
+                     headers=headers)
+
+
+@routes.get("/channels")
+async def list_channels(request: web.Request) -> web.Response:
+    return await list_page(request, CHANNELS, row_json)
+
+
+@routes.get(f"/channels/{ID}")
+async def get_channel(request: web.Request) -> web.Response:
+    return await get_one(request, CHANNELS, row_json)
+
+
+async def _answer(request: web.Request, done: Any, *also: str) -> web.Response:
+    channel: Channel = done.result
+    headers = await committed(request, done, also=[str(channel.id), *also])
+    return wire.json(channel_json(channel), headers=headers)
+
+
+async def _update(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, UpdateChannel)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_channel, who, entity_id(request, "channel"),
+                                 name=body.name, description=body.description, metadata=body.metadata,
+                                 meta=meta(request))
+    return await _answer(request, done)
+
+
+@routes.put(f"/channels/{ID}")
+async def put_channel(request: web.Request) -> web.Response:
+    return await _update(request)
+
+
+@routes.patch(f"/channels/{ID}")
+async def patch_channel(request: web.Request) -> web.Response:
+    return await _update(request)
+
+
+async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    who = principal(request)
+    c = container(request)
+    done = await c.store.command(c.store.app.set_channel_enabled, who, entity_id(request, "channel"),
+                                 enabled, meta=meta(request))
+    return await _answer(request, done)
+
+
+@routes.post(f"/channels/{ID}/enable")
+async def enable_channel(request: web.Request) -> web.Response:
+    return await _set_enabled(request, True)
+
+
+@routes.post(f"/channels/{ID}/disable")
+async def disable_channel(request: web.Request) -> web.Response:
+    return await _set_enabled(request, False)
+
+
+@routes.post(f"/channels/{ID}/share")
+async def share_channel(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, Share)
+    users = body.users()
+    c = container(request)
+    done = await c.store.command(c.store.app.share_channel, who, entity_id(request, "channel"), users,
+                                 body.actions, meta=meta(request))
+    return await _answer(request, done, *(users or []))

@@ -1,0 +1,101 @@
+"""Reading owned, shareable entities from their SQL views: visibility, filters, paging."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.context import container, fresh, principal
+from domain.common import Principal
+from domain.errors import NotFound
+
+# Ids in paths: anything else is the router's 404, and fixed paths such as
+# /things/configs stay free for their own routes.
+ID = "{id:[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """Where a view keeps one kind of entity and who it is shared with."""
+
+    view: str          # the view's name, for read-your-writes
+    table: str
+    shares: str
+    share_column: str
+    columns: str
+    what: str          # "thing" or "channel", for messages
+    plural: str        # the list's key in the answer
+
+
+def entity_id(request: web.Request, what: str) -> UUID:
+    try:
+        return UUID(request.match_info["id"])
+    except ValueError as exc:
+        raise NotFound(f"{what} not found") from exc
+
+
+def visible(t: Table, who: Principal) -> tuple[str, list[Any]]:
+    """The condition on rows the caller may see: its own and those shared with c_list.
+
+    ``id = any(array(subquery))`` is evaluated once and can use the primary key, so with
+    the owner index the planner combines both in a bitmap instead of scanning the table.
+    """
+    if who.admin:
+        return "true", []
+    return (f"(owner = %s or id = any(array(select {t.share_column} from {t.shares}"  # noqa: S608
+            " where user_id = %s and 'c_list' = any(actions))))", [who.user_id, who.user_id])
+
+
+async def get_one(request: web.Request, t: Table, row_json: Callable[[tuple[Any, ...]], dict[str, Any]]
+                  ) -> web.Response:
+    who = principal(request)
+    eid = entity_id(request, t.what)
+    cond, args = visible(t, who)
+    c = container(request)
+    await fresh(request, t.view)
+    async with c.pool.connection() as conn:
+        row = await (await conn.execute(
+            f"select {t.columns} from {t.table} where id = %s and {cond}", [eid, *args])).fetchone()  # noqa: S608
+    if row is None:
+        raise NotFound(f"{t.what} not found")
+    return wire.json(row_json(row))
+
+
+async def list_page(request: web.Request, t: Table, row_json: Callable[[tuple[Any, ...]], dict[str, Any]]
+                    ) -> web.Response:
+    """``{limit, offset, total, <plural>}``: exact total under the filters, creation order."""
+    who = principal(request)
+    offset, limit = wire.paging(request)
+    status = wire.status_filter(request)
+    name = wire.name_filter(request)
+    metadata = wire.metadata_filter(request)
+    cond, args = visible(t, who)
+    where = [cond]
+    if status:
+        where.append("status = %s")
+        args.append(status)
+    if name is not None:
+        where.append("name = %s")
+        args.append(name)
+    if metadata is not None:
+        where.append("metadata @> %s::jsonb")
+        args.append(msgspec.json.encode(metadata).decode())
+    sql_where = " and ".join(where)
+    c = container(request)
+    await fresh(request, t.view)
+    async with c.pool.connection() as conn, conn.transaction():
+        # One snapshot for the count and the page, so the total matches the rows.
+        await conn.execute("set transaction isolation level repeatable read, read only")
+        total = (await (await conn.execute(
+            f"select count(*) from {t.table} where {sql_where}", args)).fetchone())[0]  # noqa: S608
+        rows = await (await conn.execute(
+            f"select {t.columns} from {t.table} where {sql_where}"  # noqa: S608
+            " order by created_pos limit %s offset %s", [*args, limit, offset])).fetchall()
+    return wire.json({"limit": limit, "offset": offset, "total": total,
+                      t.plural: [row_json(r) for r in rows]})

@@ -1,0 +1,206 @@
+"""Things: create (one or in bulk), read, list, update, secrets, tags, enable, share; /identify."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.context import committed, container, meta, principal
+from command_api.listing import ID, Table, entity_id, get_one, list_page
+from domain.errors import Unauthenticated
+from domain.things import Thing
+
+routes = web.RouteTableDef()
+
+THINGS = Table(view="things", table="things_view", shares="thing_shares", share_column="thing_id",
+               columns="id, owner, name, secret, tags, metadata, status, created_at, updated_at",
+               what="thing", plural="things")
+
+
+class UpdateThing(msgspec.Struct):
+    name: str | None = None
+    metadata: dict[str, Any] | None = None
+
+
+class UpdateTags(msgspec.Struct):
+    tags: list[str]
+
+
+class UpdateSecret(msgspec.Struct):
+    secret: str
+
+
+class Share(msgspec.Struct):
+    """Ours ``{user_ids, actions}``, or upstream's ``{group_id, user_id, actions}``."""
+
+    actions: list[str]
+    user_ids: list[str] | None = None
+    user_id: str | None = None
+    group_id: str | None = None
+
+    def users(self) -> list[str] | None:
+        if self.user_ids is not None:
+            return self.user_ids
+        return [self.user_id] if self.user_id is not None else None
+
+
+def _shape(tid: Any, owner: Any, name: str, secret: str, tags: list[str], metadata: dict[str, Any],
+           created: Any, updated: Any, status: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": str(tid), "name": name, "owner": str(owner),
+                           "credentials": {"secret": secret}}
+    if tags:
+        out["tags"] = tags
+    if metadata:
+        out["metadata"] = metadata
+    out.update(created_at=wire.timestamp(created), updated_at=wire.timestamp(updated), status=status)
+    return out
+
+
+def thing_json(t: Thing) -> dict[str, Any]:
+    return _shape(t.id, t.owner, t.name, t.secret, t.tags, t.metadata, t.created_at, t.updated_at,
+                  t.status)
+
+
+def row_json(r: tuple[Any, ...]) -> dict[str, Any]:
+    tid, owner, name, secret, tags, metadata, status, created, updated = r
+    return _shape(tid, owner, name, secret, tags, metadata, created, updated, status)
+
+
+@routes.post("/things")
+async def create_thing(request: web.Request) -> web.Response:
+    who = principal(request)
+    item = await wire.body(request, dict[str, Any])
+    c = container(request)
+    done = await c.store.command(c.store.app.create_things, who, [item], meta=meta(request))
+    thing: Thing = done.result[0]
+    headers = await committed(request, done, also=[str(thing.id)])
+    headers["Location"] = f"/things/{thing.id}"
+    return wire.json(thing_json(thing), status=201, headers=headers)
+
+
+@routes.post("/things/bulk")
+async def create_things(request: web.Request) -> web.Response:
+    who = principal(request)
+    items = await wire.body(request, list[Any])
+    c = container(request)
+    done = await c.store.command(c.store.app.create_things, who, items, meta=meta(request))
+    things: list[Thing] = done.result
+    headers = await committed(request, done, also=[str(t.id) for t in things])
+    return wire.json({"total": len(things), "things": [thing_json(t) for t in things]}, headers=headers)
+
+
+@routes.get("/things")
+async def list_things(request: web.Request) -> web.Response:
+    return await list_page(request, THINGS, row_json)
+
+
+@routes.get(f"/things/{ID}")
+async def get_thing(request: web.Request) -> web.Response:
+    return await get_one(request, THINGS, row_json)
+
+
+async def _answer(request: web.Request, done: Any, *also: str) -> web.Response:
+    thing: Thing = done.result
+    headers = await committed(request, done, also=[str(thing.id), *also])
+    return wire.json(thing_json(thing), headers=headers)
+
+
+@routes.patch(f"/things/{ID}")
+async def update_thing(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, UpdateThing)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_thing, who, entity_id(request, "thing"),
+                                 name=body.name, metadata=body.metadata, meta=meta(request))
+    return await _answer(request, done)
+
+
+@routes.patch(f"/things/{ID}/tags")
+async def update_tags(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, UpdateTags)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_thing_tags, who, entity_id(request, "thing"),
+                                 body.tags, meta=meta(request))
+    return await _answer(request, done)
+
+
+@routes.patch(f"/things/{ID}/secret")
+async def update_secret(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, UpdateSecret)
+    c = container(request)
+    done = await c.store.command(c.store.app.change_thing_secret, who, entity_id(request, "thing"),
+                                 body.secret, meta=meta(request))
+    return await _answer(request, done)
+
+
+async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
+    who = principal(request)
+    c = container(request)
+    done = await c.store.command(c.store.app.set_thing_enabled, who, entity_id(request, "thing"),
+                                 enabled, meta=meta(request))
+    return await _answer(request, done)
+
+
+@routes.post(f"/things/{ID}/enable")
+async def enable_thing(request: web.Request) -> web.Response:
+    return await _set_enabled(request, True)
+
+
+@routes.post(f"/things/{ID}/disable")
+async def disable_thing(request: web.Request) -> web.Response:
+    return await _set_enabled(request, False)
+
+
+@routes.post(f"/things/{ID}/share")
+async def share_thing(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, Share)
+    users = body.users()
+    c = container(request)
+    done = await c.store.command(c.store.app.share_thing, who, entity_id(request, "thing"), users,
+                                 body.actions, meta=meta(request))
+    # The grantees' next reads wait for the grant too.
+    return await _answer(request, done, *(users or []))
+
+
+def thing_secret(request: web.Request) -> str:
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "thing" or not secret.strip():
+        raise Unauthenticated("missing or invalid thing secret")
+    return secret.strip()
+
+
+@routes.post("/identify")
+async def identify(request: web.Request) -> web.Response:
+    """200 {id} for the enabled thing holding this secret, 401 otherwise.
+
+    Read-your-writes without a user: every command that changes a thing records its
+    position under the thing's id. When the view names a thing, waiting for that thing's
+    recorded position makes its status and its current secret fresh; if the thing still
+    holds the secret afterwards the answer is exact. Otherwise (unknown secret, or one that
+    moved) we wait for the view to reach the store's head as of this request, which covers
+    every write made before it. Both waits are bounded by the read-your-writes bound.
+    """
+    secret = thing_secret(request)
+    c = container(request)
+    view = c.thing_keys()
+    found = await view.lookup(secret)
+    if found is not None:
+        await c.freshness.wait([view.name], await c.freshness.target(found.thing_id))
+        again = await view.lookup(secret)
+        if again is not None and again.thing_id == found.thing_id:
+            return _identified(again.thing_id, again.enabled)
+    await c.freshness.wait([view.name], await c.store.max_position())
+    last = await view.lookup(secret)
+    return _identified(last.thing_id if last else None, bool(last and last.enabled))
+
+
+def _identified(thing_id: str | None, enabled: bool) -> web.Response:
+    if thing_id is None or not enabled:
+        raise Unauthenticated("invalid thing secret")
+    return wire.json({"id": thing_id})

@@ -1,0 +1,174 @@
+"""Channels: the groups that connected things talk over."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import Entity, Meta
+from domain.common import (
+    NO_META,
+    Core,
+    Done,
+    Principal,
+    authorize,
+    check_bulk,
+    check_grant,
+    check_metadata,
+    check_status,
+    check_text,
+    check_uuid,
+    grants,
+)
+from domain.errors import Conflict, DomainError, Invalid, NotFound
+
+
+class Channel(Entity):
+    """A communication group of things; names need not be unique."""
+
+    @event("Created")
+    def __init__(self, id: UUID, owner: UUID, name: str, description: str,  # noqa: A002
+                 metadata: dict[str, Any], enabled: bool) -> None:
+        self.owner, self.name, self.description = owner, name, description
+        self.metadata, self.enabled = metadata, enabled
+        self.shares: dict[str, list[str]] = {}
+
+    def update(self, name: str | None, description: str | None, metadata: dict[str, Any] | None) -> None:
+        name = self.name if name is None else name
+        description = self.description if description is None else description
+        metadata = self.metadata if metadata is None else metadata
+        if (name, description, metadata) != (self.name, self.description, self.metadata):
+            self._updated(name=name, description=description, metadata=metadata)
+
+    @event("Updated")
+    def _updated(self, name: str, description: str, metadata: dict[str, Any]) -> None:
+        self.name, self.description, self.metadata = name, description, metadata
+
+    def enable(self) -> None:
+        if not self.enabled:
+            self._enabled()
+
+    @event("Enabled")
+    def _enabled(self) -> None:
+        self.enabled = True
+
+    def disable(self) -> None:
+        if self.enabled:
+            self._disabled()
+
+    @event("Disabled")
+    def _disabled(self) -> None:
+        self.enabled = False
+
+    def share(self, user_ids: list[UUID], actions: list[str]) -> None:
+        changed = grants(self.shares, self.owner, user_ids, actions)
+        if changed:
+            self._shared(grants=changed)
+
+    @event("Shared")
+    def _shared(self, grants: dict[str, list[str]]) -> None:
+        self.shares = {**self.shares, **grants}
+
+    @property
+    def status(self) -> str:
+        return "enabled" if self.enabled else "disabled"
+
+
+@dataclass(frozen=True)
+class NewChannel:
+    """One checked item of a create request."""
+
+    id: UUID
+    name: str
+    description: str
+    metadata: dict[str, Any]
+    enabled: bool
+
+
+def check_new_channel(item: Any) -> NewChannel:
+    if not isinstance(item, dict):
+        raise Invalid("a channel must be a JSON object")
+    raw_id = item.get("id")
+    return NewChannel(id=uuid.uuid4() if raw_id in (None, "") else check_uuid(raw_id, "id"),
+                      name=check_text(item.get("name"), "name"),
+                      description=check_text(item.get("description"), "description", 4096),
+                      metadata=check_metadata(item.get("metadata")),
+                      enabled=check_status(item.get("status")))
+
+
+def _channel_for(app: Core, who: Principal, channel_id: UUID, action: str | None) -> Channel:
+    channel = app.get_or_none(Channel, channel_id)
+    if channel is None:
+        raise NotFound("channel not found")
+    authorize(who, channel.owner, channel.shares, action, "channel")
+    return channel
+
+
+class ChannelCases:
+    """The use cases of channels (mixed into the application)."""
+
+    def create_channels(self: Core, who: Principal, items: Any, meta: Meta = NO_META) -> Done:
+        """Create every channel or none; an error names the 0-based index of its item."""
+        specs: list[NewChannel] = []
+        for i, item in enumerate(check_bulk(items, "channels")):
+            try:
+                spec = check_new_channel(item)
+                if any(s.id == spec.id for s in specs):
+                    raise Conflict("channel id already exists")
+            except DomainError as exc:
+                raise type(exc)(f"item {i}: {exc.message}") from None
+            specs.append(spec)
+
+        def build() -> tuple[list[Channel], list[Entity]]:
+            channels: list[Channel] = []
+            for i, s in enumerate(specs):
+                # The aggregate's own id is the claim: the store refuses a second version 1.
+                if self.get_or_none(Entity, s.id) is not None:
+                    raise Conflict(f"item {i}: channel id already exists")
+                channels.append(Channel(id=s.id, owner=who.user_id, name=s.name,
+                                        description=s.description, metadata=s.metadata,
+                                        enabled=s.enabled))
+            return channels, list(channels)
+
+        return self.commit(build, meta)
+
+    def channel(self: Core, who: Principal, channel_id: UUID) -> Channel:
+        """A channel the caller may see, from the write model."""
+        return _channel_for(self, who, channel_id, None)
+
+    def update_channel(self: Core, who: Principal, channel_id: UUID, name: Any = None,
+                       description: Any = None, metadata: Any = None, meta: Meta = NO_META) -> Done:
+        name = None if name is None else check_text(name, "name")
+        description = None if description is None else check_text(description, "description", 4096)
+        metadata = None if metadata is None else check_metadata(metadata)
+
+        def build() -> tuple[Channel, list[Entity]]:
+            channel = _channel_for(self, who, channel_id, "c_update")
+            channel.update(name, description, metadata)
+            return channel, [channel]
+
+        return self.commit(build, meta)
+
+    def set_channel_enabled(self: Core, who: Principal, channel_id: UUID, enabled: bool,
+                            meta: Meta = NO_META) -> Done:
+        def build() -> tuple[Channel, list[Entity]]:
+            channel = _channel_for(self, who, channel_id, "c_delete")
+            channel.enable() if enabled else channel.disable()
+            return channel, [channel]
+
+        return self.commit(build, meta)
+
+    def share_channel(self: Core, who: Principal, channel_id: UUID, user_ids: Any, actions: Any,
+                      meta: Meta = NO_META) -> Done:
+        ids, acts = check_grant(user_ids, actions)
+
+        def build() -> tuple[Channel, list[Entity]]:
+            channel = _channel_for(self, who, channel_id, "owner")
+            channel.share(ids, acts)
+            return channel, [channel]
+
+        return self.commit(build, meta)

@@ -1,0 +1,255 @@
+"""Things: devices and applications that hold a secret to publish and subscribe with."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import Entity, Meta, UniqueKey, key_id
+from domain.common import (
+    NO_META,
+    Core,
+    Done,
+    Principal,
+    authorize,
+    check_bulk,
+    check_grant,
+    check_metadata,
+    check_status,
+    check_text,
+    check_uuid,
+    grants,
+)
+from domain.errors import Conflict, DomainError, Invalid, NotFound
+from domain.users import check_tags
+
+SECRET_KIND = "thing_secret"
+_SECRET = re.compile(r"^[\x21-\x7e]{1,1024}$")  # printable, no spaces: it travels in a header
+
+
+def secret_key(secret: str) -> str:
+    """What a secret is claimed and looked up by: its sha256, never the secret itself."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def check_thing_secret(secret: Any) -> str:
+    if not isinstance(secret, str) or not _SECRET.match(secret):
+        raise Invalid("secret must be 1 to 1024 printable characters without spaces")
+    return secret
+
+
+class Thing(Entity):
+    """A device or application; its secret is unique among things."""
+
+    @event("Created")
+    def __init__(self, id: UUID, owner: UUID, name: str, secret: str, tags: list[str],  # noqa: A002
+                 metadata: dict[str, Any], enabled: bool) -> None:
+        self.owner, self.name, self.secret = owner, name, secret
+        self.tags, self.metadata, self.enabled = tags, metadata, enabled
+        self.shares: dict[str, list[str]] = {}
+
+    def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
+        name = self.name if name is None else name
+        metadata = self.metadata if metadata is None else metadata
+        if (name, metadata) != (self.name, self.metadata):
+            self._updated(name=name, metadata=metadata)
+
+    @event("Updated")
+    def _updated(self, name: str, metadata: dict[str, Any]) -> None:
+        self.name, self.metadata = name, metadata
+
+    def update_tags(self, tags: list[str]) -> None:
+        if tags != self.tags:
+            self._tags_updated(tags=tags)
+
+    @event("TagsUpdated")
+    def _tags_updated(self, tags: list[str]) -> None:
+        self.tags = tags
+
+    @event("SecretChanged")
+    def change_secret(self, secret: str) -> None:
+        self.secret = secret
+
+    def enable(self) -> None:
+        if not self.enabled:
+            self._enabled()
+
+    @event("Enabled")
+    def _enabled(self) -> None:
+        self.enabled = True
+
+    def disable(self) -> None:
+        if self.enabled:
+            self._disabled()
+
+    @event("Disabled")
+    def _disabled(self) -> None:
+        self.enabled = False
+
+    def share(self, user_ids: list[UUID], actions: list[str]) -> None:
+        changed = grants(self.shares, self.owner, user_ids, actions)
+        if changed:
+            self._shared(grants=changed)
+
+    @event("Shared")
+    def _shared(self, grants: dict[str, list[str]]) -> None:
+        self.shares = {**self.shares, **grants}
+
+    @property
+    def status(self) -> str:
+        return "enabled" if self.enabled else "disabled"
+
+
+@dataclass(frozen=True)
+class NewThing:
+    """One checked item of a create request."""
+
+    id: UUID
+    name: str
+    secret: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    enabled: bool
+
+
+def check_new_thing(item: Any) -> NewThing:
+    if not isinstance(item, dict):
+        raise Invalid("a thing must be a JSON object")
+    creds = item.get("credentials") or {}
+    if not isinstance(creds, dict):
+        raise Invalid("credentials must be a JSON object")
+    secret = creds.get("secret")
+    secret = str(uuid.uuid4()) if secret in (None, "") else check_thing_secret(secret)
+    raw_id = item.get("id")
+    thing_id = uuid.uuid4() if raw_id in (None, "") else check_uuid(raw_id, "id")
+    tags = item.get("tags")
+    return NewThing(id=thing_id, name=check_text(item.get("name"), "name"), secret=secret,
+                    tags=check_tags(tags) if tags is not None else [],
+                    metadata=check_metadata(item.get("metadata")),
+                    enabled=check_status(item.get("status")))
+
+
+def _indexed(i: int, exc: DomainError) -> DomainError:
+    return type(exc)(f"item {i}: {exc.message}")
+
+
+def _thing_for(app: Core, who: Principal, thing_id: UUID, action: str | None) -> Thing:
+    thing = app.get_or_none(Thing, thing_id)
+    if thing is None:
+        raise NotFound("thing not found")
+    authorize(who, thing.owner, thing.shares, action, "thing")
+    return thing
+
+
+class ThingCases:
+    """The use cases of things (mixed into the application)."""
+
+    def create_things(self: Core, who: Principal, items: Any, meta: Meta = NO_META) -> Done:
+        """Create every thing or none; an error names the 0-based index of its item."""
+        specs: list[NewThing] = []
+        seen_ids: set[UUID] = set()
+        seen_secrets: set[str] = set()
+        for i, item in enumerate(check_bulk(items, "things")):
+            try:
+                spec = check_new_thing(item)
+                if spec.id in seen_ids:
+                    raise Conflict("thing id already exists")
+                if spec.secret in seen_secrets:
+                    raise Conflict("secret already exists")
+            except DomainError as exc:
+                raise _indexed(i, exc) from None
+            seen_ids.add(spec.id)
+            seen_secrets.add(spec.secret)
+            specs.append(spec)
+
+        def build() -> tuple[list[Thing], list[Entity]]:
+            things: list[Thing] = []
+            changed: list[Entity] = []
+            for i, s in enumerate(specs):
+                try:
+                    # The aggregate's own id is the claim on the thing id: the store refuses a
+                    # second version 1 of it in the same transaction as everything else.
+                    if self.get_or_none(Entity, s.id) is not None:
+                        raise Conflict("thing id already exists")
+                    claim = self.claim(SECRET_KIND, secret_key(s.secret), s.id, "secret already exists")
+                except DomainError as exc:
+                    raise _indexed(i, exc) from None
+                thing = Thing(id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,
+                              metadata=s.metadata, enabled=s.enabled)
+                things.append(thing)
+                changed += [claim, thing]
+            return things, changed
+
+        return self.commit(build, meta)
+
+    def thing(self: Core, who: Principal, thing_id: UUID) -> Thing:
+        """A thing the caller may see, from the write model."""
+        return _thing_for(self, who, thing_id, None)
+
+    def update_thing(self: Core, who: Principal, thing_id: UUID, name: Any = None, metadata: Any = None,
+                     meta: Meta = NO_META) -> Done:
+        name = None if name is None else check_text(name, "name")
+        metadata = None if metadata is None else check_metadata(metadata)
+
+        def build() -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(self, who, thing_id, "c_update")
+            thing.update(name, metadata)
+            return thing, [thing]
+
+        return self.commit(build, meta)
+
+    def update_thing_tags(self: Core, who: Principal, thing_id: UUID, tags: Any,
+                          meta: Meta = NO_META) -> Done:
+        tags = check_tags(tags)
+
+        def build() -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(self, who, thing_id, "c_update")
+            thing.update_tags(tags)
+            return thing, [thing]
+
+        return self.commit(build, meta)
+
+    def change_thing_secret(self: Core, who: Principal, thing_id: UUID, secret: Any,
+                            meta: Meta = NO_META) -> Done:
+        """A new secret: the old one is released and the new one claimed in the same save."""
+        secret = check_thing_secret(secret)
+
+        def build() -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(self, who, thing_id, "c_update")
+            if hmac.compare_digest(thing.secret.encode(), secret.encode()):
+                return thing, [thing]
+            new = self.claim(SECRET_KIND, secret_key(secret), thing.id, "secret already exists")
+            old = self.get_or_none(UniqueKey, key_id(SECRET_KIND, secret_key(thing.secret)))
+            if old is not None:
+                old.release()
+            thing.change_secret(secret)
+            return thing, [a for a in (old, new, thing) if a is not None]
+
+        return self.commit(build, meta)
+
+    def set_thing_enabled(self: Core, who: Principal, thing_id: UUID, enabled: bool,
+                          meta: Meta = NO_META) -> Done:
+        def build() -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(self, who, thing_id, "c_delete")
+            thing.enable() if enabled else thing.disable()
+            return thing, [thing]
+
+        return self.commit(build, meta)
+
+    def share_thing(self: Core, who: Principal, thing_id: UUID, user_ids: Any, actions: Any,
+                    meta: Meta = NO_META) -> Done:
+        ids, acts = check_grant(user_ids, actions)
+
+        def build() -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(self, who, thing_id, "owner")
+            thing.share(ids, acts)
+            return thing, [thing]
+
+        return self.commit(build, meta)

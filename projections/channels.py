@@ -1,0 +1,40 @@
+"""ChannelsView: channels and their shares in SQL, for lists, filters and reads."""
+
+from __future__ import annotations
+
+from psycopg import AsyncCursor
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from projections.envelope import Envelope
+from projections.sqlview import SqlView
+from projections.things import shared_handler, status_handler
+
+TABLES = ("channels_view", "channel_shares")
+
+
+async def _created(cur: AsyncCursor, e: Envelope) -> None:
+    d = e.data
+    await cur.execute(
+        "insert into channels_view (id, owner, name, description, metadata, status, created_at, updated_at,"
+        " created_pos) values (%s,%s,%s,%s,%s,%s,%s,%s,%s) on conflict (id) do nothing",
+        (e.aggregate_id, str(d["owner"]), d["name"], d.get("description") or "",
+         Jsonb(d.get("metadata") or {}), "enabled" if d.get("enabled", True) else "disabled",
+         e.occurred_at, e.occurred_at, e.position))
+
+
+async def _updated(cur: AsyncCursor, e: Envelope) -> None:
+    d = e.data
+    await cur.execute(
+        "update channels_view set name=%s, description=%s, metadata=%s, updated_at=%s where id=%s",
+        (d["name"], d.get("description") or "", Jsonb(d["metadata"]), e.occurred_at, e.aggregate_id))
+
+
+def channels_view(pool: AsyncConnectionPool) -> SqlView:
+    return SqlView("channels", pool, {
+        ("channel", "created"): _created,
+        ("channel", "updated"): _updated,
+        ("channel", "enabled"): status_handler("channels_view", "enabled"),
+        ("channel", "disabled"): status_handler("channels_view", "disabled"),
+        ("channel", "shared"): shared_handler("channels_view", "channel_shares", "channel_id"),
+    })
