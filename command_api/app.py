@@ -6,7 +6,19 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from command_api import channels, events, health, things, users
+from command_api import (
+    bootstrap,
+    certs,
+    channels,
+    connections,
+    events,
+    health,
+    messages,
+    policies,
+    provision,
+    things,
+    users,
+)
 from command_api.context import CONTAINER
 from command_api.errors import errors_middleware
 from infra.container import Container
@@ -42,5 +54,11 @@ def create_app(c: Container) -> web.Application:
     app.add_routes(users.routes)
     app.add_routes(things.routes)
     app.add_routes(channels.routes)
+    app.add_routes(connections.routes)
+    app.add_routes(policies.routes)
+    app.add_routes(messages.routes)
     app.add_routes(events.routes)
+    app.add_routes(bootstrap.routes)
+    app.add_routes(certs.routes)
+    app.add_routes(provision.routes)
     return app

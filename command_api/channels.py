@@ -18,7 +18,11 @@ routes = web.RouteTableDef()
 CHANNELS = Table(view="channels", table="channels_view", shares="channel_shares",
                  share_column="channel_id",
                  columns="id, owner, name, description, metadata, status, created_at, updated_at",
-                 what="channel", plural="channels")
+                 what="channel", plural="channels",
+                 # Users assigned to a channel with c_list see it too (command_api.policies).
+                 also_visible="select object from channel_policies where subject = %s and active"
+                              " and 'c_list' = any(actions)",
+                 also_views=("connections",))
 
 
 class UpdateChannel(msgspec.Struct):

@@ -31,6 +31,10 @@ class Table:
     columns: str
     what: str          # "thing" or "channel", for messages
     plural: str        # the list's key in the answer
+    # More ids the caller may see (a subquery on one parameter, the caller's id), and the
+    # views that keep them, which a read waits for too.
+    also_visible: str = ""
+    also_views: tuple[str, ...] = ()
 
 
 def entity_id(request: web.Request, what: str) -> UUID:
@@ -48,6 +52,10 @@ def visible(t: Table, who: Principal) -> tuple[str, list[Any]]:
     """
     if who.admin:
         return "true", []
+    if t.also_visible:
+        return (f"(owner = %s or id = any(array(select {t.share_column} from {t.shares}"  # noqa: S608
+                f" where user_id = %s and 'c_list' = any(actions))) or id = any(array({t.also_visible})))",
+                [who.user_id, who.user_id, who.user_id])
     return (f"(owner = %s or id = any(array(select {t.share_column} from {t.shares}"  # noqa: S608
             " where user_id = %s and 'c_list' = any(actions))))", [who.user_id, who.user_id])
 
@@ -58,7 +66,7 @@ async def get_one(request: web.Request, t: Table, row_json: Callable[[tuple[Any,
     eid = entity_id(request, t.what)
     cond, args = visible(t, who)
     c = container(request)
-    await fresh(request, t.view)
+    await fresh(request, t.view, *t.also_views)
     async with c.pool.connection() as conn:
         row = await (await conn.execute(
             f"select {t.columns} from {t.table} where id = %s and {cond}", [eid, *args])).fetchone()  # noqa: S608
@@ -88,7 +96,7 @@ async def list_page(request: web.Request, t: Table, row_json: Callable[[tuple[An
         args.append(msgspec.json.encode(metadata).decode())
     sql_where = " and ".join(where)
     c = container(request)
-    await fresh(request, t.view)
+    await fresh(request, t.view, *t.also_views)
     async with c.pool.connection() as conn, conn.transaction():
         # One snapshot for the count and the page, so the total matches the rows.
         await conn.execute("set transaction isolation level repeatable read, read only")

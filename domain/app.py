@@ -11,9 +11,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError
 
 from domain.base import Entity, Meta, UniqueKey, key_id
+from domain.bootstrap import BootstrapCases
+from domain.certs import CertCases
 from domain.channels import ChannelCases
 from domain.common import NO_META, Done, Principal, check_metadata
+from domain.connections import ConnectionCases, PolicyCases
 from domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
+from domain.provisioning import ProvisionCases
 from domain.things import ThingCases
 from domain.users import ROLES, User, check_identity, check_name, check_secret, check_tags
 
@@ -45,7 +49,8 @@ class PlainHasher:
         return hmac.compare_digest(secret_hash.encode(), ("plain$" + secret).encode())
 
 
-class Smq(ThingCases, ChannelCases, Application):
+class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases, CertCases,
+          ProvisionCases, Application):
     """Every write of the platform, and the few reads that must see the write model."""
 
     name = "smq"

@@ -25,6 +25,7 @@ from domain.common import (
     grants,
 )
 from domain.errors import Conflict, DomainError, Invalid, NotFound
+from domain.policies import channel_grants
 
 
 class Channel(Entity):
@@ -104,7 +105,7 @@ def _channel_for(app: Core, who: Principal, channel_id: UUID, action: str | None
     channel = app.get_or_none(Channel, channel_id)
     if channel is None:
         raise NotFound("channel not found")
-    authorize(who, channel.owner, channel.shares, action, "channel")
+    authorize(who, channel.owner, channel_grants(app, who, channel), action, "channel")
     return channel
 
 

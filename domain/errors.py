@@ -29,3 +29,7 @@ class Forbidden(DomainError):
 
 class Unauthenticated(DomainError):
     """Missing or wrong credentials."""
+
+
+class Unavailable(DomainError):
+    """A service a command depends on (the certificate authority) refused or failed."""

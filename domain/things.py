@@ -148,6 +148,18 @@ def _thing_for(app: Core, who: Principal, thing_id: UUID, action: str | None) ->
     return thing
 
 
+def new_thing_changes(app: Core, who: Principal, s: NewThing) -> tuple[Thing, list[Entity]]:
+    """A new thing and the claim on its secret, unsaved, for any command that creates one."""
+    # The aggregate's own id is the claim on the thing id: the store refuses a
+    # second version 1 of it in the same transaction as everything else.
+    if app.get_or_none(Entity, s.id) is not None:
+        raise Conflict("thing id already exists")
+    claim = app.claim(SECRET_KIND, secret_key(s.secret), s.id, "secret already exists")
+    thing = Thing(id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,
+                  metadata=s.metadata, enabled=s.enabled)
+    return thing, [claim, thing]
+
+
 class ThingCases:
     """The use cases of things (mixed into the application)."""
 
@@ -174,17 +186,11 @@ class ThingCases:
             changed: list[Entity] = []
             for i, s in enumerate(specs):
                 try:
-                    # The aggregate's own id is the claim on the thing id: the store refuses a
-                    # second version 1 of it in the same transaction as everything else.
-                    if self.get_or_none(Entity, s.id) is not None:
-                        raise Conflict("thing id already exists")
-                    claim = self.claim(SECRET_KIND, secret_key(s.secret), s.id, "secret already exists")
+                    thing, made = new_thing_changes(self, who, s)
                 except DomainError as exc:
                     raise _indexed(i, exc) from None
-                thing = Thing(id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,
-                              metadata=s.metadata, enabled=s.enabled)
                 things.append(thing)
-                changed += [claim, thing]
+                changed += made
             return things, changed
 
         return self.commit(build, meta)

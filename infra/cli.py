@@ -43,14 +43,17 @@ class ApiError(Exception):
     pass
 
 
-def call(method: str, path: str, body: Any = None, token: str | None = None) -> Any:
+def call(method: str, path: str, body: Any = None, token: str | None = None,
+         thing_secret: str | None = None, raw_body: bytes | None = None) -> Any:
     base = os.environ.get("SMQ_URL", "http://127.0.0.1:9000").rstrip("/")
-    data = json.dumps(body).encode() if body is not None else None
+    data = raw_body if raw_body is not None else json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(base + path, data=data, method=method)
     if data is not None:
         req.add_header("Content-Type", "application/json")
     if token:
         req.add_header("Authorization", f"Bearer {token}")
+    if thing_secret:
+        req.add_header("Authorization", f"Thing {thing_secret}")
     try:
         with urllib.request.urlopen(req, timeout=30) as resp:  # noqa: S310 - the user's own URL
             raw = resp.read()
@@ -194,6 +197,46 @@ def entities_command(kind: str, args: argparse.Namespace) -> Any:
     raise ApiError(f"unknown {kind} action {args.action!r}")
 
 
+CONNECTION_ACTIONS = {"things": ["connect", "disconnect", "connections", "identify"],
+                      "channels": ["connections"]}
+
+
+def _page_query(args: argparse.Namespace) -> str:
+    query = {k: v for k, v in (("offset", args.offset), ("limit", args.limit), ("status", args.status))
+             if v is not None}
+    return f"?{urlencode(query)}" if query else ""
+
+
+def connections_command(kind: str, args: argparse.Namespace) -> Any:
+    """``smq things connect|disconnect <tid> <cid>``, ``smq things connections <tid>``,
+    ``smq things identify <secret>``, ``smq channels connections <cid>``."""
+    a = args.args
+    if args.action == "identify":
+        if len(a) != 1:
+            raise ApiError("usage: smq things identify <thing secret>")
+        return call("POST", "/identify", thing_secret=a[0])
+    if args.action in ("connect", "disconnect"):
+        if len(a) != 2:
+            raise ApiError(f"usage: smq things {args.action} <thing_id> <channel_id>")
+        method = "PUT" if args.action == "connect" else "DELETE"
+        return call(method, f"/channels/{a[1]}/things/{a[0]}", token=_token(args))
+    if len(a) != 1:
+        raise ApiError(f"usage: smq {kind} connections <id>")
+    other = "channels" if kind == "things" else "things"
+    return call("GET", f"/{kind}/{a[0]}/{other}{_page_query(args)}", token=_token(args))
+
+
+def messages_command(args: argparse.Namespace) -> Any:
+    """``smq messages send <channel_id> <json> <thing secret>``: the JSON is sent as given."""
+    a = args.args
+    if len(a) != 3:
+        raise ApiError("usage: smq messages send <channel_id> <json> <thing secret>")
+    json.loads(a[1])  # a ValueError here is the user's typo, reported before sending
+    path = f"/http/channels/{a[0]}/messages" + (f"/{args.subtopic}" if args.subtopic else "")
+    call("POST", path, raw_body=a[1].encode(), thing_secret=a[2])
+    return {"status": "accepted"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smq", description="smq-es: event-sourced SuperMQ API")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -206,7 +249,8 @@ def main(argv: list[str] | None = None) -> int:
     users.add_argument("--json", action="store_true", help="print the whole answer as JSON")
     for kind in ("things", "channels"):
         p = sub.add_parser(kind, help=f"{kind}: create (one or from a JSON/CSV file), get, list, update, …")
-        p.add_argument("action", choices=["create", "get", "list", "update", "enable", "disable", "share"])
+        p.add_argument("action", choices=["create", "get", "list", "update", "enable", "disable", "share",
+                                          *CONNECTION_ACTIONS[kind]])
         p.add_argument("args", nargs="*")
         p.add_argument("--file", help="bulk create from a JSON array or a CSV file ('-' for stdin)")
         p.add_argument("--token", help="access token (or SMQ_TOKEN)")
@@ -215,6 +259,10 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("--name")
         p.add_argument("--metadata", help="JSON: on create, the metadata; on list, a partial match")
         p.add_argument("--status", choices=["enabled", "disabled", "all"])
+    messages = sub.add_parser("messages", help="send a message as a thing: send <channel> <json> <secret>")
+    messages.add_argument("action", choices=["send"])
+    messages.add_argument("args", nargs="*")
+    messages.add_argument("--subtopic", help="publish under <channel>.<subtopic>")
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
@@ -226,7 +274,11 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(run_roles(settings, roles))
         return 0
     try:
-        if args.command in ("things", "channels"):
+        if args.command in ("things", "channels") and args.action in CONNECTION_ACTIONS[args.command]:
+            result = connections_command(args.command, args)
+        elif args.command == "messages":
+            result = messages_command(args)
+        elif args.command in ("things", "channels"):
             result = entities_command(args.command, args)
         else:
             result = users_command(args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,25 +19,34 @@ from redis.asyncio import Redis
 from domain.app import Smq
 from domain.base import SYSTEM
 from domain.errors import Conflict
-from infra import bus, sql
+from domain.provisioning import Layout
+from infra import bus, layout, sql
+from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
 from infra.freshness import Freshness
 from infra.groupcommit import GroupCommitter
 from infra.hashing import Argon2Hasher
+from infra.layout import ProvisionSettings
 from infra.settings import Settings
 from infra.store import Store
 from infra.tokens import Tokens
+from projections.access import AccessView
+from projections.bootstrap import configs_view
+from projections.certs import certs_view
 from projections.channels import channels_view
+from projections.connections import connections_view
 from projections.events import events_view
 from projections.lookups import ThingKeysView
+from projections.provisionings import provisionings_view
 from projections.sqlview import SqlView
 from projections.things import things_view
 from projections.users import users_view
+from workers.saga import SagaRunner
 
 log = logging.getLogger("smq")
 
 # Views kept in Redis: their positions live in Redis too (``{prefix}pos:{view}``).
-REDIS_VIEWS: tuple[str, ...] = (ThingKeysView.name,)
+REDIS_VIEWS: tuple[str, ...] = (ThingKeysView.name, AccessView.name)
 
 
 def store_env(database_url: str | None) -> dict[str, str]:
@@ -58,17 +68,30 @@ def store_env(database_url: str | None) -> dict[str, str]:
     }
 
 
-def jwt_secret(settings: Settings) -> str:
-    """The configured signing key, or one generated once into the data folder."""
-    if settings.jwt_secret:
-        return settings.jwt_secret
-    path = Path(settings.data_dir) / "jwt.key"
+def kept_secret(settings: Settings, configured: str | None, file: str, make: Callable[[], str]) -> str:
+    """A configured key, or one generated once into the data folder (readable by us alone)."""
+    if configured:
+        return configured
+    path = Path(settings.data_dir) / file
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(48))
+            f.write(make())
     return path.read_text().strip()
+
+
+def jwt_secret(settings: Settings) -> str:
+    """The configured signing key, or one generated once into the data folder."""
+    return kept_secret(settings, settings.jwt_secret, "jwt.key", lambda: secrets.token_urlsafe(48))
+
+
+def bootstrap_key(settings: Settings) -> bytes:
+    """The AES key of the secure bootstrap (as upstream: the key string's bytes)."""
+    key = kept_secret(settings, settings.bootstrap_key, "bootstrap.key", lambda: secrets.token_hex(16))
+    if len(key.encode()) not in (16, 24, 32):
+        raise ValueError("SMQ_BOOTSTRAP_ENCRYPT_KEY must be 16, 24 or 32 bytes")
+    return key.encode()
 
 
 @dataclass
@@ -88,6 +111,10 @@ class Container:
     freshness: Freshness
     embedded: Embedded | None = None
     admin_id: str | None = None
+    ca: CertificateAuthority | None = None
+    bootstrap_key: bytes = b""
+    provision: ProvisionSettings = field(default_factory=lambda: ProvisionSettings(Layout()))
+    saga: SagaRunner = field(init=False)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -114,6 +141,11 @@ class Container:
         freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait, REDIS_VIEWS)
         c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
                 freshness, embedded if embedded.procs or embedded.pg else None)
+        c.ca = CertificateAuthority.load_or_create(Path(settings.data_dir), settings.ca_cert_file,
+                                                   settings.ca_key_file)
+        c.bootstrap_key = bootstrap_key(settings)
+        c.provision = layout.load(settings)
+        c.saga = SagaRunner(store, c.ca)
         await c.seed_admin()
         return c
 
@@ -129,6 +161,8 @@ class Container:
                 done = await self.store.command(app.create_user, s.admin_identity, s.admin_secret,
                                                 name="admin", role="admin", meta=SYSTEM)
                 user = done.result
+                # The administrator's first reads wait for its own creation, like any write.
+                await self.freshness.record([str(user.id)], done.position)
             except Conflict:
                 user = await self.store.run(app.user_by_identity, s.admin_identity)
         if user is not None:
@@ -139,13 +173,18 @@ class Container:
 
     def sql_views(self) -> list[SqlView]:
         return [users_view(self.pool), things_view(self.pool), channels_view(self.pool),
-                events_view(self.pool)]
+                events_view(self.pool), configs_view(self.pool), certs_view(self.pool),
+                provisionings_view(self.pool),
+                connections_view(self.pool)]
 
     def thing_keys(self) -> ThingKeysView:
         return ThingKeysView(self.redis, self.settings.redis_prefix)
 
+    def access(self) -> AccessView:
+        return AccessView(self.redis, self.settings.redis_prefix)
+
     def views(self) -> list[Any]:
-        return [*self.sql_views(), self.thing_keys()]
+        return [*self.sql_views(), self.thing_keys(), self.access()]
 
     async def close(self) -> None:
         try:

@@ -14,6 +14,7 @@ from infra.container import Container
 from infra.settings import Settings
 from workers.projector import Projector, ViewRunner
 from workers.relay import Relay
+from workers.saga import SagaWorker
 
 log = logging.getLogger("smq")
 ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
@@ -38,6 +39,7 @@ class Service:
     container: Container
     relay: Relay | None = None
     projector: Projector | None = None
+    saga: SagaWorker | None = None
     runner: web.AppRunner | None = None
     port: int | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -63,6 +65,9 @@ class Service:
                 ViewRunner(v, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)
                 for v in c.views()])
             self.tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
+        if "saga" in self.roles:
+            self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
+            self.tasks.append(asyncio.create_task(self.saga.run(), name="saga"))
         if "api" in self.roles:
             self.runner = web.AppRunner(create_app(c), access_log=None)
             await self.runner.setup()
@@ -84,7 +89,7 @@ class Service:
         """Stop accepting, finish what is in flight, stop the workers, drain NATS."""
         if self.runner is not None:
             await self.runner.cleanup()
-        for worker in (self.relay, self.projector):
+        for worker in (self.relay, self.projector, self.saga):
             if worker is not None:
                 worker.stop()
         for task in self.tasks:

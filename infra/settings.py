@@ -49,7 +49,16 @@ class Settings:
     redis_prefix: str = "smq:"
     # How long a query waits for the views to reach the caller's last write.
     rw_wait: float = 5.0
+    # How long POST /mapping waits for its saga, and after how long without a move a
+    # provisioning counts as abandoned by a dead process (and is compensated).
+    saga_wait: float = 30.0
+    saga_stale: float = 30.0
     store_workers: int = 8
+    # The certificate authority's PEM files; unset: one generated into the data folder.
+    ca_cert_file: str | None = None
+    ca_key_file: str | None = None
+    # AES key (16, 24 or 32 bytes) of the secure bootstrap; unset: generated into the data folder.
+    bootstrap_key: str | None = None
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -80,7 +89,12 @@ class Settings:
             messages_subject=get("MESSAGES_SUBJECT") or s.messages_subject,
             redis_prefix=get("REDIS_PREFIX") or s.redis_prefix,
             rw_wait=parse_duration(get("RW_WAIT") or "5s"),
+            saga_wait=parse_duration(get("SAGA_WAIT") or "30s"),
+            saga_stale=parse_duration(get("SAGA_STALE") or "30s"),
             store_workers=int(get("STORE_WORKERS") or s.store_workers),
+            ca_cert_file=get("CERTS_CA_CERT"),
+            ca_key_file=get("CERTS_CA_KEY"),
+            bootstrap_key=get("BOOTSTRAP_ENCRYPT_KEY"),
             log_level=get("LOG_LEVEL") or s.log_level,
             extra={k[4:]: v for k, v in e.items() if k.startswith("SMQ_")},
         )

@@ -98,3 +98,82 @@ create index if not exists events_view_type on events_view (aggregate, type, pos
 create index if not exists events_view_actor on events_view (actor, position);
 create index if not exists events_view_correlation on events_view (correlation_id, position);
 create index if not exists events_view_time on events_view (occurred_at);
+
+-- Bootstrap configurations, one per thing; gateways find theirs by external id.
+create table if not exists configs_view (
+    thing_id uuid primary key,
+    config_id uuid,
+    owner uuid not null,
+    external_id text not null,
+    external_key text not null,
+    name text not null,
+    content text not null,
+    channels jsonb not null default '[]',
+    client_cert text not null default '',
+    client_key text not null default '',
+    ca_cert text not null default '',
+    state int not null,
+    created_at timestamptz not null,
+    updated_at timestamptz not null,
+    created_pos bigint not null
+);
+create unique index if not exists configs_view_external on configs_view (external_id);
+create index if not exists configs_view_config on configs_view (config_id);
+create index if not exists configs_view_owner on configs_view (owner, created_pos);
+
+-- Issued client certificates (never their keys); revoked ones feed the CRL.
+create table if not exists certs_view (
+    serial text primary key,
+    thing_id uuid not null,
+    owner uuid not null,
+    cert text not null,
+    expires_at timestamptz not null,
+    issued_at timestamptz not null,
+    revoked_at timestamptz,
+    created_pos bigint not null
+);
+create index if not exists certs_view_thing on certs_view (thing_id, created_pos);
+create index if not exists certs_view_revoked on certs_view (revoked_at) where revoked_at is not null;
+
+-- Connections of things to channels (one row per pair ever connected; active while connected),
+-- listed from either side in the order they were made.
+create table if not exists connections (
+    id uuid primary key,
+    channel_id uuid not null,
+    thing_id uuid not null,
+    owner uuid,
+    actions text[] not null,
+    active boolean not null,
+    created_at timestamptz not null,
+    updated_at timestamptz not null,
+    created_pos bigint not null
+);
+create index if not exists connections_channel on connections (channel_id, created_pos) where active;
+create index if not exists connections_thing on connections (thing_id, created_pos) where active;
+
+-- Users assigned to channels by their owners (Policy aggregates).
+create table if not exists channel_policies (
+    id uuid primary key,
+    subject uuid not null,
+    object uuid not null,
+    owner uuid,
+    actions text[] not null,
+    active boolean not null,
+    created_at timestamptz not null,
+    updated_at timestamptz not null,
+    created_pos bigint not null
+);
+create index if not exists channel_policies_subject on channel_policies (subject, object) where active;
+create index if not exists channel_policies_object on channel_policies (object, created_pos) where active;
+
+-- Provisionings (the saga's instances): status and last move, to find abandoned ones.
+create table if not exists provisionings_view (
+    id uuid primary key,
+    owner uuid not null,
+    external_id text not null,
+    status text not null,
+    attempt int not null,
+    updated_at timestamptz not null
+);
+create index if not exists provisionings_view_open on provisionings_view (status, updated_at)
+    where status in ('running', 'compensating');

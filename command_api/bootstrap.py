@@ -1,0 +1,269 @@
+"""Bootstrap configurations, and the fetch by which a gateway gets its own."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.context import committed, container, fresh, meta, principal
+from command_api.listing import ID
+from domain.bootstrap import Config
+from domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from infra import crypto
+
+routes = web.RouteTableDef()
+VIEWS = ("configs", "things", "channels")
+COLUMNS = ("c.thing_id, t.secret, c.channels, c.external_id, c.external_key, c.content, c.name, c.state,"
+           " c.client_cert, c.client_key, c.ca_cert")
+
+
+def gateway_key(external_id: str) -> str:
+    """Under which name a config's last write is remembered, for its gateway's next fetch."""
+    return f"ext:{external_id}"
+
+
+def _thing_id(request: web.Request) -> UUID:
+    try:
+        return UUID(request.match_info["id"])
+    except ValueError as exc:
+        raise NotFound("config not found") from exc
+
+
+async def _channels(request: web.Request, ids: list[str]) -> list[dict[str, Any]]:
+    if not ids:
+        return []
+    async with container(request).pool.connection() as conn:
+        rows = await (await conn.execute(
+            "select id, name, metadata from channels_view where id = any(%s::uuid[])", (ids,))).fetchall()
+    by_id = {str(r[0]): r for r in rows}
+    out = []
+    for cid in ids:
+        r = by_id.get(cid)
+        item: dict[str, Any] = {"id": cid}
+        if r is not None:
+            if r[1]:
+                item["name"] = r[1]
+            if r[2]:
+                item["metadata"] = r[2]
+        out.append(item)
+    return out
+
+
+async def _view(request: web.Request, row: tuple[Any, ...], with_channels: bool = True) -> dict[str, Any]:
+    tid, secret, channels, ext_id, ext_key, content, name, state, cert, _key, ca = row
+    out: dict[str, Any] = {"mainflux_id": str(tid), "mainflux_key": secret}
+    if with_channels:
+        out["mainflux_channels"] = await _channels(request, list(channels))
+    out.update(external_id=ext_id, external_key=ext_key)
+    for k, v in (("content", content), ("name", name)):
+        if v:
+            out[k] = v
+    out["state"] = state
+    for k, v in (("client_cert", cert), ("ca_cert", ca)):
+        if v:
+            out[k] = v
+    return out
+
+
+def _config_json(config: Config, secret: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"mainflux_id": str(config.thing_id), "mainflux_key": secret,
+                           "mainflux_channels": [{"id": c} for c in config.channels],
+                           "external_id": config.external_id, "external_key": config.external_key}
+    if config.content:
+        out["content"] = config.content
+    if config.name:
+        out["name"] = config.name
+    out["state"] = config.state
+    return out
+
+
+async def _answer(request: web.Request, done: Any, config: Config, status: int = 200) -> web.Response:
+    headers = await committed(request, done, also=[gateway_key(config.external_id)])
+    c = container(request)
+    secret = await c.store.run(c.store.app.thing_secret_of, config.thing_id)
+    return wire.json(_config_json(config, secret), status=status, headers=headers)
+
+
+@routes.post("/things/configs")
+async def add_config(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, dict)
+    c = container(request)
+    done = await c.store.command(c.store.app.add_config, who, body, meta=meta(request))
+    config: Config = done.result
+    resp = await _answer(request, done, config, status=201)
+    resp.headers["Location"] = f"/things/configs/{config.thing_id}"
+    return resp
+
+
+@routes.get("/things/configs")
+async def list_configs(request: web.Request) -> web.Response:
+    who = principal(request)
+    offset, limit = wire.paging(request)
+    where, args = ["true"], []
+    if not who.admin:
+        where.append("c.owner = %s")
+        args.append(who.user_id)
+    state = request.query.get("state")
+    if state is not None:
+        if state not in ("0", "1"):
+            raise Invalid("state must be 0 or 1")
+        where.append("c.state = %s")
+        args.append(int(state))
+    name = wire.name_filter(request)
+    if name is not None:  # upstream: partial and case-insensitive
+        where.append("c.name ilike %s")
+        args.append("%" + name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%")
+    cond = " and ".join(where)
+    c = container(request)
+    await fresh(request, *VIEWS)
+    async with c.pool.connection() as conn:
+        total = (await (await conn.execute(
+            f"select count(*) from configs_view c where {cond}", args)).fetchone())[0]  # noqa: S608
+        rows = await (await conn.execute(
+            f"select {COLUMNS} from configs_view c join things_view t on t.id = c.thing_id"  # noqa: S608
+            f" where {cond} order by c.created_pos limit %s offset %s", [*args, limit, offset])).fetchall()
+    configs = [await _view(request, r, with_channels=False) for r in rows]
+    return wire.json({"limit": limit, "offset": offset, "total": total, "configs": configs})
+
+
+@routes.get(f"/things/configs/{ID}")
+async def view_config(request: web.Request) -> web.Response:
+    who = principal(request)
+    tid = _thing_id(request)
+    c = container(request)
+    await fresh(request, *VIEWS)
+    async with c.pool.connection() as conn:
+        row = await (await conn.execute(
+            f"select c.owner, {COLUMNS} from configs_view c join things_view t on t.id = c.thing_id"  # noqa: S608
+            " where c.thing_id = %s", (tid,))).fetchone()
+    if row is None or (row[0] != who.user_id and not who.admin):
+        raise NotFound("config not found")
+    return wire.json(await _view(request, row[1:]))
+
+
+class ConfigUpdate(msgspec.Struct):
+    name: Any = None
+    content: Any = None
+
+
+@routes.put(f"/things/configs/{ID}")
+async def update_config(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, ConfigUpdate)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_config, who, _thing_id(request), body.name,
+                                 body.content, meta=meta(request))
+    return await _answer(request, done, done.result)
+
+
+class CertsUpdate(msgspec.Struct):
+    client_cert: Any = None
+    client_key: Any = None
+    ca_cert: Any = None
+
+
+@routes.patch(f"/things/configs/certs/{ID}")
+async def update_certs(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, CertsUpdate)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_config_certs, who, _thing_id(request),
+                                 body.client_cert, body.client_key, body.ca_cert, meta=meta(request))
+    config: Config = done.result
+    headers = await committed(request, done, also=[gateway_key(config.external_id)])
+    out = {"mainflux_id": str(config.thing_id)}
+    out.update({k: v for k, v in (("client_cert", config.client_cert), ("client_key", config.client_key),
+                                  ("ca_cert", config.ca_cert)) if v})
+    return wire.json(out, headers=headers)
+
+
+class ChannelsUpdate(msgspec.Struct):
+    channels: Any = None
+
+
+@routes.put(f"/things/configs/connections/{ID}")
+async def update_connections(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, ChannelsUpdate)
+    c = container(request)
+    done = await c.store.command(c.store.app.update_config_channels, who, _thing_id(request),
+                                 body.channels, meta=meta(request))
+    return await _answer(request, done, done.result)
+
+
+class StateUpdate(msgspec.Struct):
+    state: Any = None
+
+
+@routes.put(f"/things/state/{ID}")
+async def change_state(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, StateUpdate)
+    c = container(request)
+    done = await c.store.command(c.store.app.change_config_state, who, _thing_id(request), body.state,
+                                 meta=meta(request))
+    return await _answer(request, done, done.result)
+
+
+@routes.delete(f"/things/configs/{ID}")
+async def remove_config(request: web.Request) -> web.Response:
+    who = principal(request)
+    c = container(request)
+    done = await c.store.command(c.store.app.remove_config, who, _thing_id(request), meta=meta(request))
+    also = [gateway_key(done.result.external_id)] if done.result is not None else []
+    return web.Response(status=204, headers=await committed(request, done, also=also))
+
+
+# -- the gateway's side ---------------------------------------------------------------------
+def _external_key(request: web.Request) -> str:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "thing" or not key.strip():
+        raise Unauthenticated("missing or invalid external key")
+    return key.strip()
+
+
+async def _bootstrap(request: web.Request, external_key: str) -> dict[str, Any]:
+    external_id = request.match_info["external_id"]
+    c = container(request)
+    await fresh(request, *VIEWS, user_id=gateway_key(external_id))
+    async with c.pool.connection() as conn:
+        row = await (await conn.execute(
+            f"select {COLUMNS} from configs_view c join things_view t on t.id = c.thing_id"  # noqa: S608
+            " where c.external_id = %s", (external_id,))).fetchone()
+    if row is None:
+        raise NotFound("config not found")
+    # Constant time, whatever the lengths: compare digests of the keys.
+    given = hashlib.sha256(external_key.encode()).digest()
+    if not hmac.compare_digest(given, hashlib.sha256(row[4].encode()).digest()):
+        raise Forbidden("wrong external key")
+    tid, secret, channels, _ext_id, _ext_key, content, _name, _state, cert, key, ca = row
+    out: dict[str, Any] = {"mainflux_id": str(tid), "mainflux_key": secret,
+                           "mainflux_channels": await _channels(request, list(channels))}
+    for k, v in (("content", content), ("client_cert", cert), ("client_key", key), ("ca_cert", ca)):
+        if v:
+            out[k] = v
+    return out
+
+
+@routes.get("/things/bootstrap/secure/{external_id}")
+async def bootstrap_secure(request: web.Request) -> web.Response:
+    """As upstream: the external key comes hex-encoded and AES-CFB encrypted, and so goes the answer."""
+    key = container(request).bootstrap_key
+    try:
+        external_key = crypto.decrypt(key, bytes.fromhex(_external_key(request))).decode()
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise Forbidden("wrong external key") from exc
+    body = msgspec.json.encode(await _bootstrap(request, external_key))
+    return web.Response(body=crypto.encrypt(key, body), content_type="application/octet-stream")
+
+
+@routes.get("/things/bootstrap/{external_id}")
+async def bootstrap(request: web.Request) -> web.Response:
+    return wire.json(await _bootstrap(request, _external_key(request)))

@@ -1,0 +1,178 @@
+"""Connections: connect and disconnect things and channels (one pair or a cross product, all or
+nothing), and list them from either side."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.channels import CHANNELS
+from command_api.channels import row_json as channel_row
+from command_api.context import committed, container, fresh, meta, principal
+from command_api.errors import BadRequest
+from command_api.listing import ID, Table, visible
+from command_api.things import THINGS
+from command_api.things import row_json as thing_row
+from domain.connections import Connection
+from domain.errors import NotFound
+from projections.connections import NAME as CONNECTIONS_VIEW
+
+routes = web.RouteTableDef()
+
+CID = ID.replace("{id:", "{cid:")
+TID = ID.replace("{id:", "{tid:")
+
+
+class ConnectOne(msgspec.Struct):
+    actions: list[str] | None = None
+
+
+class ConnectMany(msgspec.Struct):
+    """Ours ``{channel_ids, thing_ids}``, upstream's ``{group_ids, client_ids}`` or later
+    clients' ``{objects, subjects}``."""
+
+    channel_ids: list[str] | None = None
+    thing_ids: list[str] | None = None
+    group_ids: list[str] | None = None
+    client_ids: list[str] | None = None
+    objects: list[str] | None = None
+    subjects: list[str] | None = None
+    actions: list[str] | None = None
+
+    def pairs(self) -> tuple[list[str], list[str]]:
+        channels = next((v for v in (self.channel_ids, self.group_ids, self.objects) if v is not None), None)
+        things = next((v for v in (self.thing_ids, self.client_ids, self.subjects) if v is not None), None)
+        if channels is None or things is None:
+            raise BadRequest("channel_ids and thing_ids are required")
+        return channels, things
+
+
+def policy_json(conn: Connection) -> dict[str, Any]:
+    """A connection as the guide shows it: the thing is the subject, the channel the object."""
+    return {"owner_id": str(conn.owner), "subject": str(conn.thing_id), "object": str(conn.channel_id),
+            "actions": list(conn.actions), "created_at": wire.timestamp(conn.created_at),
+            "updated_at": wire.timestamp(conn.updated_at)}
+
+
+def _path_id(request: web.Request, name: str, what: str) -> UUID:
+    try:
+        return UUID(request.match_info[name])
+    except ValueError as exc:
+        raise NotFound(f"{what} not found") from exc
+
+
+def _ids_of(conns: list[Connection]) -> set[str]:
+    """Where a change of these connections is recorded, for the access checks that follow."""
+    return {str(i) for conn in conns for i in (conn.channel_id, conn.thing_id)}
+
+
+async def _connect_one(request: web.Request) -> web.Response:
+    who = principal(request)
+    cid, tid = _path_id(request, "cid", "channel"), _path_id(request, "tid", "thing")
+    body = await wire.body(request, ConnectOne, optional=True)
+    c = container(request)
+    done = await c.store.command(c.store.app.connect, who, [cid], [tid], body.actions, meta=meta(request))
+    headers = await committed(request, done, also=[str(cid), str(tid)])
+    return wire.json(policy_json(done.result[0]), status=201, headers=headers)
+
+
+@routes.put(f"/channels/{CID}/things/{TID}")
+async def put_connection(request: web.Request) -> web.Response:
+    return await _connect_one(request)
+
+
+@routes.post(f"/channels/{CID}/things/{TID}")
+async def post_connection(request: web.Request) -> web.Response:
+    return await _connect_one(request)
+
+
+@routes.delete(f"/channels/{CID}/things/{TID}")
+async def delete_connection(request: web.Request) -> web.Response:
+    who = principal(request)
+    cid, tid = _path_id(request, "cid", "channel"), _path_id(request, "tid", "thing")
+    c = container(request)
+    done = await c.store.command(c.store.app.disconnect, who, [cid], [tid], meta=meta(request))
+    headers = await committed(request, done, also=[str(cid), str(tid)])
+    return web.Response(status=204, headers=headers)
+
+
+@routes.post("/connect")
+async def connect_many(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, ConnectMany)
+    channels, things = body.pairs()
+    c = container(request)
+    done = await c.store.command(c.store.app.connect, who, channels, things, body.actions,
+                                 meta=meta(request))
+    headers = await committed(request, done, also=_ids_of(done.result))
+    return web.Response(status=201, headers=headers)
+
+
+@routes.post("/disconnect")
+async def disconnect_many(request: web.Request) -> web.Response:
+    who = principal(request)
+    body = await wire.body(request, ConnectMany)
+    channels, things = body.pairs()
+    c = container(request)
+    done = await c.store.command(c.store.app.disconnect, who, channels, things, meta=meta(request))
+    headers = await committed(request, done, also=_ids_of(done.result))
+    return web.Response(status=204, headers=headers)
+
+
+async def connected_page(request: web.Request, parent: Table, parent_id: UUID, parent_column: str,
+                         listed: Table, listed_column: str,
+                         row_json: Callable[[tuple[Any, ...]], dict[str, Any]]) -> web.Response:
+    """``{limit, offset, total, <plural>}``: the entities connected to a parent the caller sees,
+    those the caller may see itself, under the usual filters, in the order of connection."""
+    who = principal(request)
+    offset, limit = wire.paging(request)
+    status = wire.status_filter(request)
+    name = wire.name_filter(request)
+    metadata = wire.metadata_filter(request)
+    pcond, pargs = visible(parent, who)
+    cond, args = visible(listed, who)
+    where = [cond]
+    if status:
+        where.append("status = %s")
+        args.append(status)
+    if name is not None:
+        where.append("name = %s")
+        args.append(name)
+    if metadata is not None:
+        where.append("metadata @> %s::jsonb")
+        args.append(msgspec.json.encode(metadata).decode())
+    sql_from = (f"{listed.table} join (select {listed_column} as conn_item, created_pos as conn_pos"  # noqa: S608
+                f" from connections where {parent_column} = %s and active) k on k.conn_item = id"
+                f" where {' and '.join(where)}")
+    args = [parent_id, *args]
+    c = container(request)
+    await fresh(request, CONNECTIONS_VIEW, *{parent.view, listed.view, *parent.also_views, *listed.also_views})
+    async with c.pool.connection() as conn, conn.transaction():
+        await conn.execute("set transaction isolation level repeatable read, read only")
+        seen = await (await conn.execute(
+            f"select 1 from {parent.table} where id = %s and {pcond}", [parent_id, *pargs])).fetchone()  # noqa: S608
+        if seen is None:
+            raise NotFound(f"{parent.what} not found")
+        total = (await (await conn.execute(f"select count(*) from {sql_from}", args)).fetchone())[0]  # noqa: S608
+        rows = await (await conn.execute(
+            f"select {listed.columns} from {sql_from} order by conn_pos limit %s offset %s",  # noqa: S608
+            [*args, limit, offset])).fetchall()
+    return wire.json({"limit": limit, "offset": offset, "total": total,
+                      listed.plural: [row_json(r) for r in rows]})
+
+
+@routes.get(f"/channels/{CID}/things")
+async def things_of_channel(request: web.Request) -> web.Response:
+    return await connected_page(request, CHANNELS, _path_id(request, "cid", "channel"), "channel_id",
+                                THINGS, "thing_id", thing_row)
+
+
+@routes.get(f"/things/{TID}/channels")
+async def channels_of_thing(request: web.Request) -> web.Response:
+    return await connected_page(request, THINGS, _path_id(request, "tid", "thing"), "thing_id",
+                                CHANNELS, "channel_id", channel_row)

@@ -1,0 +1,128 @@
+"""The HTTP message adapter and the access check for brokers: may this thing secret publish
+(or subscribe) on this channel? Answered from Redis alone, fresh within the read-your-writes
+bound."""
+
+from __future__ import annotations
+
+import hmac
+import re
+from uuid import UUID
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.context import container
+from command_api.errors import BadRequest
+from command_api.listing import ID
+from command_api.things import thing_secret
+from domain.connections import CONNECTION_ACTIONS
+from domain.errors import Forbidden, Unauthenticated
+from infra.container import Container
+from projections.access import Snapshot
+from projections.lookups import secret_hash
+
+routes = web.RouteTableDef()
+
+CID = ID.replace("{id:", "{cid:")
+_TOKEN = re.compile(r"^[^\s*>]+$")  # a subject token: no wildcard, no white space
+ATTEMPTS = 3
+
+
+class AccessRequest(msgspec.Struct):
+    secret: str = ""
+    action: str = ""
+
+
+def subject_of(root: str, channel_id: str, subtopic: str | None) -> str:
+    """``<root>.<channel>[.<subtopic>]``, slashes of the subtopic as dots; 400 for wildcards or
+    empty tokens, which would publish where nobody asked."""
+    if subtopic is None:
+        return f"{root}.{channel_id}"
+    tokens = subtopic.replace("/", ".").split(".")
+    if any(not _TOKEN.match(t) for t in tokens):
+        raise BadRequest("malformed subtopic")
+    return f"{root}.{channel_id}.{'.'.join(tokens)}"
+
+
+async def authorized(c: Container, secret: str, channel_id: str, action: str) -> str:
+    """The id of the thing holding ``secret`` when it may do ``action`` on the channel.
+
+    One Redis script reads the secret's thing, its connection, the channel's status, the
+    positions recorded under the thing's and the channel's ids by the commands that changed
+    them, and how far the views are. When the views are behind those positions we wait for
+    them (bounded) and read again, so a disconnect, a disabled thing or a changed secret
+    stops working at once. Only an unknown secret waits, as ``/identify`` does, for the
+    store's head: a thing created a moment ago is found too.
+    """
+    view, keys, fr = c.access(), c.thing_keys(), c.freshness
+    views = [keys.name, view.name]
+    key_hash = secret_hash(secret)
+    seen_thing, waited_head = False, False
+    snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id)
+    for _ in range(ATTEMPTS):
+        if snap.thing_id is None:
+            if seen_thing or waited_head:
+                break  # the thing's own position said it no longer holds this secret
+            await fr.wait(views, await c.store.max_position())
+            waited_head = True
+        elif snap.reached >= snap.target:
+            break
+        else:
+            seen_thing = True
+            await fr.wait(views, snap.target)
+        snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id)
+    return decide(snap, key_hash, action)
+
+
+def decide(snap: Snapshot, key_hash: str, action: str) -> str:
+    if snap.thing_id is None or snap.held_key is None or not hmac.compare_digest(
+            snap.held_key.encode(), key_hash.encode()):
+        raise Unauthenticated("invalid thing secret")
+    if not snap.enabled:
+        raise Forbidden("thing is disabled")
+    if not snap.channel_enabled:
+        raise Forbidden("channel is disabled")
+    if action not in snap.actions:
+        raise Forbidden(f"thing is not connected to this channel with {action}")
+    return snap.thing_id
+
+
+def _channel_id(request: web.Request) -> str:
+    return str(UUID(request.match_info["cid"]))  # the route admits only UUIDs
+
+
+async def _publish(request: web.Request, subtopic: str | None) -> web.Response:
+    c = container(request)
+    channel_id = _channel_id(request)
+    secret = thing_secret(request)
+    subject = subject_of(c.settings.messages_subject, channel_id, subtopic)
+    payload = await request.read()
+    if len(payload) > c.nc.max_payload:
+        raise BadRequest("message is larger than the bus accepts")
+    await authorized(c, secret, channel_id, "m_write")
+    await c.nc.publish(subject, payload)  # core NATS: the body as it came, nothing added
+    return web.Response(status=202)
+
+
+@routes.post(f"/http/channels/{CID}/messages")
+async def publish(request: web.Request) -> web.Response:
+    return await _publish(request, None)
+
+
+@routes.post(f"/http/channels/{CID}/messages/{{subtopic:.*}}")
+async def publish_subtopic(request: web.Request) -> web.Response:
+    return await _publish(request, request.match_info["subtopic"])
+
+
+@routes.post(f"/channels/{CID}/access")
+async def access(request: web.Request) -> web.Response:
+    """200 ``{id}`` when the thing holding ``secret`` may do ``action`` on the channel."""
+    body = await wire.body(request, AccessRequest)
+    if body.action not in CONNECTION_ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(CONNECTION_ACTIONS)}")
+    if not body.secret:
+        raise Unauthenticated("missing thing secret")
+    c = container(request)
+    thing_id = await authorized(c, body.secret, _channel_id(request), body.action)
+    return wire.json({"id": thing_id})

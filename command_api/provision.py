@@ -1,0 +1,108 @@
+"""POST /mapping: one request provisions a gateway's whole layout, as a saga."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from command_api import wire
+from command_api.bootstrap import gateway_key
+from command_api.context import POSITION_HEADER, PRINCIPAL, container, meta, principal
+from domain.common import Principal
+from domain.errors import Unauthenticated
+from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
+
+routes = web.RouteTableDef()
+TIMEOUT_STATUS = 504
+
+
+class MappingRequest(msgspec.Struct):
+    external_id: Any = None
+    external_key: Any = None
+    name: Any = None
+
+
+async def _caller(request: web.Request) -> Principal:
+    """The request's bearer token, else the configured API key, else the configured user."""
+    c = container(request)
+    if request.headers.get("Authorization"):
+        return principal(request)
+    conf = c.provision
+    if conf.api_key:
+        claims = c.tokens.check(conf.api_key, "access")
+        who = Principal(user_id=claims.user_id, admin=claims.role == "admin")
+    elif conf.user and conf.password:
+        user = await c.store.run(c.store.app.authenticate_user, conf.user, conf.password)
+        who = Principal(user_id=user.id, admin=user.role == "admin")
+    else:
+        raise Unauthenticated("missing bearer token, and no provision credentials are configured")
+    request[PRINCIPAL] = who
+    return who
+
+
+@routes.get("/mapping")
+async def mapping(request: web.Request) -> web.Response:
+    await _caller(request)
+    return wire.json(container(request).provision.layout.content)
+
+
+async def _dry_run(request: web.Request, who: Principal, body: MappingRequest) -> web.Response:
+    c = container(request)
+    app = c.store.app
+    layout = c.provision.layout
+    conflicts = []
+    existing = await c.store.run(app.get_or_none, Provisioning, provisioning_id(who.user_id, str(body.external_id)))
+    if existing is not None and existing.status == COMPLETED:
+        return wire.json({"dry_run": True, "exists": True, **await c.store.run(app.provisioned, existing)})
+    holder = await c.store.run(app.holder_of, "external_id", str(body.external_id))
+    if holder is not None:
+        conflicts.append("external_id already exists")
+    for field in ("external_id", "external_key"):
+        if not isinstance(getattr(body, field), str) or not getattr(body, field).strip():
+            conflicts.append(f"{field} is required")
+    things = [{"name": body.name or t["name"],
+               "metadata": {**t["metadata"], **({"external_id": body.external_id}
+                                               if "external_id" in t["metadata"] else {})}}
+              for t in layout.things]
+    return wire.json({"dry_run": True, "things": things, "channels": layout.channels,
+                      "bootstrap": layout.bootstrap, "x509": layout.x509, "whitelist": layout.whitelist,
+                      "conflicts": conflicts}, status=409 if any("exists" in x for x in conflicts) else 200)
+
+
+@routes.post("/mapping")
+async def provision(request: web.Request) -> web.Response:
+    who = await _caller(request)
+    body = await wire.body(request, MappingRequest)
+    if request.query.get("dry_run", "").lower() in ("1", "true", "yes"):
+        return await _dry_run(request, who, body)
+    c = container(request)
+    m = meta(request, who)
+    done = await c.store.command(c.store.app.start_provisioning, who, body.external_id, body.external_key,
+                                 body.name, c.provision.layout, meta=m)
+    p: Provisioning = done.result
+    users = [str(who.user_id), gateway_key(p.external_id)]
+    last = [done.position or 0]
+
+    async def remember(position: int | None) -> None:
+        if position:
+            last[0] = max(last[0], position)
+            await c.freshness.record(users, position)
+
+    await remember(done.position)
+    if p.status != COMPLETED:
+        # The saga goes on if this request goes away; the answer waits for it within a bound.
+        task = asyncio.ensure_future(c.saga.run(p.id, m, on_commit=remember))
+        try:
+            p = await asyncio.wait_for(asyncio.shield(task), c.settings.saga_wait)
+        except TimeoutError:
+            return wire.json({"error": "provisioning is still running; repeat the request for its result"},
+                             status=TIMEOUT_STATUS)
+    headers = {POSITION_HEADER: str(last[0])} if last[0] else {}
+    if p.status == FAILED:
+        failure = p.failure or {}
+        return wire.json({"error": failure.get("reason", "provisioning failed")},
+                         status=int(failure.get("status", 500)), headers=headers)
+    return wire.json(await c.store.run(c.store.app.provisioned, p), status=201, headers=headers)

@@ -1,0 +1,228 @@
+"""Connections of things to channels, and the policies that let other users make them.
+
+A connection is an aggregate per (channel, thing) pair whose id is derived from the pair,
+so a pair is unique by construction and two writers connecting it clash on one version.
+Bulk commands change every pair or none: their aggregates are saved in one transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.domain import event
+
+from domain.base import Entity, Meta, derived_id
+from domain.channels import Channel
+from domain.common import MAX_BULK, NO_META, Core, Done, Principal, authorize, check_uuid
+from domain.errors import Forbidden, Invalid, NotFound
+from domain.policies import Policy, channel_grants, check_policy_actions, policy_id
+from domain.things import Thing
+from domain.users import User
+
+CONNECTION_ACTIONS = ("m_read", "m_write")
+DEFAULT_ACTIONS = ("m_write", "m_read")
+MAX_PAIRS = 10_000
+
+
+def connection_id(channel_id: UUID, thing_id: UUID) -> UUID:
+    return derived_id("connection", channel_id, thing_id)
+
+
+class Connection(Entity):
+    """A thing's actions on a channel; connecting again with the same actions records nothing."""
+
+    @staticmethod
+    def create_id(channel_id: UUID, thing_id: UUID) -> UUID:
+        return connection_id(channel_id, thing_id)
+
+    @event("Created")
+    def __init__(self, channel_id: UUID, thing_id: UUID) -> None:
+        self.channel_id, self.thing_id = channel_id, thing_id
+        self.owner: UUID | None = None
+        self.actions: list[str] = []
+        self.connected = False
+
+    def connect(self, owner: UUID, actions: list[str]) -> None:
+        if not self.connected or set(actions) != set(self.actions):
+            self._connected(channel_id=self.channel_id, thing_id=self.thing_id, owner=owner,
+                            actions=actions)
+
+    # The pair travels in every event, so a view needs no state to apply one.
+    @event("Connected")
+    def _connected(self, channel_id: UUID, thing_id: UUID, owner: UUID, actions: list[str]) -> None:
+        self.owner, self.actions, self.connected = owner, actions, True
+
+    def disconnect(self) -> None:
+        if self.connected:
+            self._disconnected(channel_id=self.channel_id, thing_id=self.thing_id)
+
+    @event("Disconnected")
+    def _disconnected(self, channel_id: UUID, thing_id: UUID) -> None:
+        self.actions, self.connected = [], False
+
+
+def check_ids(ids: Any, what: str) -> list[UUID]:
+    if not isinstance(ids, list) or not ids:
+        raise Invalid(f"{what} must be a non-empty list of ids")
+    if len(ids) > MAX_BULK:
+        raise Invalid(f"at most {MAX_BULK} {what} at once")
+    return list(dict.fromkeys(check_uuid(i, what.rstrip("s")) for i in ids))
+
+
+def check_connection_actions(actions: Any) -> list[str]:
+    if actions is None:
+        return list(DEFAULT_ACTIONS)
+    if not isinstance(actions, list) or not actions:
+        raise Invalid("actions must be a non-empty list")
+    bad = [a for a in actions if a not in CONNECTION_ACTIONS]
+    if bad:
+        raise Invalid(f"unknown action {bad[0]!r}; expected some of {', '.join(CONNECTION_ACTIONS)}")
+    return list(dict.fromkeys(actions))
+
+
+def _pairs(channel_ids: Any, thing_ids: Any) -> tuple[list[UUID], list[UUID]]:
+    cids, tids = check_ids(channel_ids, "channel_ids"), check_ids(thing_ids, "thing_ids")
+    if len(cids) * len(tids) > MAX_PAIRS:
+        raise Invalid(f"at most {MAX_PAIRS} connections at once")
+    return cids, tids
+
+
+def _channel_to_connect(app: Core, who: Principal, channel_id: UUID) -> Channel:
+    """A channel the caller may connect things to: its own, or one it was assigned with g_add."""
+    channel = app.get_or_none(Channel, channel_id)
+    if channel is None:
+        raise NotFound("channel not found")
+    if who.admin or who.user_id == channel.owner:
+        return channel
+    granted = channel_grants(app, who, channel).get(str(who.user_id), [])
+    if "c_list" not in granted:
+        raise NotFound("channel not found")
+    if "g_add" not in granted:
+        raise Forbidden("not allowed to connect things to this channel")
+    return channel
+
+
+def _thing_to_connect(app: Core, who: Principal, thing_id: UUID) -> Thing:
+    """A thing the caller may see: its own, or one shared with it."""
+    thing = app.get_or_none(Thing, thing_id)
+    if thing is None:
+        raise NotFound("thing not found")
+    authorize(who, thing.owner, thing.shares, None, "thing")
+    return thing
+
+
+def _checked(app: Core, who: Principal, channel_ids: Any, thing_ids: Any) -> tuple[list[UUID], list[UUID]]:
+    cids, tids = _pairs(channel_ids, thing_ids)
+    for cid in cids:
+        _channel_to_connect(app, who, cid)
+    for tid in tids:
+        _thing_to_connect(app, who, tid)
+    return cids, tids
+
+
+def _connect(app: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+             actions: list[str]) -> tuple[list[Connection], list[Entity]]:
+    cids, tids = _checked(app, who, channel_ids, thing_ids)
+    every: list[Connection] = []
+    for cid in cids:
+        for tid in tids:
+            conn = app.get_or_none(Connection, connection_id(cid, tid)) or Connection(channel_id=cid, thing_id=tid)
+            conn.connect(who.user_id, actions)
+            every.append(conn)
+    return every, [c for c in every if c._pending_events]
+
+
+def _disconnect(app: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+                missing_ok: bool) -> tuple[list[Connection], list[Entity]]:
+    cids, tids = _checked(app, who, channel_ids, thing_ids)
+    changed: list[Connection] = []
+    for cid in cids:
+        for tid in tids:
+            conn = app.get_or_none(Connection, connection_id(cid, tid))
+            if conn is None or not conn.connected:
+                if missing_ok:
+                    continue
+                raise NotFound("thing is not connected to this channel")
+            conn.disconnect()
+            changed.append(conn)
+    return changed, list(changed)
+
+
+class ConnectionCases:
+    """The use cases of connections (mixed into the application)."""
+
+    def connect_changes(self: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+                        actions: Any = None) -> list[Entity]:
+        """Connect every pair, for use inside another command's build: checks the rules,
+        changes the aggregates and returns those changed, without saving them."""
+        if channel_ids == [] or thing_ids == []:
+            return []
+        return _connect(self, who, channel_ids, thing_ids, check_connection_actions(actions))[1]
+
+    def disconnect_changes(self: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+                           missing_ok: bool) -> list[Entity]:
+        """Disconnect every pair, for use inside another command's build; with ``missing_ok``
+        a pair that is not connected is skipped, otherwise it is NotFound."""
+        if channel_ids == [] or thing_ids == []:
+            return []
+        return _disconnect(self, who, channel_ids, thing_ids, missing_ok)[1]
+
+    def connect(self: Core, who: Principal, channel_ids: Any, thing_ids: Any, actions: Any = None,
+                meta: Meta = NO_META) -> Done:
+        """Connect every pair of the cross product or none; the result is every pair's connection."""
+        acts = check_connection_actions(actions)
+        _pairs(channel_ids, thing_ids)
+        return self.commit(lambda: _connect(self, who, channel_ids, thing_ids, acts), meta)
+
+    def disconnect(self: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+                   meta: Meta = NO_META) -> Done:
+        """Disconnect every pair or none; a pair that is not connected is NotFound."""
+        _pairs(channel_ids, thing_ids)
+        return self.commit(lambda: _disconnect(self, who, channel_ids, thing_ids, False), meta)
+
+
+def _owned_channel(app: Core, who: Principal, channel_id: UUID) -> Channel:
+    """A channel whose policies the caller may change: only its owner (or an admin) may."""
+    channel = app.get_or_none(Channel, channel_id)
+    if channel is None:
+        raise NotFound("channel not found")
+    authorize(who, channel.owner, channel_grants(app, who, channel), "owner", "channel")
+    return channel
+
+
+class PolicyCases:
+    """The use cases of policies: a channel's owner assigns users to it (mixed into the application)."""
+
+    def assign_policy(self: Core, who: Principal, subject: Any, object_id: Any, actions: Any,
+                      meta: Meta = NO_META) -> Done:
+        """Give ``subject`` the ``actions`` on the channel ``object_id``, added to what it had."""
+        uid = check_uuid(subject, "subject")
+        cid = check_uuid(object_id, "object")
+        acts = check_policy_actions(actions)
+
+        def build() -> tuple[Policy, list[Entity]]:
+            channel = _owned_channel(self, who, cid)
+            if uid == channel.owner:
+                raise Invalid("the owner of a channel needs no policy on it")
+            if self.get_or_none(User, uid) is None:
+                raise NotFound("user not found")
+            policy = self.get_or_none(Policy, policy_id(uid, cid)) or Policy(subject=uid, object_id=cid)
+            policy.assign(who.user_id, acts)
+            return policy, [policy]
+
+        return self.commit(build, meta)
+
+    def revoke_policy(self: Core, who: Principal, subject: Any, object_id: Any, meta: Meta = NO_META) -> Done:
+        uid = check_uuid(subject, "subject")
+        cid = check_uuid(object_id, "object")
+
+        def build() -> tuple[Policy, list[Entity]]:
+            _owned_channel(self, who, cid)
+            policy = self.get_or_none(Policy, policy_id(uid, cid))
+            if policy is None or not policy.active:
+                raise NotFound("policy not found")
+            policy.revoke()
+            return policy, [policy]
+
+        return self.commit(build, meta)

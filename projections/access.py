@@ -1,0 +1,155 @@
+"""AccessView: which things may do what on which channels, in Redis, for the message path
+(the HTTP adapter, ``/channels/{id}/access``), which must not touch SQL or the store.
+
+Keys (one scheme, written down here only):
+  ``{prefix}conn:{channel}:{thing}`` the connection's actions, comma-separated; absent when
+      the thing is not connected;
+  ``{prefix}chan:{channel}`` ``disabled`` while the channel is disabled, absent otherwise;
+  ``{prefix}pos:access`` and ``{prefix}seq:access``: the view's position and stream sequence,
+      written in the same MULTI/EXEC as the changes they cover.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from redis.exceptions import WatchError
+
+from projections.envelope import Envelope
+from projections.lookups import ThingKeysView
+
+NAME = "access"
+
+# One round trip, one instant: what a secret names, that thing's connection to the channel,
+# the channel's status, the positions the caller must see (recorded under the thing's and the
+# channel's ids by every command that changes them) and the positions the views have reached.
+_SNAPSHOT = """
+local found = redis.call('HMGET', ARGV[1], 'id', 'status')
+local tid = found[1]
+local held, conn, rw_thing = false, false, false
+if tid then
+  held = redis.call('HGET', ARGV[2] .. tid, 'key')
+  conn = redis.call('GET', ARGV[3] .. tid)
+  rw_thing = redis.call('GET', ARGV[5] .. tid)
+end
+return {tid or false, found[2] or false, held or false, conn or false,
+        redis.call('GET', ARGV[4]) or false, rw_thing or false,
+        redis.call('GET', ARGV[5] .. ARGV[6]) or false,
+        redis.call('GET', ARGV[7]) or false, redis.call('GET', ARGV[8]) or false}
+"""
+
+
+def _text(raw: bytes | None) -> str | None:
+    return raw.decode() if raw is not None else None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What the views say, at one instant, about a secret and a channel."""
+
+    thing_id: str | None
+    enabled: bool
+    held_key: str | None      # the key the thing holds now (must equal the secret's)
+    actions: frozenset[str]
+    channel_enabled: bool
+    target: int               # the position the views must reach for this to be fresh
+    reached: int              # the lower of the two views' positions
+
+
+class AccessView:
+    """The Redis view of connections; applies batches atomically with its position."""
+
+    name = NAME
+
+    def __init__(self, redis: Redis, prefix: str) -> None:
+        self.redis, self.prefix = redis, prefix
+        self.pos_key, self.seq_key = f"{prefix}pos:{NAME}", f"{prefix}seq:{NAME}"
+        self._snapshot = redis.register_script(_SNAPSHOT)
+
+    def conn_key(self, channel_id: str, thing_id: str) -> str:
+        return f"{self.prefix}conn:{channel_id}:{thing_id}"
+
+    def channel_key(self, channel_id: str) -> str:
+        return f"{self.prefix}chan:{channel_id}"
+
+    async def actions(self, channel_id: str, thing_id: str) -> frozenset[str]:
+        raw = await self.redis.get(self.conn_key(channel_id, thing_id))
+        return frozenset(raw.decode().split(",")) if raw else frozenset()
+
+    async def snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str,
+                       channel_id: str) -> Snapshot:
+        """The secret's thing and its access to the channel, and how fresh that is."""
+        r = await self._snapshot(args=[
+            keys.by_key(key_hash), keys.by_thing(""), self.conn_key(channel_id, ""),
+            self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key])
+        r = list(r) + [None] * (9 - len(r))
+        tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access = r
+        return Snapshot(
+            thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
+            actions=frozenset(conn.decode().split(",")) if conn else frozenset(),
+            channel_enabled=chan != b"disabled",
+            target=max(int(rw_thing or 0), int(rw_chan or 0)),
+            reached=min(int(pos_keys or 0), int(pos_access or 0)))
+
+    async def position(self) -> tuple[int, int]:
+        pos, seq = await self.redis.mget(self.pos_key, self.seq_key)
+        return int(pos or 0), int(seq or 0)
+
+    async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
+        """Apply the events not yet applied; a redelivered event changes nothing."""
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    return await self._apply(pipe, batch)
+                except WatchError:
+                    continue  # another instance moved the view meanwhile: read it again
+
+    def _change(self, env: Envelope) -> tuple[str, str, str | None] | None:
+        """The write an event makes: (op, key, value), or None."""
+        d = env.data
+        if env.aggregate == "connection" and env.type == "connected":
+            return ("set", self.conn_key(str(d["channel_id"]), str(d["thing_id"])), ",".join(d["actions"]))
+        if env.aggregate == "connection" and env.type == "disconnected":
+            return ("del", self.conn_key(str(d["channel_id"]), str(d["thing_id"])), None)
+        if env.aggregate == "channel" and env.type == "disabled":
+            return ("set", self.channel_key(env.aggregate_id), "disabled")
+        if env.aggregate == "channel" and env.type == "enabled":
+            return ("del", self.channel_key(env.aggregate_id), None)
+        if env.aggregate == "channel" and env.type == "created" and env.data.get("enabled") is False:
+            return ("set", self.channel_key(env.aggregate_id), "disabled")
+        return None
+
+    async def _apply(self, pipe, batch: Sequence[tuple[int, Envelope]]) -> int:  # noqa: ANN001
+        await pipe.watch(self.pos_key)
+        done = int(await pipe.get(self.pos_key) or 0)
+        writes: list[tuple[str, str, str | None]] = []
+        last_pos, last_seq = done, 0
+        for seq, env in batch:
+            last_seq = seq
+            if env.position <= done:
+                continue
+            last_pos = env.position
+            change = self._change(env)
+            if change is not None:
+                writes.append(change)
+        pipe.multi()
+        for op, key, value in writes:
+            if op == "del":
+                pipe.delete(key)
+            else:
+                pipe.set(key, value or "")
+        if last_pos > done:
+            pipe.set(self.pos_key, last_pos)
+        if last_seq:
+            pipe.set(self.seq_key, last_seq)
+        await pipe.execute()
+        return last_pos
+
+    async def reset(self) -> None:
+        """Drop the view: every key of it, and its position."""
+        for pattern in (f"{self.prefix}conn:*", f"{self.prefix}chan:*"):
+            async for key in self.redis.scan_iter(match=pattern, count=1000):
+                await self.redis.delete(key)
+        await self.redis.delete(self.pos_key, self.seq_key)
