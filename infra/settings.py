@@ -53,6 +53,8 @@ class Settings:
     # provisioning counts as abandoned by a dead process (and is compensated).
     saga_wait: float = 30.0
     saga_stale: float = 30.0
+    # The views this process's projector feeds (empty: all); how projectors share the work.
+    projector_views: tuple[str, ...] = ()
     store_workers: int = 8
     # The certificate authority's PEM files; unset: one generated into the data folder.
     ca_cert_file: str | None = None
@@ -91,6 +93,7 @@ class Settings:
             rw_wait=parse_duration(get("RW_WAIT") or "5s"),
             saga_wait=parse_duration(get("SAGA_WAIT") or "30s"),
             saga_stale=parse_duration(get("SAGA_STALE") or "30s"),
+            projector_views=tuple(v.strip() for v in (get("PROJECTOR_VIEWS") or "").split(",") if v.strip()),
             store_workers=int(get("STORE_WORKERS") or s.store_workers),
             ca_cert_file=get("CERTS_CA_CERT"),
             ca_key_file=get("CERTS_CA_KEY"),

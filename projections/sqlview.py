@@ -27,11 +27,16 @@ class SqlView:
 
     async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
         """Apply the events not yet applied; a redelivered event changes nothing."""
-        async with self.pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-            await cur.execute("insert into view_positions values (%s, 0, 0) on conflict do nothing",
-                              (self.name,))
-            await cur.execute("select position from view_positions where view=%s for update", (self.name,))
+        # Pipeline mode: the statements of a batch go out without waiting for each answer.
+        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+            lock = "select position from view_positions where view=%s for update"
+            await cur.execute(lock, (self.name,))
             row = await cur.fetchone()
+            if row is None:
+                await cur.execute("insert into view_positions values (%s, 0, 0) on conflict do nothing",
+                                  (self.name,))
+                await cur.execute(lock, (self.name,))
+                row = await cur.fetchone()
             done = int(row[0]) if row else 0
             last_pos, last_seq = done, 0
             for seq, env in batch:

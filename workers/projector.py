@@ -1,13 +1,19 @@
-"""The projector: one durable JetStream consumer per view, applying batches in order.
+"""The projector: durable JetStream consumers that feed the views, applying batches in order.
 
-A view's own storage holds its position (and the stream sequence it came from) in
-the same transaction as its rows, so on every start the consumer is anchored
-just after that position: nothing is skipped, and a redelivered event is ignored.
+One consumer feeds a group of views (by default all of them): each message is fetched and
+decoded once and the batch goes to every view of the group at the same time. A view's own
+storage holds its position (and the stream sequence it came from) in the same transaction as
+its rows, so the consumer is anchored just after the least advanced view of its group:
+nothing is skipped, and a view that is further on ignores what it has already applied.
+
+Groups are how several projector processes share the work: give each its own views
+(`SMQ_PROJECTOR_VIEWS`); each group has its own durable consumer, named after its views.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -30,31 +36,52 @@ class View(Protocol):
     async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int: ...
 
 
-class ViewRunner:
-    """Feeds one view from its durable consumer until stopped."""
+def durable_name(views: Sequence[View]) -> str:
+    names = sorted(v.name for v in views)
+    if len(names) == 1:
+        return f"view_{names[0]}"
+    return "views_" + hashlib.sha256(",".join(names).encode()).hexdigest()[:12]
 
-    def __init__(self, view: View, js: JetStreamContext, stream: str, root: str,
-                 advanced: Callable[[str, int], None] | None = None, batch: int = 256) -> None:
-        self.view, self.js, self.stream, self.root = view, js, stream, root
+
+class ViewRunner:
+    """Feeds a group of views from one durable consumer until stopped."""
+
+    def __init__(self, views: View | Sequence[View], js: JetStreamContext, stream: str, root: str,
+                 advanced: Callable[[str, int], None] | None = None, batch: int = 512) -> None:
+        self.views = list(views) if isinstance(views, Sequence) else [views]
+        self.js, self.stream, self.root = js, stream, root
         self.advanced, self.batch = advanced, batch
-        self.durable = f"view_{view.name}"
-        self.position = 0
+        self.durable = durable_name(self.views)
+        self.positions: dict[str, int] = {}
         self._stop = asyncio.Event()
+
+    @property
+    def position(self) -> int:
+        """How far every view of the group has got."""
+        return min(self.positions.values(), default=0)
 
     def stop(self) -> None:
         self._stop.set()
 
-    async def _subscribe(self) -> object:
-        self.position, seq = await self.view.position()
+    def _moved(self, view: str, position: int) -> None:
+        if position > self.positions.get(view, 0):
+            self.positions[view] = position
         if self.advanced:
-            self.advanced(self.view.name, self.position)
+            self.advanced(view, self.positions.get(view, 0))
+
+    async def _subscribe(self) -> object:
+        stored = await asyncio.gather(*(v.position() for v in self.views))
+        for view, (pos, _seq) in zip(self.views, stored, strict=True):
+            self.positions[view.name] = pos
+            self._moved(view.name, pos)
+        start = min(seq for _pos, seq in stored) + 1
         try:
             await self.js.delete_consumer(self.stream, self.durable)
         except NotFoundError:
             pass
         config = ConsumerConfig(
             durable_name=self.durable, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
-            opt_start_seq=seq + 1, ack_policy=AckPolicy.ALL, ack_wait=30, max_ack_pending=10_000,
+            opt_start_seq=start, ack_policy=AckPolicy.ALL, ack_wait=30, max_ack_pending=20_000,
             filter_subject=f"{self.root}.>",
         )
         return await self.js.pull_subscribe(f"{self.root}.>", durable=self.durable, stream=self.stream,
@@ -71,7 +98,8 @@ class ViewRunner:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("view %s: failed; resubscribing from its stored position", self.view.name)
+                log.exception("views %s: failed; resubscribing from their stored positions",
+                              [v.name for v in self.views])
                 await asyncio.sleep(0.5)
 
     @staticmethod
@@ -90,14 +118,14 @@ class ViewRunner:
             if not msgs:
                 continue
             batch = [(m.metadata.sequence.stream, decode(m.data)) for m in msgs]
-            self.position = max(self.position, await self.view.apply(batch))
+            reached = await asyncio.gather(*(v.apply(batch) for v in self.views))
             await msgs[-1].ack()
-            if self.advanced:
-                self.advanced(self.view.name, self.position)
+            for view, pos in zip(self.views, reached, strict=True):
+                self._moved(view.name, pos)
 
 
 class Projector:
-    """Runs a ViewRunner per view."""
+    """Runs the view groups of this process."""
 
     def __init__(self, runners: list[ViewRunner]) -> None:
         self.runners = runners
