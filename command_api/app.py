@@ -14,8 +14,12 @@ from command_api import (
     events,
     health,
     messages,
+    observability,
+    openapi,
     policies,
     provision,
+    ratelimit,
+    revocation,
     things,
     users,
 )
@@ -32,8 +36,10 @@ SECURITY_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "*",
     "Access-Control-Allow-Headers": "*",
-    "Access-Control-Expose-Headers": "Location, X-Smq-Position",
+    "Access-Control-Expose-Headers": "Location, X-Smq-Position, X-Request-ID",
 }
+# A preflight's answer: "*" alone does not cover Authorization, which is named explicitly.
+PREFLIGHT_HEADERS = {"Access-Control-Allow-Headers": "*, Authorization", "Access-Control-Max-Age": "86400"}
 
 
 @web.middleware
@@ -44,12 +50,19 @@ async def headers_middleware(request: web.Request,
     else:
         resp = await handler(request)
     resp.headers.update(SECURITY_HEADERS)
+    if request.method == "OPTIONS":
+        resp.headers.update(PREFLIGHT_HEADERS)
     return resp
 
 
 def create_app(c: Container) -> web.Application:
-    app = web.Application(middlewares=[headers_middleware, errors_middleware], client_max_size=MAX_BODY)
+    app = web.Application(middlewares=[observability.observability_middleware, headers_middleware,
+                                       errors_middleware, ratelimit.ratelimit_middleware,
+                                       revocation.revocation_middleware], client_max_size=MAX_BODY)
     app[CONTAINER] = c
+    app.on_startup.extend([openapi.prepare, ratelimit.prepare])
+    app.router.add_get("/metrics", observability.metrics_page)
+    app.router.add_get("/openapi.json", openapi.openapi_json)
     app.add_routes(health.routes)
     app.add_routes(users.routes)
     app.add_routes(things.routes)

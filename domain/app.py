@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hmac
+import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -61,6 +62,7 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
         self._dummy_hash: str | None = None
         # How a command's events reach the store: one save each here; infra installs a
         # group committer that shares transactions between concurrent commands.
+        self._attempt = threading.local()
         self.saver: Callable[..., list[Any]] = self.save
 
     # -- plumbing ---------------------------------------------------------------
@@ -71,7 +73,10 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
         same unique value) first; the retry reloads them, so a taken value now
         raises ``Conflict`` from the domain rather than being retried forever.
         """
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
+            # The first attempt is optimistic: new aggregates and claims are made without
+            # reading first; the store refuses a clash, and the retry reads and decides.
+            self._attempt.retry = attempt > 0
             result, aggregates = build()
             changed = [a for a in aggregates if a._pending_events]
             for agg in changed:
@@ -93,8 +98,19 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
             return None
         return agg if isinstance(agg, cls) else None
 
+    @property
+    def optimistic(self) -> bool:
+        """True on a command's first attempt: assume no clash; the store checks anyway."""
+        return not getattr(self._attempt, "retry", False)
+
+    def absent(self, aggregate_id: UUID) -> bool:
+        """Whether no aggregate has this id (assumed on a first attempt; the store checks)."""
+        return self.optimistic or self.get_or_none(Entity, aggregate_id) is None
+
     def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey:
         """Claim a unique value for ``holder`` or raise ``Conflict(taken)``."""
+        if self.optimistic:
+            return UniqueKey(kind=kind, key=key, holder=holder)
         existing = self.get_or_none(UniqueKey, key_id(kind, key))
         if existing is None:
             return UniqueKey(kind=kind, key=key, holder=holder)

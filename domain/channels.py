@@ -128,7 +128,7 @@ class ChannelCases:
             channels: list[Channel] = []
             for i, s in enumerate(specs):
                 # The aggregate's own id is the claim: the store refuses a second version 1.
-                if self.get_or_none(Entity, s.id) is not None:
+                if not self.absent(s.id):
                     raise Conflict(f"item {i}: channel id already exists")
                 channels.append(Channel(id=s.id, owner=who.user_id, name=s.name,
                                         description=s.description, metadata=s.metadata,

@@ -49,6 +49,8 @@ class Core(Protocol):
 
     def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey: ...
 
+    def absent(self, aggregate_id: UUID) -> bool: ...
+
 
 def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_METADATA_DEPTH:

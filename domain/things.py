@@ -48,11 +48,28 @@ def check_thing_secret(secret: Any) -> str:
 class Thing(Entity):
     """A device or application; its secret is unique among things."""
 
+    class Created(Entity.Created):
+        """Version 2 adds ``description``; a stored version 1 event is read with ``""``."""
+
+        class_version = 2
+        owner: UUID
+        name: str
+        secret: str
+        tags: list[str]
+        metadata: dict[str, Any]
+        enabled: bool
+        description: str
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["description"] = ""
+
     @event("Created")
     def __init__(self, id: UUID, owner: UUID, name: str, secret: str, tags: list[str],  # noqa: A002
-                 metadata: dict[str, Any], enabled: bool) -> None:
+                 metadata: dict[str, Any], enabled: bool, description: str = "") -> None:
         self.owner, self.name, self.secret = owner, name, secret
         self.tags, self.metadata, self.enabled = tags, metadata, enabled
+        self.description = description
         self.shares: dict[str, list[str]] = {}
 
     def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
@@ -152,7 +169,7 @@ def new_thing_changes(app: Core, who: Principal, s: NewThing) -> tuple[Thing, li
     """A new thing and the claim on its secret, unsaved, for any command that creates one."""
     # The aggregate's own id is the claim on the thing id: the store refuses a
     # second version 1 of it in the same transaction as everything else.
-    if app.get_or_none(Entity, s.id) is not None:
+    if not app.absent(s.id):
         raise Conflict("thing id already exists")
     claim = app.claim(SECRET_KIND, secret_key(s.secret), s.id, "secret already exists")
     thing = Thing(id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,

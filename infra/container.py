@@ -133,7 +133,8 @@ class Container:
             await redis.ping()
             nc = await bus.connect(nats_url, "smq")
             js = nc.jetstream(timeout=10)
-            await bus.ensure_stream(js, settings.stream, settings.events_subject)
+            await bus.ensure_stream(js, settings.stream, settings.events_subject,
+                                    settings.stream_max_age, settings.stream_max_bytes)
         except BaseException:
             embedded.stop()
             raise

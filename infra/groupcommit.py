@@ -12,11 +12,14 @@ Nothing is acknowledged before its transaction commits.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
+
+from infra import metrics
 
 Save = Callable[..., list[Any]]
 
@@ -42,7 +45,12 @@ class GroupCommitter:
                 self._leading = True
         if lead:
             self._lead()
-        return future.result()
+        recordings = future.result()
+        positions = [i for r in recordings
+                     if isinstance(i := getattr(getattr(r, "notification", None), "id", None), int)]
+        if positions:
+            metrics.store_position(max(positions))
+        return recordings
 
     def _lead(self) -> None:
         while True:
@@ -51,7 +59,9 @@ class GroupCommitter:
                 if not batch:
                     self._leading = False
                     return
+            started = time.perf_counter()
             self._commit(batch)
+            metrics.store_transaction(len(batch), time.perf_counter() - started)
 
     def _commit(self, batch: list[tuple[Sequence[Any], Future[list[Any]]]]) -> None:
         self.batches += 1

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from command_api.app import create_app
 from infra.container import Container
+from infra.lease import Lease
 from infra.settings import Settings
 from workers.projector import Projector, ViewRunner
 from workers.relay import Relay
@@ -58,7 +59,8 @@ class Service:
     async def _start_roles(self) -> None:
         c, s = self.container, self.settings
         if "relay" in self.roles:
-            self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool)
+            lease = Lease(c.database_url, f"smq-relay:{s.stream}")
+            self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease)
             self.tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]

@@ -45,6 +45,10 @@ class Settings:
     # Names on the shared servers; tests give each run its own.
     stream: str = "SMQ_EVENTS"
     events_subject: str = "events"
+    # How long and how much of the events stream JetStream keeps (0 / -1: everything);
+    # older positions stay readable with GET /events?after= (from the store).
+    stream_max_age: float = 0.0
+    stream_max_bytes: int = -1
     messages_subject: str = "channels"
     redis_prefix: str = "smq:"
     # How long a query waits for the views to reach the caller's last write.
@@ -56,6 +60,11 @@ class Settings:
     # The views this process's projector feeds (empty: all); how projectors share the work.
     projector_views: tuple[str, ...] = ()
     store_workers: int = 8
+    # POST /users/tokens/issue: attempts per window by one identity and by one client address
+    # (0: no limit).
+    issue_limit_identity: int = 10
+    issue_limit_address: int = 30
+    issue_limit_window: float = 60.0
     # The certificate authority's PEM files; unset: one generated into the data folder.
     ca_cert_file: str | None = None
     ca_key_file: str | None = None
@@ -88,6 +97,8 @@ class Settings:
             admin_secret=get("ADMIN_SECRET"),
             stream=get("NATS_STREAM") or s.stream,
             events_subject=get("EVENTS_SUBJECT") or s.events_subject,
+            stream_max_age=parse_duration(get("STREAM_MAX_AGE") or "0"),
+            stream_max_bytes=int(get("STREAM_MAX_BYTES") or s.stream_max_bytes),
             messages_subject=get("MESSAGES_SUBJECT") or s.messages_subject,
             redis_prefix=get("REDIS_PREFIX") or s.redis_prefix,
             rw_wait=parse_duration(get("RW_WAIT") or "5s"),
@@ -95,6 +106,9 @@ class Settings:
             saga_stale=parse_duration(get("SAGA_STALE") or "30s"),
             projector_views=tuple(v.strip() for v in (get("PROJECTOR_VIEWS") or "").split(",") if v.strip()),
             store_workers=int(get("STORE_WORKERS") or s.store_workers),
+            issue_limit_identity=int(get("ISSUE_LIMIT_IDENTITY") or s.issue_limit_identity),
+            issue_limit_address=int(get("ISSUE_LIMIT_ADDRESS") or s.issue_limit_address),
+            issue_limit_window=parse_duration(get("ISSUE_LIMIT_WINDOW") or "1m"),
             ca_cert_file=get("CERTS_CA_CERT"),
             ca_key_file=get("CERTS_CA_KEY"),
             bootstrap_key=get("BOOTSTRAP_ENCRYPT_KEY"),

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+from eventsourcing.utils import resolve_topic
 
 # Fields that stay in the store (to rebuild aggregates) but never travel on the bus.
 REDACTED = frozenset({"secret_hash"})
@@ -39,11 +40,23 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Envelope)
 
 
+def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
+    """The state of a stored event in its class's current version, as the library's mapper
+    does it when it loads an aggregate (``class_version``, ``upcast_vN_vN+1``)."""
+    cls = resolve_topic(topic)
+    have, want = state.pop("class_version", 1), getattr(cls, "class_version", 1)
+    while have < want:
+        getattr(cls, f"upcast_v{have}_v{have + 1}")(state)
+        have += 1
+    return state
+
+
 def from_stored(position: int, topic: str, originator_id: Any, version: int,
                 state: dict[str, Any]) -> Envelope:
     """Build the envelope of a stored event from its decoded state."""
     cls_path = topic.split(":", 1)[1]  # e.g. "User.Created"
     aggregate, _, event = cls_path.rpartition(".")
+    state = upcast(topic, state)
     meta = state.get("_meta") or {}
     data = {k: v for k, v in state.items()
             if k not in REDACTED and k not in ("timestamp", "originator_topic", "_meta")}

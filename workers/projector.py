@@ -23,6 +23,7 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from infra import metrics
 from projections.envelope import Envelope, decode
 
 log = logging.getLogger("smq.projector")
@@ -66,6 +67,7 @@ class ViewRunner:
     def _moved(self, view: str, position: int) -> None:
         if position > self.positions.get(view, 0):
             self.positions[view] = position
+        metrics.view_position(view, self.positions.get(view, 0))
         if self.advanced:
             self.advanced(view, self.positions.get(view, 0))
 

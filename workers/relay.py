@@ -16,7 +16,9 @@ from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
 from psycopg_pool import AsyncConnectionPool
 
+from infra import metrics
 from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID, POSITION
+from infra.lease import Lease
 from infra.store import Store
 from projections.envelope import encode
 
@@ -28,9 +30,10 @@ class Relay:
 
     def __init__(self, store: Store, js: JetStreamContext, stream: str, root: str,
                  pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02,
-                 ack_wait: float = 10.0) -> None:
+                 ack_wait: float = 10.0, lease: Lease | None = None, standby_poll: float = 1.0) -> None:
         self.store, self.js, self.stream, self.root = store, js, stream, root
         self.pool, self.batch, self.idle, self.ack_wait = pool, batch, idle, ack_wait
+        self.lease, self.standby_poll = lease, standby_poll
         self.position = 0
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
@@ -67,10 +70,33 @@ class Relay:
         self._stop.set()
         self._wake.set()
 
+    async def _standby(self) -> bool:
+        """Wait until this relay holds the lease (True), or is stopped (False)."""
+        while not self._stop.is_set():
+            if self.lease is None or await self.lease.acquire():
+                return True
+            try:
+                await asyncio.wait_for(self._stop.wait(), self.standby_poll)
+            except TimeoutError:
+                pass
+        return False
+
     async def run(self) -> None:
+        """Publish while holding the lease; stand by while another relay holds it."""
+        try:
+            while await self._standby():
+                await self._publish_while_held()
+        finally:
+            if self.lease is not None:
+                await self.lease.release()
+
+    async def _publish_while_held(self) -> None:
         self.position = await self.published_position()
         log.info("relay resumes after position %d", self.position)
         while not self._stop.is_set():
+            if self.lease is not None and not self.lease.held:
+                log.warning("relay: lease lost; standing by")
+                return
             try:
                 sent = await self.publish_once()
             except (TimeoutError, APIError, OSError) as exc:
@@ -115,4 +141,5 @@ class Relay:
                 raise result if isinstance(result, Exception) else RuntimeError(str(result))
             self.position = env.position
         await self._save_checkpoint()
+        metrics.relay_position(self.position)
         return len(batch)

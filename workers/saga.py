@@ -22,6 +22,7 @@ from domain.base import Meta
 from domain.common import NO_META
 from domain.errors import Conflict, DomainError
 from domain.provisioning import COMPENSATING, COMPLETED, FAILED, RUNNING, STEPS, Provisioning
+from infra import metrics
 from infra.ca import CertificateAuthority
 from infra.store import Store
 
@@ -90,6 +91,7 @@ class SagaRunner:
                     raise DomainError(f"injected failure at {step}")
                 done = await self._command(app.provision_step, prov_id, step, self.issuer, meta=meta)
                 p = done.result
+                metrics.saga_step(step, "ok")
             except Conflict as exc:
                 p = await self.store.run(app.provisioning, prov_id)
                 if p.status != RUNNING:
@@ -105,6 +107,7 @@ class SagaRunner:
 
     async def _fail(self, prov_id: UUID, step: str, exc: DomainError | None, meta: Meta) -> None:
         log.info("provisioning %s failed at %s: %s", prov_id, step, exc.message if exc else "interrupted")
+        metrics.saga_step(step, "failed")
         await self._command(self.store.app.fail_provisioning, prov_id, step, exc, meta=meta)
 
     async def compensate(self, prov_id: UUID, meta: Meta = NO_META) -> Provisioning:
@@ -115,7 +118,9 @@ class SagaRunner:
             return p
         for step in reversed([s for s in STEPS if s in p.done and s not in p.compensated]):
             await self._command(app.compensate_step, prov_id, step, meta=meta)
+            metrics.saga_step(step, "compensated")
         done = await self._command(app.end_compensation, prov_id, meta=meta)
+        metrics.saga_compensation()
         return done.result
 
     async def recover(self, pool: AsyncConnectionPool, stale_after: float) -> list[UUID]:

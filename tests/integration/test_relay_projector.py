@@ -171,3 +171,45 @@ async def test_subscriber_can_replay_the_stream_from_any_position(
     msgs = await sub.fetch(100, timeout=5)
     assert [int(m.headers[MSG_ID]) for m in msgs] == list(range(3, relay.position + 1))
     await sub.unsubscribe()
+
+
+async def test_one_relay_holds_the_lease_and_a_standby_takes_over(container: Container, settings: Settings) -> None:
+    """Two relays on one store: one publishes; when it stops, the other takes over; no event twice."""
+    import asyncio
+
+    from infra.lease import Lease
+
+    c, s = container, settings
+
+    def relay() -> Relay:
+        lease = Lease(c.database_url, f"smq-relay:{s.stream}")
+        return Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease, standby_poll=0.05)
+
+    first, second = relay(), relay()
+    t1 = asyncio.create_task(first.run())
+    await eventually(lambda: _true(first.lease is not None and first.lease.held), what="first relay leads")
+    t2 = asyncio.create_task(second.run())
+    try:
+        positions = await _create_users(c, 2, "l")
+        await eventually(lambda: _reached(c, s, positions[-1]), what="first relay publishes")
+        assert second.lease is not None and not second.lease.held  # it stands by
+        first.stop()
+        await asyncio.wait_for(t1, 10)
+        more = await _create_users(c, 2, "m")
+        await eventually(lambda: _reached(c, s, more[-1]), what="the standby takes over")
+        assert second.lease.held
+    finally:
+        first.stop()
+        second.stop()
+        await asyncio.gather(t1, t2, return_exceptions=True)
+    bus = await _bus(c, s)
+    assert [m[1] for m in bus] == list(range(1, await c.store.max_position() + 1))
+
+
+async def _true(value: bool) -> bool:
+    return value
+
+
+async def _reached(c: Container, s: Settings, position: int) -> bool:
+    info = await c.js.stream_info(s.stream)
+    return info.state.last_seq >= position

@@ -1,0 +1,146 @@
+"""Prometheus metrics of the process: one registry, and small functions that update it.
+
+The metrics are process-wide (one registry per process, as Prometheus scrapes processes):
+several services started in one test process share them, so tests assert on deltas.
+Nothing here does I/O; updating a metric is cheap enough for any hot path.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
+    generate_latest,
+)
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500)
+
+HTTP_REQUESTS = Counter(
+    "smq_http_requests", "HTTP requests answered, by method, route pattern and status.",
+    ["method", "route", "status"], registry=REGISTRY)
+HTTP_LATENCY = Histogram(
+    "smq_http_request_duration_seconds", "Time to answer an HTTP request, by method and route pattern.",
+    ["method", "route"], buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+STORE_TX_SECONDS = Histogram(
+    "smq_store_transaction_seconds",
+    "Seconds per event store commit round of the group committer (one transaction, or the"
+    " one-by-one retry of a refused batch).", buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+STORE_TX_COMMANDS = Histogram(
+    "smq_store_transaction_commands", "Commands saved per event store commit round.",
+    buckets=_BATCH_BUCKETS, registry=REGISTRY)
+STORE_POSITION = Gauge(
+    "smq_store_position", "Highest global position this process has seen committed.", registry=REGISTRY)
+RELAY_LAG = Gauge(
+    "smq_relay_lag_positions", "Events committed to the store but not yet published on the bus.",
+    registry=REGISTRY)
+VIEW_LAG = Gauge(
+    "smq_view_lag_positions", "Events committed to the store but not yet applied to a view.",
+    ["view"], registry=REGISTRY)
+SAGA_STEPS = Counter(
+    "smq_saga_steps", "Provisioning saga commands, by step and outcome.",
+    ["step", "outcome"], registry=REGISTRY)
+SAGA_COMPENSATIONS = Counter(
+    "smq_saga_compensations", "Provisionings compensated (undone after a failure).", registry=REGISTRY)
+
+_lock = threading.Lock()
+_store_pos = 0
+_relay_pos: int | None = None
+_view_pos: dict[str, int] = {}
+
+
+def http_request(method: str, route: str, status: int, seconds: float) -> None:
+    """One answered request; ``route`` is the route's pattern, never the raw path."""
+    HTTP_REQUESTS.labels(method, route, str(status)).inc()
+    HTTP_LATENCY.labels(method, route).observe(seconds)
+
+
+def store_transaction(commands: int, seconds: float) -> None:
+    """One commit round of the group committer."""
+    STORE_TX_COMMANDS.observe(commands)
+    STORE_TX_SECONDS.observe(seconds)
+
+
+def store_position(position: int) -> None:
+    """The store has reached ``position`` (a monotonic max); the lags are measured from it."""
+    with _lock:
+        if position > _store_pos:
+            _advance(position)
+
+
+def relay_position(position: int) -> None:
+    """The relay has published every event up to ``position``."""
+    global _relay_pos
+    with _lock:
+        _relay_pos = position
+        if position > _store_pos:
+            _advance(position)
+        RELAY_LAG.set(max(0, _store_pos - position))
+
+
+def view_position(view: str, position: int) -> None:
+    """View ``view`` has applied every event up to ``position``."""
+    with _lock:
+        _view_pos[view] = position
+        if position > _store_pos:
+            _advance(position)
+        VIEW_LAG.labels(view).set(max(0, _store_pos - position))
+
+
+def relay_lag(positions: int) -> None:
+    """Set the relay's lag directly, for a caller that measured it itself."""
+    RELAY_LAG.set(max(0, positions))
+
+
+def view_lag(view: str, positions: int) -> None:
+    """Set a view's lag directly, for a caller that measured it itself."""
+    VIEW_LAG.labels(view).set(max(0, positions))
+
+
+def _advance(position: int) -> None:
+    """Move the store's position and every lag measured from it (under the lock)."""
+    global _store_pos
+    _store_pos = position
+    STORE_POSITION.set(position)
+    if _relay_pos is not None:
+        RELAY_LAG.set(max(0, position - _relay_pos))
+    for view, pos in _view_pos.items():
+        VIEW_LAG.labels(view).set(max(0, position - pos))
+
+
+def saga_step(step: str, outcome: str) -> None:
+    """A saga command ended: ``outcome`` is ``ok``, ``failed`` or ``compensated``."""
+    SAGA_STEPS.labels(step, outcome).inc()
+
+
+def saga_compensation() -> None:
+    """A provisioning was compensated to its end."""
+    SAGA_COMPENSATIONS.inc()
+
+
+def exposition() -> bytes:
+    """The registry in the Prometheus text format."""
+    return generate_latest(REGISTRY)
+
+
+def forget_positions() -> None:
+    """Start the position gauges afresh (a new store in this process, as tests make)."""
+    global _store_pos, _relay_pos
+    with _lock:
+        _store_pos, _relay_pos = 0, None
+        _view_pos.clear()
+        STORE_POSITION.set(0)
+        RELAY_LAG.set(0)
+        VIEW_LAG.clear()

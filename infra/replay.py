@@ -1,0 +1,310 @@
+"""Replay: rebuild every view from position 0 into fresh storage and compare it with the live one.
+
+The rebuild reads the store through the projector's own path (``Store.read``, then each
+envelope encoded and decoded as on the bus) into a new PostgreSQL schema
+(``replay_<hex>``, ``search_path`` set on a pool of its own, ``projections/schema.sql`` run
+there) and a new Redis key prefix (``<prefix>replay_<hex>:``). It never writes the live views.
+
+Comparing at one position while the service keeps writing: each live view is read in one
+consistent snapshot together with its own position ``P`` (a REPEATABLE READ transaction for
+SQL, where rows and position move in one transaction; for Redis, a read between two equal
+readings of the view's position, since every change of a Redis view moves its position in
+the same MULTI/EXEC). The fresh copy, rebuilt up to the head recorded at the start, is then
+moved on from the store up to exactly ``P`` and digested. Both digests are of the same
+position, however far the live view got meanwhile; filtering live rows by ``created_pos``
+would not do, as later events also change rows created earlier.
+
+Limits: a live view still below the head after ``wait`` seconds is reported ``LAGGING``; a
+Redis view that moved during each of a few attempts to read it is reported ``BUSY``. Both
+fail the replay, like ``MISMATCH``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from psycopg import AsyncConnection
+from psycopg_pool import AsyncConnectionPool
+from redis.asyncio import Redis
+
+from infra import sql
+from infra.container import Container
+from infra.settings import Settings
+from infra.store import Store
+from projections import (
+    bootstrap,
+    certs,
+    channels,
+    connections,
+    events,
+    provisionings,
+    things,
+    users,
+)
+from projections.access import NAME as ACCESS
+from projections.envelope import decode, encode
+from projections.lookups import NAME as THING_KEYS
+
+# The tables of each SQL view, and the key patterns of each Redis view (after the prefix).
+SQL_TABLES: dict[str, tuple[str, ...]] = {
+    "users": users.TABLES, "things": things.TABLES, "channels": channels.TABLES,
+    "events": events.TABLES, "configs": bootstrap.TABLES, "certs": certs.TABLES,
+    "provisionings": provisionings.TABLES, connections.NAME: connections.TABLES,
+}
+REDIS_KEYS: dict[str, tuple[str, ...]] = {THING_KEYS: ("thingkey:", "thing:"), ACCESS: ("conn:", "chan:")}
+BATCH = 1000
+SNAPSHOT_ATTEMPTS = 20
+
+
+class Storage:
+    """Where a set of views lives (a SQL pool, a Redis client and key prefix); the views are
+    the container's own list, built over this storage."""
+
+    sql_views = Container.sql_views
+    thing_keys = Container.thing_keys
+    access = Container.access
+    views = Container.views
+
+    def __init__(self, settings: Settings, pool: AsyncConnectionPool, redis: Redis,
+                 store: Store | None = None, database_url: str = "") -> None:
+        self.settings, self.pool, self.redis = settings, pool, redis
+        self.store, self.database_url = store, database_url or settings.database_url or ""
+
+
+@dataclass
+class ViewResult:
+    """One view compared: the rebuilt digest, the live one, at which position."""
+
+    view: str
+    digest: str
+    live: str
+    position: int
+    status: str  # OK, MISMATCH, LAGGING or BUSY
+
+    def line(self) -> str:
+        return f"{self.view} {self.digest} live={self.live} {self.status}"
+
+
+@dataclass
+class ReplayReport:
+    head: int
+    events: int
+    seconds: float
+    schema: str
+    prefix: str
+    kept: bool
+    views: list[ViewResult] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.views) and all(v.status == "OK" for v in self.views)
+
+    @property
+    def rate(self) -> float:
+        return self.events / self.seconds if self.seconds > 0 else 0.0
+
+    def lines(self) -> list[str]:
+        kept = f"; kept schema {self.schema} and prefix {self.prefix}" if self.kept else ""
+        return [*(v.line() for v in self.views),
+                f"replayed {self.events} events up to position {self.head} in {self.seconds:.2f}s "
+                f"({self.rate:.0f} events/s){kept}"]
+
+
+# -- reading the store as the projector does -------------------------------------------------
+async def _batches(store: Store, after: int, upto: int) -> Any:
+    """Batches of (sequence, envelope) in (after, upto], each envelope through the bus format."""
+    while after < upto:
+        envs = [e for e in await store.read(after, BATCH) if e.position <= upto]
+        if not envs:
+            return
+        # The stream sequence has no meaning in fresh storage: the position stands in for it.
+        yield [(e.position, decode(encode(e))) for e in envs]
+        after = envs[-1].position
+
+
+async def _feed(store: Store, views: list[Any], after: int, upto: int) -> int:
+    count = 0
+    async for batch in _batches(store, after, upto):
+        await asyncio.gather(*(v.apply(batch) for v in views))
+        count += len(batch)
+    return count
+
+
+# -- digests ---------------------------------------------------------------------------------
+async def _sql_snapshot(pool: AsyncConnectionPool, view: str, tables: Iterable[str]) -> tuple[int, str]:
+    """The view's position and the digest of its rows, from one consistent snapshot."""
+    h = hashlib.sha256()
+    async with pool.connection() as conn, conn.transaction():
+        await conn.execute("set transaction isolation level repeatable read, read only")
+        row = await (await conn.execute("select position from view_positions where view=%s",
+                                        (view,))).fetchone()
+        for table in tables:
+            h.update(f"table {table}\n".encode())
+            await _digest_rows(conn, table, h)
+    return (int(row[0]) if row else 0), h.hexdigest()
+
+
+async def _digest_rows(conn: AsyncConnection, table: str, h: Any) -> None:
+    # Each row as JSON (keys in one order), sorted bytewise: a canonical order of any table.
+    query = f'select to_jsonb(t)::text from {table} t order by to_jsonb(t)::text collate "C"'  # noqa: S608
+    async with conn.cursor() as cur:
+        async for (text,) in cur.stream(query):  # type: ignore[arg-type]
+            h.update(text.encode())
+            h.update(b"\n")
+
+
+async def _redis_pairs(redis: Redis, prefix: str, patterns: Iterable[str]) -> list[tuple[str, str]]:
+    found: set[bytes] = set()
+    for p in patterns:
+        found.update([k async for k in redis.scan_iter(match=f"{prefix}{p}*", count=1000)])
+    keys = sorted(found)
+    pipe = redis.pipeline(transaction=False)
+    for key in keys:
+        pipe.type(key)
+    kinds = await pipe.execute()
+    for key, kind in zip(keys, kinds, strict=True):
+        pipe.hgetall(key) if kind == b"hash" else pipe.get(key)
+    values = await pipe.execute()
+    pairs = []
+    for key, value in zip(keys, values, strict=True):
+        if isinstance(value, dict):
+            value = b"&".join(k + b"=" + v for k, v in sorted(value.items()))
+        if value is not None:  # gone between the scan and the read
+            pairs.append((key.decode()[len(prefix):], value.decode()))
+    return pairs
+
+
+async def _redis_snapshot(view: Any, prefix: str, patterns: Iterable[str]) -> tuple[int, str] | None:
+    """The view's position and the digest of its keys, or None if it kept moving."""
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        before = (await view.position())[0]
+        pairs = await _redis_pairs(view.redis, prefix, patterns)
+        if (await view.position())[0] == before:  # every change moves the position with it
+            h = hashlib.sha256()
+            for key, value in pairs:
+                h.update(f"{key}\t{value}\n".encode())
+            return before, h.hexdigest()
+    return None
+
+
+async def _snapshot(view: Any, prefix: str) -> tuple[int, str] | None:
+    if view.name in REDIS_KEYS:
+        return await _redis_snapshot(view, prefix, REDIS_KEYS[view.name])
+    if view.name not in SQL_TABLES:
+        raise LookupError(f"replay does not know the tables of view {view.name!r}")
+    return await _sql_snapshot(view.pool, view.name, SQL_TABLES[view.name])
+
+
+async def _reached(view: Any, head: int, deadline: float) -> bool:
+    while (await view.position())[0] < head:
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+# -- fresh storage ---------------------------------------------------------------------------
+async def _fresh_pool(database_url: str, schema: str) -> AsyncConnectionPool:
+    pool = AsyncConnectionPool(database_url, min_size=1, max_size=10, open=False,
+                               kwargs={"autocommit": True, "options": f"-c search_path={schema}"})
+    await pool.open(wait=True, timeout=15)
+    async with pool.connection() as conn:
+        await sql.migrate(conn)
+    return pool
+
+
+async def _drop(live: Storage, schema: str, prefix: str) -> None:
+    async with live.pool.connection() as conn:
+        await conn.execute(f"drop schema if exists {schema} cascade")
+    keys = [k async for k in live.redis.scan_iter(match=f"{prefix}*", count=1000)]
+    for i in range(0, len(keys), 1000):
+        await live.redis.delete(*keys[i:i + 1000])
+
+
+# -- the replay ------------------------------------------------------------------------------
+async def replay(live: Any, keep: bool = False, wait: float = 30.0) -> ReplayReport:
+    """Rebuild every view of ``live`` (a Container or a Storage) into fresh storage, and compare.
+
+    ``wait`` bounds how long a live view may take to reach the head recorded at the start.
+    """
+    store: Store = live.store
+    tag = secrets.token_hex(6)
+    schema, prefix = f"replay_{tag}", f"{live.settings.redis_prefix}replay_{tag}:"
+    head = await store.max_position()
+    async with live.pool.connection() as conn:
+        await conn.execute(f"create schema {schema}")
+    pool: AsyncConnectionPool | None = None
+    try:
+        pool = await _fresh_pool(live.database_url, schema)
+        fresh = Storage(replace(live.settings, redis_prefix=prefix), pool, live.redis, store)
+        rebuilt = {v.name: v for v in fresh.views()}
+        started = time.monotonic()
+        count = await _feed(store, list(rebuilt.values()), 0, head)
+        report = ReplayReport(head, count, time.monotonic() - started, schema, prefix, keep)
+        deadline = time.monotonic() + wait
+        for view in live.views():
+            report.views.append(await _compare(store, view, rebuilt[view.name], head, deadline,
+                                               live.settings.redis_prefix, prefix))
+        return report
+    finally:
+        if pool is not None:
+            await pool.close()
+        if not keep:
+            await _drop(live, schema, prefix)
+
+
+async def _compare(store: Store, live: Any, fresh: Any, head: int, deadline: float,
+                   live_prefix: str, fresh_prefix: str) -> ViewResult:
+    if not await _reached(live, head, deadline):
+        return ViewResult(live.name, "-", "-", head, "LAGGING")
+    seen = await _snapshot(live, live_prefix)
+    if seen is None:
+        return ViewResult(live.name, "-", "-", head, "BUSY")
+    position, live_digest = seen
+    # Move the fresh copy to exactly the live snapshot's position (the service may write on).
+    await _feed(store, [fresh], (await fresh.position())[0], position)
+    mine = await _snapshot(fresh, fresh_prefix)
+    assert mine is not None  # nobody else writes the fresh copy
+    status = "OK" if mine[1] == live_digest and mine[0] == position else "MISMATCH"
+    return ViewResult(live.name, mine[1], live_digest, position, status)
+
+
+async def open_live(settings: Settings) -> Storage:
+    """The live store and views of a running service, from its settings (no NATS needed)."""
+    from domain.app import Smq
+    from infra.container import store_env
+
+    if not (settings.database_url and settings.redis_url):
+        raise ValueError("replay needs SMQ_DATABASE_URL and SMQ_REDIS_URL (`smq serve` prints them)")
+    store = Store(Smq(env=store_env(settings.database_url)), workers=2)
+    pool = AsyncConnectionPool(settings.database_url, min_size=1, max_size=10, open=False,
+                               kwargs={"autocommit": True})
+    await pool.open(wait=True, timeout=15)
+    redis = Redis.from_url(settings.redis_url)
+    return Storage(settings, pool, redis, store)
+
+
+async def close_live(live: Storage) -> None:
+    await live.redis.aclose()
+    await live.pool.close()
+    if live.store is not None:
+        live.store.close()
+
+
+async def run(settings: Settings, keep: bool = False, wait: float = 30.0) -> bool:
+    """``smq replay``: print one line per view and the rate; True when every view matched."""
+    live = await open_live(settings)
+    try:
+        report = await replay(live, keep=keep, wait=wait)
+    finally:
+        await close_live(live)
+    for line in report.lines():
+        print(line, flush=True)
+    return report.ok
+
