@@ -199,7 +199,9 @@ async def update_connections(request: web.Request) -> web.Response:
 
 
 class StateUpdate(msgspec.Struct):
-    state: Any = None
+    # Absent is 0, as upstream decodes it: the SDK's Whitelist marshals `state,omitempty`, so
+    # whitelisting off sends {}. An explicit null or anything else is still 400.
+    state: Any = 0
 
 
 @routes.put(f"/things/state/{ID}")

@@ -22,7 +22,7 @@ CHANNELS = Table(view="channels", table="channels_view", shares="channel_shares"
                  # Users assigned to a channel with c_list see it too (command_api.policies).
                  also_visible="select object from channel_policies where subject = %s and active"
                               " and 'c_list' = any(actions)",
-                 also_views=("connections",))
+                 also_views=("connections",), counts="channels_counts")
 
 
 class UpdateChannel(msgspec.Struct):

@@ -35,6 +35,7 @@ class Table:
     # views that keep them, which a read waits for too.
     also_visible: str = ""
     also_views: tuple[str, ...] = ()
+    counts: str = ""   # the view's table of counts by owner and status, for unfiltered totals
 
 
 def entity_id(request: web.Request, what: str) -> UUID:
@@ -75,6 +76,29 @@ async def get_one(request: web.Request, t: Table, row_json: Callable[[tuple[Any,
     return wire.json(row_json(row))
 
 
+async def _unfiltered_total(conn: Any, t: Table, who: Principal, status: str | None) -> int:
+    """The exact total of an unfiltered list from the counts kept with the rows: what the
+    caller owns (a lookup) plus what others share with it (a join on its few shares)."""
+    by_status, args = ("and status = %s", [status]) if status else ("", [])
+    if who.admin:
+        row = await (await conn.execute(
+            f"select coalesce(sum(n), 0) from {t.counts} where true {by_status}", args)).fetchone()  # noqa: S608
+        return int(row[0])
+    owned = await (await conn.execute(
+        f"select coalesce(sum(n), 0) from {t.counts} where owner = %s {by_status}",  # noqa: S608
+        [who.user_id, *args])).fetchone()
+    shared_ids = (f"select {t.share_column} from {t.shares} where user_id = %s"  # noqa: S608
+                  " and 'c_list' = any(actions)")
+    id_args: list[Any] = [who.user_id]
+    if t.also_visible:
+        shared_ids += f" union {t.also_visible}"
+        id_args.append(who.user_id)
+    shared = await (await conn.execute(
+        f"select count(*) from {t.table} where id = any(array({shared_ids})) and owner <> %s {by_status}",  # noqa: S608
+        [*id_args, who.user_id, *args])).fetchone()
+    return int(owned[0]) + int(shared[0])
+
+
 async def list_page(request: web.Request, t: Table, row_json: Callable[[tuple[Any, ...]], dict[str, Any]]
                     ) -> web.Response:
     """``{limit, offset, total, <plural>}``: exact total under the filters, creation order."""
@@ -100,8 +124,11 @@ async def list_page(request: web.Request, t: Table, row_json: Callable[[tuple[An
     async with c.pool.connection() as conn, conn.transaction():
         # One snapshot for the count and the page, so the total matches the rows.
         await conn.execute("set transaction isolation level repeatable read, read only")
-        total = (await (await conn.execute(
-            f"select count(*) from {t.table} where {sql_where}", args)).fetchone())[0]  # noqa: S608
+        if t.counts and name is None and metadata is None:
+            total = await _unfiltered_total(conn, t, who, status)
+        else:
+            total = (await (await conn.execute(
+                f"select count(*) from {t.table} where {sql_where}", args)).fetchone())[0]  # noqa: S608
         rows = await (await conn.execute(
             f"select {t.columns} from {t.table} where {sql_where}"  # noqa: S608
             " order by created_pos limit %s offset %s", [*args, limit, offset])).fetchall()

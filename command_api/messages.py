@@ -106,11 +106,14 @@ async def _publish(request: web.Request, subtopic: str | None) -> web.Response:
 
 
 @routes.post(f"/http/channels/{CID}/messages")
+# The adapter's own path, for an SDK or CLI whose HTTP adapter URL is this base URL itself.
+@routes.post(f"/channels/{CID}/messages")
 async def publish(request: web.Request) -> web.Response:
     return await _publish(request, None)
 
 
 @routes.post(f"/http/channels/{CID}/messages/{{subtopic:.*}}")
+@routes.post(f"/channels/{CID}/messages/{{subtopic:.*}}")
 async def publish_subtopic(request: web.Request) -> web.Response:
     return await _publish(request, request.match_info["subtopic"])
 

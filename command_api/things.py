@@ -17,7 +17,7 @@ routes = web.RouteTableDef()
 
 THINGS = Table(view="things", table="things_view", shares="thing_shares", share_column="thing_id",
                columns="id, owner, name, secret, tags, metadata, status, created_at, updated_at",
-               what="thing", plural="things")
+               what="thing", plural="things", counts="things_counts")
 
 
 class UpdateThing(msgspec.Struct):
@@ -129,6 +129,7 @@ async def update_tags(request: web.Request) -> web.Response:
 
 
 @routes.patch(f"/things/{ID}/secret")
+@routes.patch(f"/things/{ID}/key")  # the guide's SDK (UpdateThingSecret) sends it here
 async def update_secret(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateSecret)
@@ -175,6 +176,21 @@ def thing_secret(request: web.Request) -> str:
     return secret.strip()
 
 
+async def identify_secret(request: web.Request) -> str:
+    """``Authorization: Thing <secret>``; without that header, the body ``{"token": <secret>}``
+    that the guide's SDK (``IdentifyThing``) sends. Anything else is 401."""
+    if request.headers.get("Authorization"):
+        return thing_secret(request)
+    try:
+        body = msgspec.json.decode(await request.read()) if request.can_read_body else None
+    except msgspec.DecodeError:
+        body = None
+    token = body.get("token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token.strip():
+        raise Unauthenticated("missing or invalid thing secret")
+    return token.strip()
+
+
 @routes.post("/identify")
 async def identify(request: web.Request) -> web.Response:
     """200 {id} for the enabled thing holding this secret, 401 otherwise.
@@ -186,7 +202,7 @@ async def identify(request: web.Request) -> web.Response:
     moved) we wait for the view to reach the store's head as of this request, which covers
     every write made before it. Both waits are bounded by the read-your-writes bound.
     """
-    secret = thing_secret(request)
+    secret = await identify_secret(request)
     c = container(request)
     view = c.thing_keys()
     found = await view.lookup(secret)

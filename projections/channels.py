@@ -8,18 +8,20 @@ from psycopg_pool import AsyncConnectionPool
 
 from projections.envelope import Envelope
 from projections.sqlview import SqlView
-from projections.things import shared_handler, status_handler
+from projections.things import count_created, shared_handler, status_handler
 
-TABLES = ("channels_view", "channel_shares")
+TABLES = ("channels_view", "channel_shares", "channels_counts")
 
 
 async def _created(cur: AsyncCursor, e: Envelope) -> None:
     d = e.data
+    status = "enabled" if d.get("enabled", True) else "disabled"
+    await count_created(cur, "channels_counts", str(d["owner"]), status)
     await cur.execute(
         "insert into channels_view (id, owner, name, description, metadata, status, created_at, updated_at,"
         " created_pos) values (%s,%s,%s,%s,%s,%s,%s,%s,%s) on conflict (id) do nothing",
         (e.aggregate_id, str(d["owner"]), d["name"], d.get("description") or "",
-         Jsonb(d.get("metadata") or {}), "enabled" if d.get("enabled", True) else "disabled",
+         Jsonb(d.get("metadata") or {}), status,
          e.occurred_at, e.occurred_at, e.position))
 
 
@@ -34,7 +36,7 @@ def channels_view(pool: AsyncConnectionPool) -> SqlView:
     return SqlView("channels", pool, {
         ("channel", "created"): _created,
         ("channel", "updated"): _updated,
-        ("channel", "enabled"): status_handler("channels_view", "enabled"),
-        ("channel", "disabled"): status_handler("channels_view", "disabled"),
+        ("channel", "enabled"): status_handler("channels_view", "enabled", "channels_counts"),
+        ("channel", "disabled"): status_handler("channels_view", "disabled", "channels_counts"),
         ("channel", "shared"): shared_handler("channels_view", "channel_shares", "channel_id"),
     })

@@ -177,3 +177,18 @@ create table if not exists provisionings_view (
 );
 create index if not exists provisionings_view_open on provisionings_view (status, updated_at)
     where status in ('running', 'compensating');
+
+-- How many things and channels each owner has in each status, kept with the rows, so that
+-- the total of an unfiltered list is a lookup instead of a count over a million rows.
+create table if not exists things_counts (
+    owner uuid not null,
+    status text not null,
+    n bigint not null,
+    primary key (owner, status)
+);
+create table if not exists channels_counts (
+    owner uuid not null,
+    status text not null,
+    n bigint not null,
+    primary key (owner, status)
+);

@@ -11,16 +11,18 @@ from psycopg_pool import AsyncConnectionPool
 from projections.envelope import Envelope
 from projections.sqlview import SqlView
 
-TABLES = ("things_view", "thing_shares")
+TABLES = ("things_view", "thing_shares", "things_counts")
 
 
 async def _created(cur: AsyncCursor, e: Envelope) -> None:
     d = e.data
+    status = "enabled" if d.get("enabled", True) else "disabled"
+    await count_created(cur, "things_counts", str(d["owner"]), status)
     await cur.execute(
         "insert into things_view (id, owner, name, secret, tags, metadata, status, created_at, updated_at,"
         " created_pos) values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) on conflict (id) do nothing",
         (e.aggregate_id, str(d["owner"]), d["name"], d["secret"], Jsonb(d.get("tags") or []),
-         Jsonb(d.get("metadata") or {}), "enabled" if d.get("enabled", True) else "disabled",
+         Jsonb(d.get("metadata") or {}), status,
          e.occurred_at, e.occurred_at, e.position))
 
 
@@ -39,11 +41,23 @@ async def _secret(cur: AsyncCursor, e: Envelope) -> None:
                       (e.data["secret"], e.occurred_at, e.aggregate_id))
 
 
-def status_handler(table: str, value: str) -> Callable[[AsyncCursor, Envelope], Awaitable[None]]:
+def status_handler(table: str, value: str, counts: str) -> Callable[[AsyncCursor, Envelope], Awaitable[None]]:
+    """A new status, and the owner's counts by status moved with it (in one statement)."""
     async def apply(cur: AsyncCursor, e: Envelope) -> None:
-        await cur.execute(f"update {table} set status=%s, updated_at=%s where id=%s",  # noqa: S608
-                          (value, e.occurred_at, e.aggregate_id))
+        await cur.execute(
+            f"with old as (select owner, status from {table} where id = %(id)s for update),"  # noqa: S608
+            f" upd as (update {table} set status = %(new)s, updated_at = %(at)s where id = %(id)s returning 1),"
+            f" dec as (update {counts} c set n = c.n - 1 from old where old.status <> %(new)s"
+            "          and c.owner = old.owner and c.status = old.status returning 1)"
+            f" insert into {counts} (owner, status, n) select owner, %(new)s, 1 from old"
+            f" where old.status <> %(new)s on conflict (owner, status) do update set n = {counts}.n + 1",
+            {"id": e.aggregate_id, "new": value, "at": e.occurred_at})
     return apply
+
+
+async def count_created(cur: AsyncCursor, counts: str, owner: str, status: str) -> None:
+    await cur.execute(f"insert into {counts} (owner, status, n) values (%s, %s, 1)"  # noqa: S608
+                      f" on conflict (owner, status) do update set n = {counts}.n + 1", (owner, status))
 
 
 def shared_handler(main: str, table: str, column: str) -> Callable[[AsyncCursor, Envelope], Awaitable[None]]:
@@ -65,7 +79,7 @@ def things_view(pool: AsyncConnectionPool) -> SqlView:
         ("thing", "updated"): _updated,
         ("thing", "tags_updated"): _tags,
         ("thing", "secret_changed"): _secret,
-        ("thing", "enabled"): status_handler("things_view", "enabled"),
-        ("thing", "disabled"): status_handler("things_view", "disabled"),
+        ("thing", "enabled"): status_handler("things_view", "enabled", "things_counts"),
+        ("thing", "disabled"): status_handler("things_view", "disabled", "things_counts"),
         ("thing", "shared"): shared_handler("things_view", "thing_shares", "thing_id"),
     })
