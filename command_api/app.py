@@ -56,8 +56,11 @@ async def headers_middleware(request: web.Request,
 
 
 def create_app(c: Container) -> web.Application:
+    # A path with a trailing or doubled slash (a client's base URL ending in "/") is
+    # redirected (308, which keeps the method and body) to the route it means.
+    slashes = web.normalize_path_middleware(append_slash=False, remove_slash=True, merge_slashes=True)
     app = web.Application(middlewares=[observability.observability_middleware, headers_middleware,
-                                       errors_middleware, ratelimit.ratelimit_middleware,
+                                       slashes, errors_middleware, ratelimit.ratelimit_middleware,
                                        revocation.revocation_middleware], client_max_size=MAX_BODY)
     app[CONTAINER] = c
     app.on_startup.extend([openapi.prepare, ratelimit.prepare])

@@ -128,4 +128,5 @@ async def access(request: web.Request) -> web.Response:
         raise Unauthenticated("missing thing secret")
     c = container(request)
     thing_id = await authorized(c, body.secret, _channel_id(request), body.action)
-    return wire.json({"id": thing_id})
+    # `id` as the contract shows; `authorized` and `thing_id` as upstream's SDK decodes them.
+    return wire.json({"id": thing_id, "thing_id": thing_id, "authorized": True})

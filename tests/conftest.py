@@ -109,11 +109,13 @@ class Client:
         self.session, self.base = session, base
 
     async def call(self, method: str, path: str, json: Any = None, token: str | None = None,
-                   headers: dict[str, str] | None = None, data: Any = None) -> tuple[int, Any, Any]:
+                   headers: dict[str, str] | None = None, data: Any = None,
+                   allow_redirects: bool = True) -> tuple[int, Any, Any]:
         h = dict(headers or {})
         if token:
             h["Authorization"] = f"Bearer {token}"
-        async with self.session.request(method, self.base + path, json=json, data=data, headers=h) as r:
+        async with self.session.request(method, self.base + path, json=json, data=data, headers=h,
+                                        allow_redirects=allow_redirects) as r:
             raw = await r.read()
             try:
                 body = await r.json(content_type=None) if raw else None

@@ -74,7 +74,7 @@ async def test_message_reaches_subscribers_byte_for_byte(client: Client, setting
 
     assert await access(client, cid, "pub-secret-1", "m_write") == 200
     st, body, _ = await client.call("POST", f"/channels/{cid}/access", {"secret": "pub-secret-1", "action": "m_read"})
-    assert st == 200 and body == {"id": tid}
+    assert st == 200 and body == {"id": tid, "thing_id": tid, "authorized": True}
     assert await access(client, cid, "pub-secret-1", "c_list") == 400
     assert await access(client, cid, "wrong-secret") == 401
     assert await access(client, str(uuid.uuid4()), "pub-secret-1") == 403

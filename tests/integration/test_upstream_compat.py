@@ -259,3 +259,16 @@ async def test_sdk_send_message_to_adapter_path(client: Client, bus: Any, settin
     st, _, _ = await sdk(client, "POST", f"/channels/{ch['id']}/messages", [], auth=f"Thing {key}")
     assert st == 202
     assert (await sdk(client, "POST", f"/channels/{ch['id']}/messages", [], auth="Thing wrong"))[0] == 401
+
+
+async def test_slashes_redirect_and_access_answers_as_the_sdk_decodes(client: Client) -> None:
+    _, token = await client.user()
+    st, body, headers = await client.call("GET", "//things/", token=token, allow_redirects=False)
+    assert st == 308 and headers["Location"].split("?")[0] == "/things", (st, body)
+    st, page, _ = await client.call("GET", "/things/", token=token)  # followed
+    assert st == 200 and page["total"] == 0
+    _, thing, _ = await client.call("POST", "/things", {"name": "t", "credentials": {"secret": "acc-s"}}, token=token)
+    _, ch, _ = await client.call("POST", "/channels", {"name": "c"}, token=token)
+    await client.call("PUT", f"/channels/{ch['id']}/things/{thing['id']}", token=token)
+    st, ok, _ = await client.call("POST", f"/channels/{ch['id']}/access", {"secret": "acc-s", "action": "m_write"})
+    assert st == 200 and ok == {"id": thing["id"], "thing_id": thing["id"], "authorized": True}
