@@ -89,9 +89,7 @@ async def provision(request: web.Request) -> web.Response:
     async def remember(position: int | None) -> None:
         if position:
             last[0] = max(last[0], position)
-            await c.freshness.record(users, position)
 
-    await remember(done.position)
     if p.status != COMPLETED:
         # The saga goes on if this request goes away; the answer waits for it within a bound.
         task = asyncio.ensure_future(c.saga.run(p.id, m, on_commit=remember))
@@ -100,6 +98,8 @@ async def provision(request: web.Request) -> web.Response:
         except TimeoutError:
             return wire.json({"error": "provisioning is still running; repeat the request for its result"},
                              status=TIMEOUT_STATUS)
+    # One record of the saga's last position, for the caller and for the gateway's fetch.
+    await c.freshness.record(users, last[0])
     headers = {POSITION_HEADER: str(last[0])} if last[0] else {}
     if p.status == FAILED:
         failure = p.failure or {}
