@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psycopg
 from nats.aio.client import Client
 from nats.js import JetStreamContext
 from psycopg.conninfo import conninfo_to_dict
@@ -20,7 +21,7 @@ from domain.app import Smq
 from domain.base import SYSTEM
 from domain.errors import Conflict
 from domain.provisioning import Layout
-from infra import bus, layout, sql
+from infra import bus, esstore, layout, sql
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
 from infra.freshness import Freshness
@@ -55,14 +56,16 @@ def store_env(database_url: str | None) -> dict[str, str]:
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     info = conninfo_to_dict(database_url)
     return {
-        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "PERSISTENCE_MODULE": esstore.TOPIC,
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
         "POSTGRES_HOST": str(info.get("host") or "127.0.0.1"),
         "POSTGRES_PORT": str(info.get("port") or "5432"),
         "POSTGRES_USER": str(info.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(info.get("password") or ""),
-        "POSTGRES_POOL_SIZE": "10",
-        "POSTGRES_MAX_OVERFLOW": "10",
+        # Connections kept open (min) and opened on demand up to 20: a scaled-out deployment
+        # runs many processes, most of which (relay, projector, saga) need one or two.
+        "POSTGRES_POOL_SIZE": "2",
+        "POSTGRES_MAX_OVERFLOW": "18",
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
     }
@@ -92,6 +95,15 @@ def bootstrap_key(settings: Settings) -> bytes:
     if len(key.encode()) not in (16, 24, 32):
         raise ValueError("SMQ_BOOTSTRAP_ENCRYPT_KEY must be 16, 24 or 32 bytes")
     return key.encode()
+
+
+def open_app(database_url: str) -> Smq:
+    """The application over the event store. Its recorder creates (or replaces) the store's
+    tables and functions on every start; roles starting at once would race on that DDL
+    ("tuple concurrently updated"), so it runs under the views' schema lock (``sql.migrate``)."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("select pg_advisory_lock(7423001)")  # released when the session closes
+        return Smq(env=store_env(database_url), hasher=Argon2Hasher())
 
 
 @dataclass
@@ -125,7 +137,7 @@ class Container:
             database_url = settings.database_url or embedded.start_postgres(data)
             nats_url = settings.nats_url or embedded.start_nats(data)
             redis_url = settings.redis_url or embedded.start_redis(data)
-            app = Smq(env=store_env(database_url), hasher=Argon2Hasher())
+            app = open_app(database_url)
             app.saver = GroupCommitter(app.save)
             store = Store(app, settings.store_workers)
             pool = await sql.open_pool(database_url)
