@@ -63,6 +63,7 @@ def create_app(c: Container) -> web.Application:
                                        slashes, errors_middleware, ratelimit.ratelimit_middleware,
                                        revocation.revocation_middleware], client_max_size=MAX_BODY)
     app[CONTAINER] = c
+    app[revocation.ACTIVE] = revocation.ActiveUsers()
     app.on_startup.extend([openapi.prepare, ratelimit.prepare])
     app.router.add_get("/metrics", observability.metrics_page)
     app.router.add_get("/openapi.json", openapi.openapi_json)

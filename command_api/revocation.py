@@ -3,13 +3,41 @@ would stay valid until it expires)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
+from uuid import UUID
 
 from aiohttp import web
 
 from command_api.context import PRINCIPAL, container
 from domain.app import Principal
 from domain.errors import Unauthenticated
+
+
+class ActiveUsers:
+    """Users this process found active lately: a check is trusted for ``ttl`` seconds, so a
+    burst of requests costs one store read, not one each. A user disabled through this
+    process is forgotten at once; one disabled through another process is refused here
+    within ``ttl``."""
+
+    def __init__(self, ttl: float = 1.0, most: int = 100_000) -> None:
+        self.ttl, self.most = ttl, most
+        self._seen: dict[UUID, float] = {}
+
+    def fresh(self, user_id: UUID) -> bool:
+        at = self._seen.get(user_id)
+        return at is not None and time.monotonic() - at < self.ttl
+
+    def seen(self, user_id: UUID) -> None:
+        if len(self._seen) >= self.most:
+            self._seen.clear()
+        self._seen[user_id] = time.monotonic()
+
+    def forget(self, user_id: UUID) -> None:
+        self._seen.pop(user_id, None)
+
+
+ACTIVE = web.AppKey("active_users", ActiveUsers)
 
 
 @web.middleware
@@ -25,6 +53,9 @@ async def revocation_middleware(
             claims = c.tokens.check(token.strip(), "access")
         except Unauthenticated:
             return await handler(request)  # a refresh token, or a bad one: the route decides
-        await c.store.run(c.store.app.active_user, claims.user_id)  # Unauthenticated: 401
+        active = request.app[ACTIVE]
+        if not active.fresh(claims.user_id):
+            await c.store.run(c.store.app.active_user, claims.user_id)  # Unauthenticated: 401
+            active.seen(claims.user_id)
         request[PRINCIPAL] = Principal(user_id=claims.user_id, admin=claims.role == "admin")
     return await handler(request)

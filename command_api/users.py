@@ -10,6 +10,7 @@ from aiohttp import web
 
 from command_api import wire
 from command_api.context import bearer, committed, container, fresh, meta, principal
+from command_api.revocation import ACTIVE
 from domain.errors import NotFound
 from domain.users import User
 
@@ -207,6 +208,7 @@ async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
     c = container(request)
     done = await c.store.command(c.store.app.set_user_enabled, who, user_id(request), enabled,
                                  meta=meta(request))
+    request.app[ACTIVE].forget(done.result.id)  # its tokens are checked again, at once
     return wire.json(user_json(done.result), headers=await committed(request, done))
 
 
