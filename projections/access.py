@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from projections.envelope import Envelope
 from projections.lookups import ThingKeysView
+from projections.redisview import RedisView, Write
 
 NAME = "access"
 
@@ -58,14 +59,14 @@ class Snapshot:
     reached: int              # the lower of the two views' positions
 
 
-class AccessView:
+class AccessView(RedisView):
     """The Redis view of connections; applies batches atomically with its position."""
 
     name = NAME
+    patterns = ("conn:*", "chan:*")
 
     def __init__(self, redis: Redis, prefix: str) -> None:
-        self.redis, self.prefix = redis, prefix
-        self.pos_key, self.seq_key = f"{prefix}pos:{NAME}", f"{prefix}seq:{NAME}"
+        super().__init__(redis, prefix)
         self._snapshot = redis.register_script(_SNAPSHOT)
 
     def conn_key(self, channel_id: str, thing_id: str) -> str:
@@ -93,19 +94,6 @@ class AccessView:
             target=max(int(rw_thing or 0), int(rw_chan or 0)),
             reached=min(int(pos_keys or 0), int(pos_access or 0)))
 
-    async def position(self) -> tuple[int, int]:
-        pos, seq = await self.redis.mget(self.pos_key, self.seq_key)
-        return int(pos or 0), int(seq or 0)
-
-    async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
-        """Apply the events not yet applied; a redelivered event changes nothing."""
-        while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    return await self._apply(pipe, batch)
-                except WatchError:
-                    continue  # another instance moved the view meanwhile: read it again
-
     def _change(self, env: Envelope) -> tuple[str, str, str | None] | None:
         """The write an event makes: (op, key, value), or None."""
         d = env.data
@@ -121,35 +109,5 @@ class AccessView:
             return ("set", self.channel_key(env.aggregate_id), "disabled")
         return None
 
-    async def _apply(self, pipe, batch: Sequence[tuple[int, Envelope]]) -> int:  # noqa: ANN001
-        await pipe.watch(self.pos_key)
-        done = int(await pipe.get(self.pos_key) or 0)
-        writes: list[tuple[str, str, str | None]] = []
-        last_pos, last_seq = done, 0
-        for seq, env in batch:
-            last_seq = seq
-            if env.position <= done:
-                continue
-            last_pos = env.position
-            change = self._change(env)
-            if change is not None:
-                writes.append(change)
-        pipe.multi()
-        for op, key, value in writes:
-            if op == "del":
-                pipe.delete(key)
-            else:
-                pipe.set(key, value or "")
-        if last_pos > done:
-            pipe.set(self.pos_key, last_pos)
-        if last_seq:
-            pipe.set(self.seq_key, last_seq)
-        await pipe.execute()
-        return last_pos
-
-    async def reset(self) -> None:
-        """Drop the view: every key of it, and its position."""
-        for pattern in (f"{self.prefix}conn:*", f"{self.prefix}chan:*"):
-            async for key in self.redis.scan_iter(match=pattern, count=1000):
-                await self.redis.delete(key)
-        await self.redis.delete(self.pos_key, self.seq_key)
+    async def _changes(self, pipe: Any, batch: Sequence[tuple[int, Envelope]]) -> list[Write]:
+        return [change for _seq, env in batch if (change := self._change(env)) is not None]

@@ -15,11 +15,10 @@ import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-from redis.asyncio import Redis
-from redis.exceptions import WatchError
+from typing import Any
 
 from projections.envelope import Envelope
+from projections.redisview import RedisView, Write
 
 NAME = "thing_keys"
 
@@ -36,14 +35,11 @@ class ThingKey:
     enabled: bool
 
 
-class ThingKeysView:
+class ThingKeysView(RedisView):
     """The Redis view of thing secrets; applies batches atomically with its position."""
 
     name = NAME
-
-    def __init__(self, redis: Redis, prefix: str) -> None:
-        self.redis, self.prefix = redis, prefix
-        self.pos_key, self.seq_key = f"{prefix}pos:{NAME}", f"{prefix}seq:{NAME}"
+    patterns = ("thingkey:*", "thing:*")
 
     def by_key(self, key_hash: str) -> str:
         return f"{self.prefix}thingkey:{key_hash}"
@@ -63,24 +59,9 @@ class ThingKeysView:
             return None
         return ThingKey(found[b"id"].decode(), found.get(b"status") == b"enabled")
 
-    async def position(self) -> tuple[int, int]:
-        pos, seq = await self.redis.mget(self.pos_key, self.seq_key)
-        return int(pos or 0), int(seq or 0)
-
-    async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
-        """Apply the events not yet applied; a redelivered event changes nothing."""
-        while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    return await self._apply(pipe, batch)
-                except WatchError:
-                    continue  # another instance moved the view meanwhile: read it again
-
-    async def _apply(self, pipe, batch: Sequence[tuple[int, Envelope]]) -> int:  # noqa: ANN001
-        await pipe.watch(self.pos_key)
-        done = int(await pipe.get(self.pos_key) or 0)
+    async def _changes(self, pipe: Any, batch: Sequence[tuple[int, Envelope]]) -> list[Write]:
         state: dict[str, dict[str, str]] = {}  # thing id -> {key, status}, as of the batch so far
-        writes: list[tuple[str, str, dict[str, str] | None]] = []  # (op, redis key, fields)
+        writes: list[Write] = []
 
         async def current(tid: str) -> dict[str, str]:
             if tid not in state:
@@ -88,12 +69,7 @@ class ThingKeysView:
                 state[tid] = {k.decode(): v.decode() for k, v in raw.items()}
             return state[tid]
 
-        last_pos, last_seq = done, 0
-        for seq, env in batch:
-            last_seq = seq
-            if env.position <= done:
-                continue
-            last_pos = env.position
+        for _seq, env in batch:
             if env.aggregate != "thing":
                 continue
             tid = env.aggregate_id
@@ -101,8 +77,8 @@ class ThingKeysView:
                 key = secret_hash(env.data["secret"])
                 status = "enabled" if env.data.get("enabled", True) else "disabled"
                 state[tid] = {"key": key, "status": status}
-                writes += [("set", self.by_key(key), {"id": tid, "status": status}),
-                           ("set", self.by_thing(tid), {"key": key, "status": status})]
+                writes += [("hset", self.by_key(key), {"id": tid, "status": status}),
+                           ("hset", self.by_thing(tid), {"key": key, "status": status})]
             elif env.type == "secret_changed":
                 cur = await current(tid)
                 if cur.get("key"):
@@ -110,31 +86,12 @@ class ThingKeysView:
                 key = secret_hash(env.data["secret"])
                 status = cur.get("status", "enabled")
                 state[tid] = {"key": key, "status": status}
-                writes += [("set", self.by_key(key), {"id": tid, "status": status}),
-                           ("set", self.by_thing(tid), {"key": key, "status": status})]
+                writes += [("hset", self.by_key(key), {"id": tid, "status": status}),
+                           ("hset", self.by_thing(tid), {"key": key, "status": status})]
             elif env.type in ("enabled", "disabled"):
                 cur = await current(tid)
                 if cur.get("key"):
                     state[tid] = {**cur, "status": env.type}
-                    writes += [("set", self.by_key(cur["key"]), {"id": tid, "status": env.type}),
-                               ("set", self.by_thing(tid), {"key": cur["key"], "status": env.type})]
-        pipe.multi()
-        for op, key, fields in writes:
-            if op == "del":
-                pipe.delete(key)
-            else:
-                pipe.delete(key)
-                pipe.hset(key, mapping=fields)
-        if last_pos > done:
-            pipe.set(self.pos_key, last_pos)
-        if last_seq:
-            pipe.set(self.seq_key, last_seq)
-        await pipe.execute()
-        return last_pos
-
-    async def reset(self) -> None:
-        """Drop the view: every key of it, and its position."""
-        for pattern in (f"{self.prefix}thingkey:*", f"{self.prefix}thing:*"):
-            async for key in self.redis.scan_iter(match=pattern, count=1000):
-                await self.redis.delete(key)
-        await self.redis.delete(self.pos_key, self.seq_key)
+                    writes += [("hset", self.by_key(cur["key"]), {"id": tid, "status": env.type}),
+                               ("hset", self.by_thing(tid), {"key": cur["key"], "status": env.type})]
+        return writes
