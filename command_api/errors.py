@@ -7,7 +7,15 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from domain.errors import Conflict, DomainError, Forbidden, Invalid, NotFound, Unauthenticated
+from domain.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Unauthenticated,
+    Unavailable,
+)
 
 log = logging.getLogger("smq.api")
 
@@ -27,7 +35,14 @@ STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    Unavailable: 503,
 }
+
+
+def status_of_kind(kind: str) -> int:
+    """The status of a domain error known by its class name (as the provisioning saga
+    records it); 500 for a kind that is no failure of the request."""
+    return next((status for cls, status in STATUS.items() if cls.__name__ == kind), 500)
 
 
 def status_of(exc: DomainError) -> int:

@@ -11,6 +11,7 @@ from aiohttp import web
 from command_api import wire
 from command_api.bootstrap import gateway_key
 from command_api.context import POSITION_HEADER, PRINCIPAL, container, meta, principal
+from command_api.errors import status_of_kind
 from domain.common import Principal
 from domain.errors import Unauthenticated
 from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
@@ -104,5 +105,5 @@ async def provision(request: web.Request) -> web.Response:
     if p.status == FAILED:
         failure = p.failure or {}
         return wire.json({"error": failure.get("reason", "provisioning failed")},
-                         status=int(failure.get("status", 500)), headers=headers)
+                         status=status_of_kind(failure.get("kind", "")), headers=headers)
     return wire.json(await c.store.run(c.store.app.provisioned, p), status=201, headers=headers)

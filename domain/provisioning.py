@@ -96,8 +96,8 @@ class Provisioning(Entity):
         self.status = COMPLETED
 
     @event("Failed")
-    def fail(self, step: str, reason: str, status: int) -> None:
-        self.status, self.failure = COMPENSATING, {"step": step, "reason": reason, "status": status}
+    def fail(self, step: str, reason: str, kind: str) -> None:
+        self.status, self.failure = COMPENSATING, {"step": step, "reason": reason, "kind": kind}
 
     @event("StepCompensated")
     def step_compensated(self, step: str) -> None:
@@ -172,20 +172,14 @@ class ProvisionCases:
 
     def fail_provisioning(self: Core, prov_id: UUID, step: str, error: DomainError | None,
                           meta: Meta = NO_META) -> Done:
-        from domain.errors import Forbidden, Invalid, Unauthenticated
-
-        status = 500
-        for cls, code in ((Invalid, 400), (Unauthenticated, 401), (Forbidden, 403), (NotFound, 404),
-                          (Conflict, 409), (Unavailable, 503)):
-            if isinstance(error, cls):
-                status = code
-                break
+        # The error's kind, not an HTTP status: the API maps kinds to statuses in one place.
+        kind = type(error).__name__ if error is not None else "Interrupted"
         reason = error.message if error is not None else "the provisioning was interrupted"
 
         def build() -> tuple[Provisioning, list[Entity]]:
             p = ProvisionCases.provisioning(self, prov_id)  # type: ignore[arg-type]
             if p.status == RUNNING:
-                p.fail(step=step, reason=f"{step}: {reason}", status=status)
+                p.fail(step=step, reason=f"{step}: {reason}", kind=kind)
             return p, [p]
 
         return self.commit(build, meta)
@@ -286,7 +280,7 @@ def _make_certs(app: Core, p: Provisioning, issuer: Issuer | None) -> tuple[dict
         try:
             issued, book = issue_changes(app, p.principal, tid, p.layout["cert_ttl"], issuer)
         except DomainError:
-            raise
+            raise  # the thing's own rules, not the CA's failure
         except Exception as exc:  # noqa: BLE001 - the CA's own failure becomes the step's
             raise Unavailable(f"the certificate authority refused: {type(exc).__name__}") from exc
         ca_cert = getattr(issued, "ca_pem", "") or ca_cert
@@ -332,24 +326,24 @@ def _gateway(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[s
     return {}, changed
 
 
-def _undo_things(app: Core, p: Provisioning) -> list[Entity]:
+def _disable_made(app: Core, p: Provisioning, cls: type[Thing] | type[Channel], kind: str,
+                  layout_key: str) -> list[Entity]:
+    """Disable what this attempt made of one kind (things or channels)."""
     changed: list[Entity] = []
-    for i in range(len(p.layout["things"])):
-        thing = app.get_or_none(Thing, p.made_id("thing", i))
-        if thing is not None:
-            thing.disable()
-            changed.append(thing)
+    for i in range(len(p.layout[layout_key])):
+        made = app.get_or_none(cls, p.made_id(kind, i))
+        if made is not None:
+            made.disable()
+            changed.append(made)
     return changed
+
+
+def _undo_things(app: Core, p: Provisioning) -> list[Entity]:
+    return _disable_made(app, p, Thing, "thing", "things")
 
 
 def _undo_channels(app: Core, p: Provisioning) -> list[Entity]:
-    changed: list[Entity] = []
-    for i in range(len(p.layout["channels"])):
-        channel = app.get_or_none(Channel, p.made_id("channel", i))
-        if channel is not None:
-            channel.disable()
-            changed.append(channel)
-    return changed
+    return _disable_made(app, p, Channel, "channel", "channels")
 
 
 def _undo_configs(app: Core, p: Provisioning) -> list[Entity]:
