@@ -7,7 +7,6 @@ cryptography is the `cryptography` package's; nothing here is hand-written crypt
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from infra.files import wait_for, write_once
 
 UTC = dt.UTC
 
@@ -78,11 +79,12 @@ class CertificateAuthority:
         if cert_path.exists() and key_path.exists():
             return cls.from_pem(cert_path.read_bytes(), key_path.read_bytes())
         ca = cls.generate()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(ca.key_pem())
-        cert_path.write_bytes(ca.cert_pem().encode())
+        # Processes starting together agree on one CA: the first key written wins, and its
+        # writer writes the certificate; the others wait for it.
+        key = write_once(key_path, ca.key_pem())
+        if key != ca.key_pem():
+            return cls.from_pem(wait_for(cert_path), key)
+        write_once(cert_path, ca.cert_pem().encode())
         return ca
 
     # -- output -------------------------------------------------------------------------

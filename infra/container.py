@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from domain.provisioning import Layout
 from infra import bus, esstore, layout, sql
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
+from infra.files import write_once
 from infra.freshness import Freshness
 from infra.groupcommit import GroupCommitter
 from infra.hashing import Argon2Hasher
@@ -76,12 +76,9 @@ def kept_secret(settings: Settings, configured: str | None, file: str, make: Cal
     if configured:
         return configured
     path = Path(settings.data_dir) / file
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(make())
-    return path.read_text().strip()
+    if path.exists():
+        return path.read_text().strip()
+    return write_once(path, make().encode()).decode().strip()
 
 
 def jwt_secret(settings: Settings) -> str:

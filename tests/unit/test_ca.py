@@ -55,3 +55,19 @@ def test_ca_is_kept_in_the_data_folder(tmp_path: Path) -> None:
     again = CertificateAuthority.load_or_create(tmp_path)
     assert first.cert_pem() == again.cert_pem()
     assert (tmp_path / "ca.key").stat().st_mode & 0o077 == 0
+
+
+def test_processes_starting_together_agree_on_one_ca(tmp_path: Path) -> None:
+    """Several processes sharing a data folder, started at once, end with the same CA."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(4) as pool:
+        pems = pool.map(_ca_pem_in, [tmp_path] * 8)
+    assert len(set(pems)) == 1
+    assert (tmp_path / "ca.crt").read_text() == pems[0]
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def _ca_pem_in(folder: Path) -> str:
+    return CertificateAuthority.load_or_create(folder).cert_pem()
