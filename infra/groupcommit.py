@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -24,35 +24,54 @@ from infra import metrics
 Save = Callable[..., list[Any]]
 
 
+class _Entry:
+    """A command waiting in the queue: its events, its result, and the baton of leadership."""
+
+    __slots__ = ("events", "result", "baton")
+
+    def __init__(self, events: Sequence[Any]) -> None:
+        self.events = events
+        self.result: Future[list[Any]] = Future()
+        self.baton: Future[bool] = Future()
+
+
 class GroupCommitter:
-    """Batches concurrent ``save(events)`` calls from many threads into few transactions."""
+    """Batches concurrent ``save(events)`` calls from many threads into few transactions.
+
+    A leader commits what is queued; once its own command is done it hands the lead to the
+    oldest waiting command and returns, so no command waits longer than a couple of
+    transactions, however long the load lasts.
+    """
 
     def __init__(self, save: Save, max_batch: int = 500) -> None:
         self._save, self.max_batch = save, max_batch
         self._lock = threading.Lock()
-        self._queue: list[tuple[Sequence[Any], Future[list[Any]]]] = []
+        self._queue: list[_Entry] = []
         self._leading = False
         self.batches = 0      # transactions made, for the benchmark and metrics
         self.commands = 0     # commands they carried
 
     def __call__(self, *events: Any) -> list[Any]:
         """Save ``events`` atomically (possibly with others'); their recordings, or the error."""
-        future: Future[list[Any]] = Future()
+        entry = _Entry(events)
         with self._lock:
-            self._queue.append((events, future))
+            self._queue.append(entry)
             lead = not self._leading
             if lead:
                 self._leading = True
+        if not lead:
+            wait([entry.result, entry.baton], return_when=FIRST_COMPLETED)
+            lead = not entry.result.done()
         if lead:
-            self._lead()
-        recordings = future.result()
+            self._lead(entry)
+        recordings = entry.result.result()
         positions = [i for r in recordings
                      if isinstance(i := getattr(getattr(r, "notification", None), "id", None), int)]
         if positions:
             metrics.store_position(max(positions))
         return recordings
 
-    def _lead(self) -> None:
+    def _lead(self, own: _Entry) -> None:
         while True:
             with self._lock:
                 batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
@@ -62,30 +81,38 @@ class GroupCommitter:
             started = time.perf_counter()
             self._commit(batch)
             metrics.store_transaction(len(batch), time.perf_counter() - started)
+            if own.result.done():
+                with self._lock:
+                    if not self._queue:
+                        self._leading = False
+                        return
+                    # The oldest waiting command leads on (the lead stays taken meanwhile).
+                    self._queue[0].baton.set_result(True)
+                return
 
-    def _commit(self, batch: list[tuple[Sequence[Any], Future[list[Any]]]]) -> None:
+    def _commit(self, batch: list[_Entry]) -> None:
         self.batches += 1
         self.commands += len(batch)
         if len(batch) > 1:
             try:
-                recordings = self._save(*[e for events, _ in batch for e in events])
+                recordings = self._save(*[e for entry in batch for e in entry.events])
             except IntegrityError:
                 pass  # someone in the batch clashed: find out who, one by one
             except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure
-                for _, future in batch:
-                    future.set_exception(exc)
+                for entry in batch:
+                    entry.result.set_exception(exc)
                 return
             else:
                 self._resolve(batch, recordings)
                 return
-        for events, future in batch:
+        for entry in batch:
             try:
-                future.set_result(self._save(*events))
+                entry.result.set_result(self._save(*entry.events))
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting command
-                future.set_exception(exc)
+                entry.result.set_exception(exc)
 
     @staticmethod
-    def _resolve(batch: list[tuple[Sequence[Any], Future[list[Any]]]], recordings: list[Any]) -> None:
+    def _resolve(batch: list[_Entry], recordings: list[Any]) -> None:
         by_event = {id(r.domain_event): r for r in recordings}
-        for events, future in batch:
-            future.set_result([by_event[id(e)] for e in events if id(e) in by_event])
+        for entry in batch:
+            entry.result.set_result([by_event[id(e)] for e in entry.events if id(e) in by_event])

@@ -10,6 +10,7 @@ from typing import Any
 from aiohttp import web
 
 from command_api.app import create_app
+from infra.apiprocs import ApiProcesses, inherited_socket
 from infra.container import Container
 from infra.lease import Lease
 from infra.settings import Settings
@@ -44,11 +45,15 @@ class Service:
     runner: web.AppRunner | None = None
     port: int | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    # The API in this many child processes (`smq serve`); 0: in this process.
+    api_processes: int = 0
+    children: ApiProcesses | None = None
 
     @classmethod
-    async def start(cls, settings: Settings, roles: set[str] | frozenset[str] = ALL_ROLES) -> Service:
+    async def start(cls, settings: Settings, roles: set[str] | frozenset[str] = ALL_ROLES,
+                    api_processes: int = 0) -> Service:
         c = await Container.start(settings)
-        svc = cls(settings, frozenset(roles), c)
+        svc = cls(settings, frozenset(roles), c, api_processes=api_processes)
         try:
             await svc._start_roles()
         except BaseException:
@@ -60,20 +65,31 @@ class Service:
         c, s = self.container, self.settings
         if "relay" in self.roles:
             lease = Lease(c.database_url, f"smq-relay:{s.stream}")
-            self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease)
+            channel = getattr(c.store.app.recorder, "channel_name", None)
+            self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease,
+                               listen=(c.database_url, channel) if channel else None)
             self.tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             self.projector = Projector([
-                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)])
+                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced,
+                           linger=s.projector_linger)])
             self.tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
         if "saga" in self.roles:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
             self.tasks.append(asyncio.create_task(self.saga.run(), name="saga"))
-        if "api" in self.roles:
+        if "api" in self.roles and self.api_processes:
+            servers = {"SMQ_DATABASE_URL": c.database_url, "SMQ_NATS_URL": c.nats_url,
+                       "SMQ_REDIS_URL": c.redis_url}
+            self.children = ApiProcesses(s, servers, self.api_processes)
+            await self.children.start()
+            self.port = self.children.port
+        elif "api" in self.roles:
             self.runner = web.AppRunner(create_app(c), access_log=None)
             await self.runner.setup()
-            site = web.TCPSite(self.runner, s.http_host, s.http_port, reuse_port=True)
+            sock = inherited_socket()
+            site = (web.SockSite(self.runner, sock) if sock is not None
+                    else web.TCPSite(self.runner, s.http_host, s.http_port, reuse_port=True))
             await site.start()
             self.port = self.runner.addresses[0][1]
 
@@ -83,12 +99,14 @@ class Service:
 
     def describe(self) -> dict[str, Any]:
         c = self.container
-        return {"http": self.url if self.runner else None, "nats": c.nats_url, "redis": c.redis_url,
+        return {"http": self.url if self.port else None, "nats": c.nats_url, "redis": c.redis_url,
                 "database": redact(c.database_url), "roles": sorted(self.roles),
                 "data_dir": str(self.settings.data_dir)}
 
     async def stop(self) -> None:
         """Stop accepting, finish what is in flight, stop the workers, drain NATS."""
+        if self.children is not None:
+            await self.children.stop()
         if self.runner is not None:
             await self.runner.cleanup()
         for worker in (self.relay, self.projector, self.saga):

@@ -14,6 +14,8 @@ from domain.errors import Unauthenticated
 
 ISSUER = "smq.auth"
 ALGORITHM = "HS512"
+CACHED_TOKENS = 10_000
+CACHED_TOKEN_LENGTH = 2048
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Tokens:
         # HS512 wants a 64-byte key; the configured secret (32 bytes or more) is stretched to one.
         self._secret = hashlib.sha512(b"smq-es/jwt/" + secret.encode()).digest()
         self.access_ttl, self.refresh_ttl = access_ttl, refresh_ttl
+        # Tokens already verified, with their expiry: a client sends the same token with
+        # every request, and its signature is checked once. Bounded; the oldest go first.
+        self._verified: dict[tuple[str, str], tuple[Claims, float]] = {}
 
     def _encode(self, user_id: UUID, identity: str, role: str, kind: str, ttl: float, now: float) -> str:
         claims: dict[str, Any] = {
@@ -50,6 +55,20 @@ class Tokens:
         }
 
     def check(self, token: str, kind: str) -> Claims:
+        known = self._verified.get((token, kind))
+        if known is not None:
+            claims, exp = known
+            if exp > time.time():
+                return claims
+            self._verified.pop((token, kind), None)
+        claims, exp = self._verify(token, kind)
+        if len(token) <= CACHED_TOKEN_LENGTH:
+            if len(self._verified) >= CACHED_TOKENS:
+                del self._verified[next(iter(self._verified))]
+            self._verified[(token, kind)] = (claims, exp)
+        return claims
+
+    def _verify(self, token: str, kind: str) -> tuple[Claims, float]:
         try:
             claims = jwt.decode(
                 token, self._secret, algorithms=[ALGORITHM], issuer=ISSUER,
@@ -58,6 +77,6 @@ class Tokens:
             if claims.get("type") != kind:
                 raise Unauthenticated(f"not an {kind} token" if kind == "access" else f"not a {kind} token")
             return Claims(UUID(claims["sub"]), str(claims.get("identity", "")),
-                          str(claims.get("role", "user")), kind)
+                          str(claims.get("role", "user")), kind), float(claims["exp"])
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise Unauthenticated("invalid or expired token") from exc

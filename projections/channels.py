@@ -7,22 +7,20 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from projections.envelope import Envelope
-from projections.sqlview import SqlView
-from projections.things import count_created, shared_handler, status_handler
+from projections.sqlview import Batched, SqlView
+from projections.things import count_created, created_status, shared_handler, status_handler
 
 TABLES = ("channels_view", "channel_shares", "channels_counts")
 
 
-async def _created(cur: AsyncCursor, e: Envelope) -> None:
-    d = e.data
-    status = "enabled" if d.get("enabled", True) else "disabled"
-    await count_created(cur, "channels_counts", str(d["owner"]), status)
-    await cur.execute(
+async def _created(cur: AsyncCursor, events: list[Envelope]) -> None:
+    await count_created(cur, "channels_counts", events)
+    await cur.executemany(
         "insert into channels_view (id, owner, name, description, metadata, status, created_at, updated_at,"
         " created_pos) values (%s,%s,%s,%s,%s,%s,%s,%s,%s) on conflict (id) do nothing",
-        (e.aggregate_id, str(d["owner"]), d["name"], d.get("description") or "",
-         Jsonb(d.get("metadata") or {}), status,
-         e.occurred_at, e.occurred_at, e.position))
+        [(e.aggregate_id, str(e.data["owner"]), e.data["name"], e.data.get("description") or "",
+          Jsonb(e.data.get("metadata") or {}), created_status(e),
+          e.occurred_at, e.occurred_at, e.position) for e in events])
 
 
 async def _updated(cur: AsyncCursor, e: Envelope) -> None:
@@ -34,7 +32,7 @@ async def _updated(cur: AsyncCursor, e: Envelope) -> None:
 
 def channels_view(pool: AsyncConnectionPool) -> SqlView:
     return SqlView("channels", pool, {
-        ("channel", "created"): _created,
+        ("channel", "created"): Batched(_created),
         ("channel", "updated"): _updated,
         ("channel", "enabled"): status_handler("channels_view", "enabled", "channels_counts"),
         ("channel", "disabled"): status_handler("channels_view", "disabled", "channels_counts"),

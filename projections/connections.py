@@ -13,18 +13,18 @@ from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
 from projections.envelope import Envelope
-from projections.sqlview import SqlView
+from projections.sqlview import Batched, SqlView
 
 NAME = "connections"
 TABLES = ("connections", "channel_policies")
 
 
-async def _conn_created(cur: AsyncCursor, e: Envelope) -> None:
-    await cur.execute(
+async def _conn_created(cur: AsyncCursor, events: list[Envelope]) -> None:
+    await cur.executemany(
         "insert into connections (id, channel_id, thing_id, actions, active, created_at, updated_at,"
         " created_pos) values (%s,%s,%s,'{}',false,%s,%s,%s) on conflict (id) do nothing",
-        (e.aggregate_id, str(e.data["channel_id"]), str(e.data["thing_id"]), e.occurred_at,
-         e.occurred_at, e.position))
+        [(e.aggregate_id, str(e.data["channel_id"]), str(e.data["thing_id"]), e.occurred_at,
+          e.occurred_at, e.position) for e in events])
 
 
 async def _connected(cur: AsyncCursor, e: Envelope) -> None:
@@ -61,7 +61,7 @@ async def _revoked(cur: AsyncCursor, e: Envelope) -> None:
 
 def connections_view(pool: AsyncConnectionPool) -> SqlView:
     return SqlView(NAME, pool, {
-        ("connection", "created"): _conn_created,
+        ("connection", "created"): Batched(_conn_created),
         ("connection", "connected"): _connected,
         ("connection", "disconnected"): _disconnected,
         ("policy", "created"): _policy_created,

@@ -10,7 +10,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from projections.envelope import Envelope
-from projections.sqlview import ANY, SqlView
+from projections.sqlview import ANY, Batched, SqlView
 
 TABLES = ("events_view",)
 # Fields that hold a credential: kept in the store (aggregates need them), shown as "***".
@@ -26,14 +26,14 @@ def redact(value: Any) -> Any:
     return value
 
 
-async def _any(cur: AsyncCursor, e: Envelope) -> None:
-    await cur.execute(
+async def _any(cur: AsyncCursor, events: list[Envelope]) -> None:
+    await cur.executemany(
         "insert into events_view (position, aggregate, aggregate_id, version, type, occurred_at, actor,"
         " correlation_id, causation_id, data) values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
         " on conflict (position) do nothing",
-        (e.position, e.aggregate, e.aggregate_id, e.version, e.type, e.occurred_at, e.actor,
-         e.correlation_id, e.causation_id, Jsonb(redact(e.data))))
+        [(e.position, e.aggregate, e.aggregate_id, e.version, e.type, e.occurred_at, e.actor,
+          e.correlation_id, e.causation_id, Jsonb(redact(e.data))) for e in events])
 
 
 def events_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("events", pool, {ANY: _any})
+    return SqlView("events", pool, {ANY: Batched(_any)})

@@ -1,4 +1,10 @@
-"""Applies batches of events to a SQL view, moving its position in the same transaction."""
+"""Applies batches of events to SQL views, moving their positions in the same transaction.
+
+The views of one pool that a projector feeds together are applied in one transaction
+(``apply_together``): one connection, one lock of their position rows, one update of them.
+A batch then costs one round of statements whatever the number of views, and the views of
+a group always move together.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +19,31 @@ Handler = Callable[[AsyncCursor, Envelope], Awaitable[None]]
 ANY = ("*", "*")  # the key of a handler for every event
 
 
+class Batched:
+    """A handler given a run of consecutive events of its kind at once (events the view
+    ignores do not break a run), so it can write them with a few statements, not one each."""
+
+    def __init__(self, apply: Callable[[AsyncCursor, list[Envelope]], Awaitable[None]]) -> None:
+        self.apply = apply
+
+# Lock the rows of the views (in name order, so two groups sharing a view cannot deadlock).
+_LOCK = "select view, position from view_positions where view = any(%s) order by view for update"
+# A view's position only grows; its stream sequence follows the event that moved it, or
+# else the highest seen (a batch of events it had already applied).
+_MOVE = """
+update view_positions as vp
+   set stream_seq = case when m.pos > vp.position then m.seq else greatest(vp.stream_seq, m.seq) end,
+       position = greatest(vp.position, m.pos)
+  from (select unnest(%s::text[]) as view, unnest(%s::bigint[]) as pos, unnest(%s::bigint[]) as seq) as m
+ where vp.view = m.view
+"""
+
+
 class SqlView:
     """A read model in SQL: handlers by (aggregate, event type), and one position row."""
 
-    def __init__(self, name: str, pool: AsyncConnectionPool, handlers: dict[tuple[str, str], Handler]) -> None:
+    def __init__(self, name: str, pool: AsyncConnectionPool,
+                 handlers: dict[tuple[str, str], Handler | Batched]) -> None:
         self.name, self.pool, self.handlers = name, pool, handlers
 
     async def position(self) -> tuple[int, int]:
@@ -27,36 +54,54 @@ class SqlView:
 
     async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
         """Apply the events not yet applied; a redelivered event changes nothing."""
-        # Pipeline mode: the statements of a batch go out without waiting for each answer.
-        async with self.pool.connection() as conn, conn.pipeline(), conn.transaction(), conn.cursor() as cur:
-            lock = "select position from view_positions where view=%s for update"
-            await cur.execute(lock, (self.name,))
-            row = await cur.fetchone()
-            if row is None:
-                await cur.execute("insert into view_positions values (%s, 0, 0) on conflict do nothing",
-                                  (self.name,))
-                await cur.execute(lock, (self.name,))
-                row = await cur.fetchone()
-            done = int(row[0]) if row else 0
-            last_pos, last_seq = done, 0
-            for seq, env in batch:
-                last_seq = seq
-                if env.position <= done:
-                    continue
-                handler = self.handlers.get((env.aggregate, env.type)) or self.handlers.get(ANY)
-                if handler is not None:
-                    await handler(cur, env)
-                last_pos = env.position
-            if last_pos > done:
-                await cur.execute("update view_positions set position=%s, stream_seq=%s where view=%s",
-                                  (last_pos, last_seq, self.name))
-            elif last_seq:
-                await cur.execute("update view_positions set stream_seq=greatest(stream_seq, %s) where view=%s",
-                                  (last_seq, self.name))
-        return last_pos
+        return (await apply_together([self], batch))[0]
+
+    async def _handle(self, cur: AsyncCursor, batch: Sequence[tuple[int, Envelope]], done: int) -> int:
+        last = done
+        run: list[Envelope] = []
+        run_of: Batched | None = None
+        for _seq, env in batch:
+            if env.position <= done:
+                continue
+            last = env.position
+            handler = self.handlers.get((env.aggregate, env.type)) or self.handlers.get(ANY)
+            if handler is None:
+                continue
+            if run and handler is not run_of:
+                await run_of.apply(cur, run)  # type: ignore[union-attr]
+                run = []
+            if isinstance(handler, Batched):
+                run_of = handler
+                run.append(env)
+            else:
+                await handler(cur, env)
+        if run:
+            await run_of.apply(cur, run)  # type: ignore[union-attr]
+        return last
 
     async def reset(self, tables: Sequence[str]) -> None:
         async with self.pool.connection() as conn, conn.transaction():
             for table in tables:
                 await conn.execute(f"delete from {table}")  # noqa: S608 - names are ours
             await conn.execute("delete from view_positions where view=%s", (self.name,))
+
+
+async def apply_together(views: Sequence[SqlView], batch: Sequence[tuple[int, Envelope]]) -> list[int]:
+    """Apply ``batch`` to views sharing one pool, in one transaction; their new positions."""
+    if not views:
+        return []
+    names = [v.name for v in views]
+    # Pipeline mode: the statements of a batch go out without waiting for each answer.
+    async with views[0].pool.connection() as conn, conn.pipeline(), conn.transaction(), conn.cursor() as cur:
+        await cur.execute(_LOCK, (names,))
+        done = {view: int(pos) for view, pos in await cur.fetchall()}
+        if len(done) < len(names):
+            await cur.execute("insert into view_positions select unnest(%s::text[]), 0, 0 on conflict do nothing",
+                              ([n for n in names if n not in done],))
+            await cur.execute(_LOCK, (names,))
+            done = {view: int(pos) for view, pos in await cur.fetchall()}
+        reached = [await v._handle(cur, batch, done[v.name]) for v in views]
+        if batch:
+            last_seq = batch[-1][0]
+            await cur.execute(_MOVE, (names, reached, [last_seq] * len(names)))
+    return reached

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import psycopg
 from nats.js import JetStreamContext
 from nats.js.errors import APIError, NotFoundError
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from infra import metrics
@@ -30,14 +32,18 @@ class Relay:
 
     def __init__(self, store: Store, js: JetStreamContext, stream: str, root: str,
                  pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02,
-                 ack_wait: float = 10.0, lease: Lease | None = None, standby_poll: float = 1.0) -> None:
+                 ack_wait: float = 10.0, lease: Lease | None = None, standby_poll: float = 1.0,
+                 listen: tuple[str, str] | None = None) -> None:
         self.store, self.js, self.stream, self.root = store, js, stream, root
         self.pool, self.batch, self.idle, self.ack_wait = pool, batch, idle, ack_wait
         self.lease, self.standby_poll = lease, standby_poll
         self.position = 0
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
+        # Woken at once by a commit in this process, and by the store's NOTIFY on
+        # ``listen`` = (database URL, channel) for commits made by other processes.
         store.on_commit(lambda _pos: self._wake.set())
+        self.listen = listen
 
     async def published_position(self) -> int:
         """Position of the last event on the stream (0 for an empty stream)."""
@@ -83,12 +89,32 @@ class Relay:
 
     async def run(self) -> None:
         """Publish while holding the lease; stand by while another relay holds it."""
+        listener = asyncio.create_task(self._listen(), name="relay-listen") if self.listen else None
         try:
             while await self._standby():
                 await self._publish_while_held()
         finally:
+            if listener is not None:
+                listener.cancel()
             if self.lease is not None:
                 await self.lease.release()
+
+    async def _listen(self) -> None:
+        """Wake the relay on each NOTIFY of the store (a commit by any process); without it,
+        the relay still polls every ``idle`` seconds."""
+        assert self.listen is not None
+        url, channel = self.listen
+        while not self._stop.is_set():
+            try:
+                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                    await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
+                    async for _ in conn.notifies():
+                        self._wake.set()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - polling goes on meanwhile
+                log.warning("relay: listening for commits failed (%s); polling meanwhile", exc)
+                await asyncio.sleep(1.0)
 
     async def _publish_while_held(self) -> None:
         self.position = await self.published_position()

@@ -85,3 +85,32 @@ def test_a_store_failure_reaches_every_waiting_command() -> None:
     with pytest.raises(OSError):
         committer(object())
     assert committer._leading is False  # the next command can lead again
+
+
+def test_no_command_waits_behind_a_load_that_never_stops() -> None:
+    """A leader hands the lead on once its own command is done: under a steady load from
+    many threads, every command is answered within a few transactions (it used to be that
+    the first leader kept leading, its own command unanswered, as long as others came)."""
+    def save(*events: Any) -> list[Any]:
+        time.sleep(0.002)  # a transaction's round trip
+        return []
+
+    committer = GroupCommitter(save)
+    spans: list[int] = []
+    stop = time.monotonic() + 0.6
+
+    def client() -> None:
+        while time.monotonic() < stop:
+            before = committer.batches
+            committer(object())
+            spans.append(committer.batches - before)
+
+    threads = [threading.Thread(target=client) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert committer.batches > 50  # the load went on for many transactions
+    # Its own batch, at most one already running when it came, and one the baton may start.
+    assert max(spans) <= 3, max(spans)
+    assert committer._leading is False
