@@ -13,8 +13,9 @@ from command_api.bootstrap import gateway_key
 from command_api.context import POSITION_HEADER, PRINCIPAL, container, meta, principal
 from command_api.errors import status_of_kind
 from domain.common import Principal
-from domain.errors import Unauthenticated
-from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
+from domain.errors import DomainError, Unauthenticated
+from domain.provisioning import COMPLETED, FAILED, AlreadyStarted, Provisioning, provisioning_id
+from infra.container import Container
 
 routes = web.RouteTableDef()
 TIMEOUT_STATUS = 504
@@ -81,10 +82,20 @@ async def provision(request: web.Request) -> web.Response:
         return await _dry_run(request, who, body)
     c = container(request)
     m = meta(request, who)
+    if c.saga.at_once:
+        # A new provisioning whole, in one transaction; anything else goes step by step.
+        try:
+            done = await c.store.command(c.store.app.provision_at_once, who, body.external_id,
+                                         body.external_key, body.name, c.provision.layout, c.saga.issuer,
+                                         meta=m)
+        except (AlreadyStarted, DomainError):
+            pass
+        else:
+            p, answer = done.result
+            return await _answer(c, who, p, done.position or 0, answer)
     done = await c.store.command(c.store.app.start_provisioning, who, body.external_id, body.external_key,
                                  body.name, c.provision.layout, meta=m)
     p: Provisioning = done.result
-    users = [str(who.user_id), gateway_key(p.external_id)]
     last = [done.position or 0]
 
     async def remember(position: int | None) -> None:
@@ -99,11 +110,18 @@ async def provision(request: web.Request) -> web.Response:
         except TimeoutError:
             return wire.json({"error": "provisioning is still running; repeat the request for its result"},
                              status=TIMEOUT_STATUS)
+    return await _answer(c, who, p, last[0])
+
+
+async def _answer(c: Container, who: Principal, p: Provisioning, position: int,
+                  answer: dict[str, Any] | None = None) -> web.Response:
     # One record of the saga's last position, for the caller and for the gateway's fetch.
-    await c.freshness.record(users, last[0])
-    headers = {POSITION_HEADER: str(last[0])} if last[0] else {}
+    await c.freshness.record([str(who.user_id), gateway_key(p.external_id)], position)
+    headers = {POSITION_HEADER: str(position)} if position else {}
     if p.status == FAILED:
         failure = p.failure or {}
         return wire.json({"error": failure.get("reason", "provisioning failed")},
                          status=status_of_kind(failure.get("kind", "")), headers=headers)
-    return wire.json(await c.store.run(c.store.app.provisioned, p), status=201, headers=headers)
+    if answer is None:
+        answer = await c.store.run(c.store.app.provisioned, p)
+    return wire.json(answer, status=201, headers=headers)

@@ -92,6 +92,10 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
         raise Conflict("the entity was changed concurrently; try again")
 
     def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        made = self.made
+        if made is not None and aggregate_id in made:  # made earlier in this same command
+            agg = made[aggregate_id]
+            return agg if isinstance(agg, cls) else None
         try:
             agg = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
@@ -105,7 +109,26 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
 
     def absent(self, aggregate_id: UUID) -> bool:
         """Whether no aggregate has this id (assumed on a first attempt; the store checks)."""
+        made = self.made
+        if made is not None and aggregate_id in made:
+            return False
         return self.optimistic or self.get_or_none(Entity, aggregate_id) is None
+
+    @property
+    def made(self) -> dict[UUID, Entity] | None:
+        """Aggregates made or changed earlier in the command being built, not yet saved
+        (a command of several steps in one transaction); reads see them first."""
+        return getattr(self._attempt, "made", None)
+
+    def made_new(self, aggregate_id: UUID) -> bool:
+        """Whether the command being built created this aggregate (so nothing refers to it yet)."""
+        agg = (self.made or {}).get(aggregate_id)
+        pending = agg._pending_events if agg is not None else []  # noqa: SLF001
+        return bool(pending) and pending[0].originator_version == 1
+
+    @made.setter
+    def made(self, value: dict[UUID, Entity] | None) -> None:
+        self._attempt.made = value
 
     def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey:
         """Claim a unique value for ``holder`` or raise ``Conflict(taken)``."""

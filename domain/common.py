@@ -51,6 +51,10 @@ class Core(Protocol):
 
     def absent(self, aggregate_id: UUID) -> bool: ...
 
+    made: dict[UUID, Entity] | None
+
+    def made_new(self, aggregate_id: UUID) -> bool: ...
+
 
 def _depth(value: Any, level: int = 0) -> int:
     if level > MAX_METADATA_DEPTH:

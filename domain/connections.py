@@ -127,7 +127,10 @@ def _connect(app: Core, who: Principal, channel_ids: Any, thing_ids: Any,
     every: list[Connection] = []
     for cid in cids:
         for tid in tids:
-            conn = app.get_or_none(Connection, connection_id(cid, tid)) or Connection(channel_id=cid, thing_id=tid)
+            # A thing or channel made by this same command has no connection yet.
+            fresh = app.made_new(UUID(str(tid))) or app.made_new(UUID(str(cid)))
+            conn = (None if fresh else app.get_or_none(Connection, connection_id(cid, tid))) \
+                or Connection(channel_id=cid, thing_id=tid)
             conn.connect(who.user_id, actions)
             every.append(conn)
     return every, [c for c in every if c._pending_events]

@@ -58,6 +58,10 @@ class Layout:
         return asdict(self)
 
 
+class AlreadyStarted(Exception):  # noqa: N818 - a signal to the caller, not a failure
+    """This owner's provisioning of this external id exists: the stepwise saga takes it."""
+
+
 def provisioning_id(owner: UUID, external_id: str) -> UUID:
     return derived_id("provisioning", owner, external_id)
 
@@ -151,6 +155,42 @@ class ProvisionCases:
         if p is None:
             raise NotFound("provisioning not found")
         return p
+
+    def provision_at_once(self: Core, who: Principal, external_id: Any, external_key: Any, name: Any,
+                          layout: Layout, issuer: Issuer | None, meta: Meta = NO_META) -> Done:
+        """A provisioning not seen before, whole, in one transaction: its start, every step
+        with its record, and its completion, as the saga would record them one by one.
+        The result: the provisioning and its answer (``provisioned``).
+
+        Raises ``AlreadyStarted`` for a provisioning that exists, and a step's error as is;
+        either way nothing is saved, and the stepwise saga (``start_provisioning``, then
+        ``provision_step`` by step) takes over: it resumes, answers a repeat, or records
+        the failure and compensates.
+        """
+        ext_id = check_external(external_id, "external_id")
+        ext_key = check_external(external_key, "external_key")
+        gw_name = check_text(name, "name")
+
+        def build() -> tuple[tuple[Provisioning, dict[str, Any]], list[Entity]]:
+            if not self.absent(provisioning_id(who.user_id, ext_id)):
+                raise AlreadyStarted("the provisioning exists")
+            p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
+                             layout=layout.as_dict())
+            made: dict[UUID, Entity] = {p.id: p}
+            self.made = made  # the later steps read what the earlier ones made
+            try:
+                for step in STEPS:
+                    result, changed = _STEP[step](self, p, issuer)
+                    made.update((e.id, e) for e in changed)
+                    p.step_done(step=step, result=result)
+                p.complete()
+                answer = ProvisionCases.provisioned(self, p)  # type: ignore[arg-type]
+            finally:
+                self.made = None
+            # The saga's own record last, after what it made, as when step by step.
+            return (p, answer), [*(e for e in made.values() if e is not p), p]
+
+        return self.commit(build, meta)
 
     def provision_step(self: Core, prov_id: UUID, step: str, issuer: Issuer | None,
                        meta: Meta = NO_META) -> Done:
@@ -252,7 +292,7 @@ def _make_channels(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[
     channels: list[Entity] = []
     for i, spec in enumerate(p.layout["channels"]):
         cid = p.made_id("channel", i)
-        if app.get_or_none(Entity, cid) is not None:
+        if not app.absent(cid):
             raise Conflict("channel id already exists")
         channels.append(Channel(id=cid, owner=p.owner, name=spec.get("name", ""), description="",
                                 metadata=check_metadata(spec.get("metadata")), enabled=True))

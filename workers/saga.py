@@ -60,6 +60,12 @@ class SagaRunner:
     def __init__(self, store: Store, ca: CertificateAuthority | None, faults: Faults | None = None) -> None:
         self.store, self.ca, self.faults = store, ca, faults or Faults()
 
+    @property
+    def at_once(self) -> bool:
+        """Whether a new provisioning is first tried whole, in one transaction (not when a
+        test injects a failure or a crash between steps: those need the steps)."""
+        return self.faults.fail_at is None and self.faults.crash_after is None
+
     def _with(self, on_commit: OnCommit) -> SagaRunner:
         self._on_commit = on_commit
         return self
