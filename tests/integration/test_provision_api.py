@@ -170,3 +170,37 @@ async def test_a_process_killed_between_steps_is_compensated_by_the_next(client:
     await c.freshness.record([who_id], await c.store.max_position())
     assert await _enabled(client, token) == (0, 0)
     assert COMPENSATING not in (await successor.recover(c.pool, stale_after=0))
+
+
+async def test_a_new_gateway_is_provisioned_in_one_transaction(client: Client, service: Any) -> None:
+    """The whole layout, with the saga's record of every step and its completion, is one
+    commit: nothing of it can be seen, or left behind, half made. The events are those the
+    steps would have recorded, in the same order, after the things they describe."""
+    uid, token = await client.user()
+    _layout(service, x509=True)
+    c = service.container
+    committer = c.store.app.saver
+    before_batches, before_top = committer.batches, await c.store.max_position()
+    st, res, headers = await client.call("POST", "/mapping", {"external_id": "gw-once", "external_key": "k"},
+                                         token=token, headers={"X-Correlation-ID": "at-once"})
+    assert st == 201, res
+    assert committer.batches == before_batches + 1  # one store transaction, nothing else
+    top = int(headers["X-Smq-Position"])
+    _, admin, _ = await client.call("POST", "/users/tokens/issue", {"identity": ADMIN[0], "secret": ADMIN[1]})
+    st, log, _ = await client.call("GET", "/events?correlation_id=at-once&limit=100",
+                                   token=admin["access_token"], headers={"X-Smq-After": str(top)})
+    positions = [e["position"] for e in log["events"]]
+    assert positions == list(range(before_top + 1, top + 1))  # every event of that commit, and only it
+    saga = [(e["type"], e["data"].get("step")) for e in log["events"] if e["aggregate"] == "provisioning"]
+    assert saga == [("started", None), *[("step_done", s) for s in STEPS], ("completed", None)]
+    kinds = [e["aggregate"] for e in log["events"]]
+    assert kinds[-1] == "provisioning" and kinds.index("provisioning") > kinds.index("thing")
+    # What it made works as the stepwise saga's does: certificates, connections, the fetch.
+    assert "client_cert" in res and res["ca_cert"] and res["whitelisted"] == {res["things"][0]["id"]: True}
+    assert await _enabled(client, token) == (1, 2)
+    st, boot, _ = await client.call("GET", "/things/bootstrap/gw-once", headers={"Authorization": "Thing k"})
+    assert st == 200 and boot["mainflux_id"] == res["things"][0]["id"]
+    # A repeat answers the first layout (the stepwise path finds it completed).
+    st, again, _ = await client.call("POST", "/mapping", {"external_id": "gw-once", "external_key": "k"},
+                                     token=token)
+    assert st == 201 and again == res
