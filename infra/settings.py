@@ -62,7 +62,7 @@ class Settings:
     # Under load the projector waits this long for a small batch to grow: fewer, larger
     # transactions (less CPU per event) for a few milliseconds more lag. 0 turns it off.
     projector_linger: float = 0.01
-    store_workers: int = 8
+    store_workers: int = 16
     # `smq serve`: the HTTP API in this many child processes beside the workers (0: all in one).
     api_processes: int = 1
     # POST /users/tokens/issue: attempts per window by one identity and by one client address

@@ -123,6 +123,8 @@ class Relay:
             if self.lease is not None and not self.lease.held:
                 log.warning("relay: lease lost; standing by")
                 return
+            # Cleared before the read: a wake-up (or stop) during it is not lost.
+            self._wake.clear()
             try:
                 sent = await self.publish_once()
             except (TimeoutError, APIError, OSError) as exc:
@@ -131,7 +133,6 @@ class Relay:
                 self.position = await self.published_position()
                 continue
             if sent < self.batch:
-                self._wake.clear()
                 try:
                     await asyncio.wait_for(self._wake.wait(), self.idle if sent == 0 else 0)
                 except TimeoutError:

@@ -1,0 +1,355 @@
+"""The faster write path (62b5310) through the real PostgreSQL, NATS and Redis: freshness
+records grouped into one Redis script call, SQL views of a group applied in one transaction
+with batched handlers, and the relay woken by the store's NOTIFY."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+from domain.base import Meta
+from domain.common import Principal
+from infra.container import Container, open_app
+from infra.freshness import KEEP, Freshness
+from infra.settings import Settings
+from projections.envelope import Envelope, decode, encode
+from projections.sqlview import Batched, SqlView, apply_together
+from tests.conftest import eventually
+from workers.relay import Relay
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    c = await Container.start(settings)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    r = Redis.from_url(settings.redis_url or "")
+    try:
+        yield r
+    finally:
+        await r.aclose()
+
+
+def _counting(freshness: Freshness) -> list[int]:
+    """Count the script calls (and their keys) of ``freshness``; every call still goes to Redis."""
+    calls: list[int] = []
+    script = freshness._max
+
+    def call(*, keys: list[str], args: list[Any]) -> Any:
+        calls.append(len(keys))
+        return script(keys=keys, args=args)
+
+    freshness._max = call  # type: ignore[method-assign,assignment]
+    return calls
+
+
+# -- freshness: concurrent records share one Redis script call ----------------------------------
+async def test_concurrent_records_keep_each_users_max_in_few_script_calls(
+        redis: Redis, settings: Settings) -> None:
+    freshness = Freshness(redis, None, settings.redis_prefix, 1.0)  # type: ignore[arg-type]
+    calls = _counting(freshness)
+    users = [str(uuid.uuid4()) for _ in range(6)]
+    rng = random.Random(7)
+    records: list[tuple[list[str], int]] = []
+    for uid in users:
+        records += [([uid], rng.randint(1, 10_000)) for _ in range(15)]
+    # Commands touching two users at once (a share, a connect to another's channel).
+    records += [([users[0], users[1]], 20_000), ([users[2], None, users[3]], 15_000)]
+    rng.shuffle(records)
+    # A write of a higher position, then a lower one, queued in the same round.
+    records += [([users[4]], 30_000), ([users[4]], 29_999)]
+
+    await asyncio.gather(*(freshness.record(uids, pos) for uids, pos in records))
+
+    expected = {u: max(p for uids, p in records if u in uids) for u in users}
+    assert {u: await freshness.target(u) for u in users} == expected
+    assert await freshness.target(users[4]) == 30_000
+    # One script call carried many records: far fewer calls than records.
+    assert 1 <= len(calls) < len(records)
+    assert len(calls) <= 3, calls
+    assert sum(calls) < len(records)
+    ttl = await redis.ttl(freshness.key(users[0]))
+    assert 0 < ttl <= KEEP
+
+    # Lower positions recorded later, alone or together, never lower a user's key.
+    calls.clear()
+    await asyncio.gather(*(freshness.record([u], expected[u] - 1) for u in users),
+                         freshness.record(users, 1))
+    for u in users:
+        await freshness.record([u], expected[u] // 2)
+    assert {u: await freshness.target(u) for u in users} == expected
+    # Nor does a lower position recorded by another process (another Freshness on the same keys).
+    other = Freshness(redis, None, settings.redis_prefix, 1.0)  # type: ignore[arg-type]
+    await other.record([users[0]], 5)
+    assert await freshness.target(users[0]) == expected[users[0]]
+    # A higher one does raise it, and a later record of the first instance still works.
+    await other.record([users[0]], expected[users[0]] + 10)
+    await freshness.record([users[1]], expected[users[1]] + 10)
+    assert await freshness.target(users[0]) == expected[users[0]] + 10
+    assert await freshness.target(users[1]) == expected[users[1]] + 10
+    # Nothing to record: no call at all.
+    calls.clear()
+    await freshness.record([None, ""], 50)
+    await freshness.record(users, 0)
+    assert calls == []
+
+
+async def test_a_failed_script_call_fails_its_records_and_the_next_round_works(
+        redis: Redis, settings: Settings) -> None:
+    """A Redis error reaches every record of that round; the group commit is not wedged."""
+    freshness = Freshness(redis, None, settings.redis_prefix, 1.0)  # type: ignore[arg-type]
+    bad, good = str(uuid.uuid4()), str(uuid.uuid4())
+    await redis.hset(freshness.key(bad), "x", "1")  # a key of the wrong type: the script fails
+    results = await asyncio.gather(freshness.record([bad], 10), freshness.record([bad], 11),
+                                   return_exceptions=True)
+    assert all(isinstance(r, Exception) for r in results), results
+    await redis.delete(freshness.key(bad))
+    await asyncio.wait_for(asyncio.gather(freshness.record([good], 7), freshness.record([bad], 9)), 5)
+    assert await freshness.target(good) == 7 and await freshness.target(bad) == 9
+
+
+# -- SQL views of a group in one transaction, batched handlers ----------------------------------
+SQL_TABLES = ("things_view", "thing_shares", "things_counts", "events_view", "users_view",
+              "channels_view", "channel_shares", "channels_counts", "connections",
+              "channel_policies", "configs_view", "certs_view", "provisionings_view")
+
+
+async def _rows(c: Container, table: str, order: str) -> list[tuple[Any, ...]]:
+    async with c.pool.connection() as conn:
+        return await (await conn.execute(f"select * from {table} order by {order}")).fetchall()  # noqa: S608
+
+
+async def _as_on_the_bus(c: Container) -> list[Envelope]:
+    """The store's events as the projector gets them (encoded and decoded as on the bus)."""
+    return [decode(encode(e)) for e in await c.store.read(0, 10_000)]
+
+
+async def _positions(c: Container, names: list[str]) -> dict[str, tuple[int, int]]:
+    async with c.pool.connection() as conn:
+        rows = await (await conn.execute(
+            "select view, position, stream_seq from view_positions where view = any(%s)", (names,))).fetchall()
+    return {v: (int(p), int(s)) for v, p, s in rows}
+
+
+async def test_views_of_a_group_apply_a_batch_together(container: Container) -> None:
+    c = container
+    app = c.store.app
+    user = (await c.store.command(app.create_user, "owner@example.com", "12345678",
+                                  meta=Meta(actor=None))).result
+    who, meta = Principal(user.id), Meta(actor=str(user.id))
+    # Two things created together (one run of Created events, the claims of their secrets
+    # between them), an update of the first, then a third thing created and at once updated
+    # (another kind after a Created run: the run must be written before the update), a fourth
+    # created disabled, and the second disabled.
+    made = (await c.store.command(app.create_things, who, [{"name": "t1"}, {"name": "t2"}], meta=meta)).result
+    t1, t2 = made[0].id, made[1].id
+    await c.store.command(app.update_thing, who, t1, name="t1-renamed", metadata={"v": 1}, meta=meta)
+    t3 = (await c.store.command(app.create_things, who, [{"name": "t3"}], meta=meta)).result[0].id
+    await c.store.command(app.update_thing, who, t3, name="t3-renamed", metadata={"v": 3}, meta=meta)
+    t4 = (await c.store.command(app.create_things, who, [{"name": "t4", "status": "disabled"}],
+                                meta=meta)).result[0].id
+    await c.store.command(app.set_thing_enabled, who, t2, False, meta=meta)
+
+    envelopes = await _as_on_the_bus(c)
+    batch: list[tuple[int, Envelope]] = [(i + 1, e) for i, e in enumerate(envelopes)]
+    head = envelopes[-1].position
+    kinds = [e.type for e in envelopes if e.aggregate == "thing"]
+    assert kinds == ["created", "created", "updated", "created", "updated", "created", "disabled"]
+    first_update = next(i for i, (_, e) in enumerate(batch) if (e.aggregate, e.type) == ("thing", "updated"))
+
+    # A probe view beside the real ones: what its handlers are given, in order.
+    seen: list[tuple[str, list[str]]] = []
+
+    async def runs(_cur: Any, events: list[Envelope]) -> None:
+        seen.append(("created", [e.aggregate_id for e in events]))
+
+    async def one(_cur: Any, e: Envelope) -> None:
+        seen.append(("updated", [e.aggregate_id]))
+
+    probe = SqlView("probe", c.pool, {("thing", "created"): Batched(runs), ("thing", "updated"): one})
+    views = [*c.sql_views(), probe]
+    names = [v.name for v in views]
+    things = next(v for v in views if v.name == "things")
+    assert await _positions(c, names) == {}  # no projector runs here: nothing applied yet
+
+    # The things view alone first gets the events up to the update (not included): it is then
+    # ahead of the others, and the group's batch must not apply those events to it again.
+    ahead = await apply_together([things], batch[:first_update])
+    assert ahead == [batch[first_update - 1][1].position]
+    assert await _positions(c, names) == {"things": (ahead[0], first_update)}
+
+    reached = await apply_together(views, batch)
+    assert reached == [head] * len(views)
+    # Runs of consecutive Created events (the claims between them, which the view ignores,
+    # do not break a run; the disabling at the end neither), each cut by an update.
+    assert seen == [("created", [str(t1), str(t2)]), ("updated", [str(t1)]), ("created", [str(t3)]),
+                    ("updated", [str(t3)]), ("created", [str(t4)])]
+    # Every view of the group moved, in the same transaction, to the head and the batch's
+    # last stream sequence.
+    assert await _positions(c, names) == {n: (head, len(batch)) for n in names}
+
+    async with c.pool.connection() as conn:
+        things_rows = await (await conn.execute(
+            "select id, name, metadata, status, owner from things_view order by created_pos")).fetchall()
+        counts = dict(((s, n) for o, s, n in await (await conn.execute(
+            "select owner, status, n from things_counts")).fetchall() if str(o) == str(user.id)))
+        events_rows = [int(r[0]) for r in await (await conn.execute(
+            "select position from events_view order by position")).fetchall()]
+    assert [(str(i), n, m, s) for i, n, m, s, _ in things_rows] == [
+        (str(t1), "t1-renamed", {"v": 1}, "enabled"),
+        (str(t2), "t2", {}, "disabled"),
+        (str(t3), "t3-renamed", {"v": 3}, "enabled"),   # the update applied after its create
+        (str(t4), "t4", {}, "disabled"),
+    ]
+    assert {str(o) for *_, o in things_rows} == {str(user.id)}
+    assert counts == {"enabled": 2, "disabled": 2}  # exact: t1 was not counted twice
+    assert events_rows == [e.position for e in envelopes]  # one row per event
+
+    # The same batch again (a redelivery): the same positions, and nothing changes.
+    tables = {t: await _rows(c, t, "1") for t in SQL_TABLES}
+    positions = await _positions(c, names)
+    assert await apply_together(views, batch) == reached
+    assert await apply_together(views, batch[3:]) == reached
+    assert len(seen) == 5  # nothing handed to a handler again
+    assert {t: await _rows(c, t, "1") for t in SQL_TABLES} == tables
+    assert await _positions(c, names) == positions
+
+
+async def test_a_failing_view_moves_no_view_of_its_group(container: Container) -> None:
+    """One transaction for the group: a handler's failure leaves every view (rows and
+    position) as it was."""
+    c = container
+    app = c.store.app
+    user = (await c.store.command(app.create_user, "owner2@example.com", "12345678",
+                                  meta=Meta(actor=None))).result
+    who = Principal(user.id)
+    await c.store.command(app.create_things, who, [{"name": "a"}, {"name": "b"}])
+    envelopes = await _as_on_the_bus(c)
+    batch = [(i + 1, e) for i, e in enumerate(envelopes)]
+
+    async def boom(_cur: Any, _env: Envelope) -> None:
+        raise RuntimeError("this view cannot take it")
+
+    views = c.sql_views()
+    failing = SqlView("failing", c.pool, {("thing", "created"): boom})
+    names = [v.name for v in views] + ["failing"]
+    with pytest.raises(RuntimeError, match="cannot take it"):
+        await apply_together([*views, failing], batch)
+    assert await _positions(c, names) == {}
+    assert await _rows(c, "things_view", "id") == []
+    assert await _rows(c, "events_view", "position") == []
+    # Without it, the group applies.
+    assert await apply_together(views, batch) == [envelopes[-1].position] * len(views)
+    assert len(await _rows(c, "things_view", "id")) == 2
+
+
+# -- the relay is woken by the store's NOTIFY ---------------------------------------------------
+async def _listening(c: Container, channel: str) -> bool:
+    async with c.pool.connection() as conn:
+        row = await (await conn.execute(
+            "select count(*) from pg_stat_activity where datname = current_database() and query = %s",
+            (f'LISTEN "{channel}"',))).fetchone()
+    return bool(row and row[0])
+
+
+async def _on_stream(c: Container, s: Settings) -> int:
+    return int((await c.js.stream_info(s.stream)).state.last_seq)
+
+
+def _idle(relay: Relay) -> bool:
+    """Whether the relay waits to be woken (its loop awaits the wake event, not a read)."""
+    return bool(relay._wake._waiters)  # type: ignore[attr-defined]  # asyncio.Event's waiters
+
+
+async def _holds(value: Callable[[], bool]) -> bool:
+    return value()
+
+
+@pytest.mark.timeout(60)
+async def test_relay_is_woken_by_a_commit_of_another_process(container: Container, settings: Settings) -> None:
+    c, s = container, settings
+    channel = c.store.app.recorder.channel_name
+    # idle=60: the relay's own polling would not find the event within the bound below, and
+    # its store's on_commit is not called (the commit goes through another application).
+    relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, idle=60,
+                  listen=(c.database_url, channel))
+    task = asyncio.create_task(relay.run(), name="relay-under-test")
+    other = await asyncio.to_thread(open_app, c.database_url)
+    try:
+        head = await c.store.max_position()
+        assert head > 0  # the administrator seeded at start
+        await eventually(lambda: _holds(lambda: relay.position == head), 10, "relay publishes the seed")
+        if relay.listen is not None:
+            await eventually(lambda: _listening(c, channel), 10, "relay LISTENs")
+        # The relay is idle, waiting to be woken (not in the middle of a read).
+        await eventually(lambda: _holds(lambda: _idle(relay)), 10, "relay idles")
+        assert await _on_stream(c, s) == head
+
+        done = await asyncio.to_thread(other.create_user, "elsewhere@example.com", "12345678",
+                                       meta=Meta(actor=None, correlation_id="from-another-process"))
+        assert done.position is not None and done.position > head
+        started = time.monotonic()
+
+        async def published() -> bool:
+            return await _on_stream(c, s) >= done.position
+
+        await eventually(published, 10, "the other process's commit on the stream")
+        assert time.monotonic() - started < 10
+        msg = await c.js.get_msg(s.stream, done.position)
+        assert msg.headers is not None and int(msg.headers["Smq-Position"]) == done.position
+        assert not task.done()
+    finally:
+        # A stop lands at once, even while the relay reads (idle=60 would show it).
+        relay.stop()
+        await asyncio.wait_for(task, 5)
+        await asyncio.to_thread(other.close)
+    assert task.exception() is None
+    # Stopped cleanly: its LISTEN connection is closed too.
+    await eventually(lambda: _not(_listening(c, channel)), 10, "LISTEN connection closed")
+
+
+async def _not(check: Any) -> bool:
+    return not await check
+
+
+@pytest.mark.timeout(60)
+async def test_a_stop_during_a_read_is_not_lost(container: Container, settings: Settings) -> None:
+    """stop() (or a commit's wake-up) that lands while the relay reads the store is seen as
+    soon as the read ends, not a whole ``idle`` later: the wake is cleared before the read."""
+    c, s = container, settings
+    relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, idle=60)
+    relay.position = await relay.published_position()
+    while await relay.publish_once():  # all published: the held read below finds nothing new
+        pass
+    reading, release = asyncio.Event(), asyncio.Event()
+    real = relay.publish_once
+
+    async def held_read() -> int:
+        reading.set()
+        await release.wait()  # the read is in progress while the test stops the relay
+        return await real()
+
+    relay.publish_once = held_read  # type: ignore[method-assign]
+    task = asyncio.create_task(relay.run(), name="relay-stopped-mid-read")
+    try:
+        await asyncio.wait_for(reading.wait(), 10)
+        relay.stop()
+        release.set()
+        await asyncio.wait_for(task, 5)  # idle=60: a lost stop would wait a minute
+    finally:
+        if not task.done():
+            task.cancel()
+    assert task.exception() is None
