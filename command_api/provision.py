@@ -13,8 +13,8 @@ from command_api.bootstrap import gateway_key
 from command_api.context import POSITION_HEADER, PRINCIPAL, container, meta, principal
 from command_api.errors import status_of_kind
 from domain.common import Principal
-from domain.errors import DomainError, Unauthenticated
-from domain.provisioning import COMPLETED, FAILED, AlreadyStarted, Provisioning, provisioning_id
+from domain.errors import Unauthenticated
+from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
 from infra.container import Container
 
 routes = web.RouteTableDef()
@@ -82,17 +82,11 @@ async def provision(request: web.Request) -> web.Response:
         return await _dry_run(request, who, body)
     c = container(request)
     m = meta(request, who)
-    if c.saga.at_once:
-        # A new provisioning whole, in one transaction; anything else goes step by step.
-        try:
-            done = await c.store.command(c.store.app.provision_at_once, who, body.external_id,
-                                         body.external_key, body.name, c.provision.layout, c.saga.issuer,
-                                         meta=m)
-        except (AlreadyStarted, DomainError):
-            pass
-        else:
-            p, answer = done.result
-            return await _answer(c, who, p, done.position or 0, answer)
+    # A new provisioning whole, in one transaction; anything else goes step by step.
+    whole = await c.saga.run_at_once(who, body.external_id, body.external_key, body.name, c.provision.layout, m)
+    if whole is not None:
+        p, answer, position = whole
+        return await _answer(c, who, p, position, answer)
     done = await c.store.command(c.store.app.start_provisioning, who, body.external_id, body.external_key,
                                  body.name, c.provision.layout, meta=m)
     p: Provisioning = done.result

@@ -155,7 +155,7 @@ class Container:
                                                    settings.ca_key_file)
         c.bootstrap_key = bootstrap_key(settings)
         c.provision = layout.load(settings)
-        c.saga = SagaRunner(store, c.ca)
+        c.saga = SagaRunner(store, c.ca, whole=settings.provision_at_once)
         await c.seed_admin()
         return c
 

@@ -63,6 +63,9 @@ class Settings:
     # transactions (less CPU per event) for a few milliseconds more lag. 0 turns it off.
     projector_linger: float = 0.01
     store_workers: int = 16
+    # POST /mapping: a new gateway in one transaction (every step and its saga record), or
+    # step by step, each step committed with its record (the saga's progress visible as it goes).
+    provision_at_once: bool = True
     # `smq serve`: the HTTP API in this many child processes beside the workers (0: all in one).
     api_processes: int = 1
     # POST /users/tokens/issue: attempts per window by one identity and by one client address
@@ -112,6 +115,7 @@ class Settings:
             projector_linger=parse_duration(get("PROJECTOR_LINGER") or "10ms"),
             projector_views=tuple(v.strip() for v in (get("PROJECTOR_VIEWS") or "").split(",") if v.strip()),
             store_workers=int(get("STORE_WORKERS") or s.store_workers),
+            provision_at_once=(get("PROVISION_AT_ONCE") or "true").strip().lower() not in ("0", "false", "no", "off"),
             api_processes=max(0, int(get("API_PROCESSES") or s.api_processes)),
             issue_limit_identity=int(get("ISSUE_LIMIT_IDENTITY") or s.issue_limit_identity),
             issue_limit_address=int(get("ISSUE_LIMIT_ADDRESS") or s.issue_limit_address),

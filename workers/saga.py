@@ -19,9 +19,18 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from domain.base import Meta
-from domain.common import NO_META
+from domain.common import NO_META, Principal
 from domain.errors import Conflict, DomainError
-from domain.provisioning import COMPENSATING, COMPLETED, FAILED, RUNNING, STEPS, Provisioning
+from domain.provisioning import (
+    COMPENSATING,
+    COMPLETED,
+    FAILED,
+    RUNNING,
+    STEPS,
+    AlreadyStarted,
+    Layout,
+    Provisioning,
+)
 from infra import metrics
 from infra.ca import CertificateAuthority
 from infra.store import Store
@@ -57,14 +66,33 @@ OnCommit = Callable[[int | None], Awaitable[None]]
 class SagaRunner:
     """Runs provisionings to their end, completed or compensated."""
 
-    def __init__(self, store: Store, ca: CertificateAuthority | None, faults: Faults | None = None) -> None:
-        self.store, self.ca, self.faults = store, ca, faults or Faults()
+    def __init__(self, store: Store, ca: CertificateAuthority | None, faults: Faults | None = None,
+                 whole: bool = True) -> None:
+        self.store, self.ca, self.faults, self.whole = store, ca, faults or Faults(), whole
 
     @property
     def at_once(self) -> bool:
-        """Whether a new provisioning is first tried whole, in one transaction (not when a
-        test injects a failure or a crash between steps: those need the steps)."""
-        return self.faults.fail_at is None and self.faults.crash_after is None
+        """Whether a new provisioning is first tried whole, in one transaction
+        (``SMQ_PROVISION_AT_ONCE``; not when a test injects a failure or a crash between
+        steps: those need the steps)."""
+        return self.whole and self.faults.fail_at is None and self.faults.crash_after is None
+
+    async def run_at_once(self, who: Principal, external_id: Any, external_key: Any, name: Any,
+                          layout: Layout, meta: Meta = NO_META) -> tuple[Provisioning, dict[str, Any], int] | None:
+        """A new provisioning whole, in one transaction: the provisioning, its answer and the
+        position; None when it is not new or a step fails (nothing saved: the stepwise saga
+        takes it, and records and compensates a failure)."""
+        if not self.at_once:
+            return None
+        try:
+            done = await self.store.command(self.store.app.provision_at_once, who, external_id, external_key,
+                                            name, layout, self.issuer, meta=meta)
+        except (AlreadyStarted, DomainError):
+            return None
+        for step in STEPS:
+            metrics.saga_step(step, "ok")
+        p, answer = done.result
+        return p, answer, done.position or 0
 
     def _with(self, on_commit: OnCommit) -> SagaRunner:
         self._on_commit = on_commit
@@ -87,7 +115,7 @@ class SagaRunner:
     async def run(self, prov_id: UUID, meta: Meta = NO_META, on_commit: OnCommit | None = None) -> Provisioning:
         """Drive one provisioning until it is completed or compensated; its final state."""
         if on_commit is not None:
-            return await SagaRunner(self.store, self.ca, self.faults)._with(on_commit).run(prov_id, meta)
+            return await SagaRunner(self.store, self.ca, self.faults, self.whole)._with(on_commit).run(prov_id, meta)
         app = self.store.app
         p: Provisioning = await self.store.run(app.provisioning, prov_id)
         while p.status == RUNNING and p.pending:

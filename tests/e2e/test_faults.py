@@ -183,7 +183,9 @@ class Acked:
 class Load:
     """A bounded loop of writes spread over every API port, recording each answer."""
 
-    def __init__(self, bases: list[str], token: str, seed: int, workers: int = 3, bound: int = 400) -> None:
+    # ``bound`` caps the calls of each worker; the test stops the load long before (a faster
+    # server must not run out of load while faults are still to come).
+    def __init__(self, bases: list[str], token: str, seed: int, workers: int = 3, bound: int = 20_000) -> None:
         self.bases, self.token, self.rng = bases, token, random.Random(seed)
         self.workers, self.bound = workers, bound
         self.acked = Acked()
@@ -487,7 +489,10 @@ async def test_kill9_each_role_under_load(settings: Settings, tmp_path: Path) ->
     s = settings
     ports = {"api1": free_port(), "api2": free_port()}
     roles = {
-        "api1": ("api", {}), "api2": ("api", {}),
+        # api2 provisions step by step: the mapping it is killed in the middle of is left
+        # running between two steps, for the saga process to compensate; api1 provisions a
+        # new gateway in one transaction (under the load's mappings and its kill).
+        "api1": ("api", {}), "api2": ("api", {"SMQ_PROVISION_AT_ONCE": "false"}),
         "relay1": ("relay", {}), "relay2": ("relay", {}),
         "proj_a": ("projector", {"SMQ_PROJECTOR_VIEWS": SQL_A}),
         "proj_b": ("projector", {"SMQ_PROJECTOR_VIEWS": SQL_B}),
@@ -532,7 +537,7 @@ async def test_kill9_each_role_under_load(settings: Settings, tmp_path: Path) ->
                     lambda: _true(r.logged(f"lease smq-relay:{s.stream} taken")), 10,
                     "the standby relay taking the lease"))
             else:
-                name = rng.choice(["api1", "api2"])
+                name = "api2"
                 await load.moved(rng.randint(5, 20))
                 cut = await cut_a_mapping(s, load, ch[name], f"http://127.0.0.1:{ports[name]}", token)
                 await ch[name].start()
