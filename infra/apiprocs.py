@@ -41,7 +41,9 @@ class ApiProcesses:
         self.settings, self.count = settings, count
         self.sock = socket.create_server((settings.http_host, settings.http_port), backlog=1024)
         self.port = int(self.sock.getsockname()[1])
-        self.env = {**os.environ, **env, LISTEN_FD: str(self.sock.fileno()),
+        # Two malloc arenas (unless set): the store's threads would otherwise each grow their
+        # own, and a long bulk load leaves the API's memory fragmented across them.
+        self.env = {"MALLOC_ARENA_MAX": "2", **os.environ, **env, LISTEN_FD: str(self.sock.fileno()),
                     "SMQ_DATA_DIR": str(Path(settings.data_dir).resolve())}
         self.procs: list[asyncio.subprocess.Process | None] = [None] * count
         self._stopping = False
