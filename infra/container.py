@@ -188,10 +188,16 @@ class Container:
                 connections_view(self.pool)]
 
     def thing_keys(self) -> ThingKeysView:
-        return ThingKeysView(self.redis, self.settings.redis_prefix)
+        """The Redis view of secrets (one per container: it holds its registered scripts)."""
+        if "thing_keys" not in self.extras:
+            self.extras["thing_keys"] = ThingKeysView(self.redis, self.settings.redis_prefix)
+        return self.extras["thing_keys"]
 
     def access(self) -> AccessView:
-        return AccessView(self.redis, self.settings.redis_prefix)
+        """The Redis view of connections (one per container, as ``thing_keys``)."""
+        if "access" not in self.extras:
+            self.extras["access"] = AccessView(self.redis, self.settings.redis_prefix)
+        return self.extras["access"]
 
     def views(self) -> list[Any]:
         return [*self.sql_views(), self.thing_keys(), self.access()]

@@ -8,6 +8,7 @@ Nothing here does I/O; updating a metric is cheap enough for any hot path.
 from __future__ import annotations
 
 import threading
+from typing import Any
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -61,10 +62,18 @@ _relay_pos: int | None = None
 _view_pos: dict[str, int] = {}
 
 
+_http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
 def http_request(method: str, route: str, status: int, seconds: float) -> None:
-    """One answered request; ``route`` is the route's pattern, never the raw path."""
-    HTTP_REQUESTS.labels(method, route, str(status)).inc()
-    HTTP_LATENCY.labels(method, route).observe(seconds)
+    """One answered request; ``route`` is the route's pattern, never the raw path (so the
+    label sets are bounded, and their children are kept here rather than looked up each time)."""
+    children = _http_children.get((method, route, status))
+    if children is None:
+        children = (HTTP_REQUESTS.labels(method, route, str(status)), HTTP_LATENCY.labels(method, route))
+        _http_children[(method, route, status)] = children
+    children[0].inc()
+    children[1].observe(seconds)
 
 
 def store_transaction(commands: int, seconds: float) -> None:

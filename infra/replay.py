@@ -75,6 +75,7 @@ class Storage:
                  store: Store | None = None, database_url: str = "") -> None:
         self.settings, self.pool, self.redis = settings, pool, redis
         self.store, self.database_url = store, database_url or settings.database_url or ""
+        self.extras: dict[str, Any] = {}  # the Redis views, made once (as the container's)
 
 
 @dataclass
