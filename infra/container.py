@@ -135,7 +135,7 @@ class Container:
             nats_url = settings.nats_url or embedded.start_nats(data)
             redis_url = settings.redis_url or embedded.start_redis(data)
             app = open_app(database_url)
-            app.saver = GroupCommitter(app.save)
+            app.saver = GroupCommitter(app.record)
             store = Store(app, settings.store_workers)
             pool = await sql.open_pool(database_url)
             redis = Redis.from_url(redis_url)
