@@ -15,7 +15,8 @@ _encoder = msgspec.json.Encoder()
 
 
 def timestamp(dt: datetime) -> str:
-    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """``2026-11-25T22:45:41.947131Z`` (isoformat: strftime was a visible cost of bulk answers)."""
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
