@@ -144,7 +144,7 @@ async def replay(args: argparse.Namespace) -> Result:
     redis = None
     # A container that holds only what the views need: the views are built by its own methods.
     c = object.__new__(Container)
-    c.pool = pool
+    c.pool, c.extras = pool, {}
     prefix = f"bench_replay_{os.getpid()}:"
     if args.redis_url:
         from redis.asyncio import Redis
