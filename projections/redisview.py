@@ -39,14 +39,7 @@ class RedisView:
                     fresh = [(seq, env) for seq, env in batch if env.position > done]
                     writes = await self._changes(pipe, fresh)
                     pipe.multi()
-                    for op, key, value in writes:
-                        if op == "del":
-                            pipe.delete(key)
-                        elif op == "hset":  # the whole hash, replaced
-                            pipe.delete(key)
-                            pipe.hset(key, mapping=value)
-                        else:
-                            pipe.set(key, value or "")
+                    _queue(pipe, writes)
                     last_pos = max((env.position for _, env in fresh), default=done)
                     if last_pos > done:
                         pipe.set(self.pos_key, last_pos)
@@ -68,3 +61,22 @@ class RedisView:
             async for key in self.redis.scan_iter(match=f"{self.prefix}{pattern}", count=1000):
                 await self.redis.delete(key)
         await self.redis.delete(self.pos_key, self.seq_key)
+
+
+def _queue(pipe: Any, writes: Sequence[Write]) -> None:
+    """Queue a batch's writes in few commands. Each write replaces its key whole (``set``,
+    ``del``, or ``hset`` of the whole hash), and the batch commits at once (MULTI/EXEC), so
+    only each key's last write matters: one DEL, one MSET, and the hashes."""
+    last: dict[str, tuple[str, Any]] = {}
+    for op, key, value in writes:
+        last.pop(key, None)  # re-inserted: the key's last write keeps its place in the order
+        last[key] = (op, value)
+    dels = [k for k, (op, _) in last.items() if op in ("del", "hset")]
+    if dels:
+        pipe.delete(*dels)
+    sets = {k: (v or "") for k, (op, v) in last.items() if op == "set"}
+    if sets:
+        pipe.mset(sets)
+    for key, (op, value) in last.items():
+        if op == "hset" and value:
+            pipe.hset(key, mapping=value)
