@@ -105,7 +105,11 @@ async def _own_and_shared_page(conn: Any, t: Table, who: Principal, filters: lis
 
     Each part is read in order from its own index and stops after offset + limit rows, so a
     page costs the same with a million things as with a hundred (one OR over both would
-    gather every match and sort them)."""
+    gather every match and sort them). The owned part is written ``owner = any(array)``,
+    ``order by owner, created_pos``: only the (owner, created_pos) index gives that order,
+    whereas with ``owner = x`` PostgreSQL may walk the global created_pos index instead and
+    skip every other owner's older rows (seen: 15 ms instead of 0.3 ms for an owner of 90 %
+    of the table)."""
     shared_ids = (f"select {t.share_column} from {t.shares} where user_id = %s"  # noqa: S608
                   " and 'c_list' = any(actions)")
     id_args: list[Any] = [who.user_id]
@@ -115,12 +119,12 @@ async def _own_and_shared_page(conn: Any, t: Table, who: Principal, filters: lis
     more = "".join(f" and {f}" for f in filters)
     n = offset + limit
     sql = (f"select {t.columns} from ("  # noqa: S608
-           f"(select {t.columns}, created_pos from {t.table} where owner = %s{more}"
-           " order by created_pos limit %s)"
+           f"(select {t.columns}, created_pos from {t.table} where owner = any(%s){more}"
+           " order by owner, created_pos limit %s)"
            f" union all (select {t.columns}, created_pos from {t.table}"
            f" where id = any(array({shared_ids})) and owner <> %s{more} order by created_pos limit %s)"
            ") page order by created_pos limit %s offset %s")
-    args = [who.user_id, *filter_args, n, *id_args, who.user_id, *filter_args, n, limit, offset]
+    args = [[who.user_id], *filter_args, n, *id_args, who.user_id, *filter_args, n, limit, offset]
     return list(await (await conn.execute(sql, args)).fetchall())
 
 
