@@ -16,7 +16,9 @@ _encoder = msgspec.json.Encoder()
 
 def timestamp(dt: datetime) -> str:
     """``2026-11-25T22:45:41.947131Z`` (isoformat: strftime was a visible cost of bulk answers)."""
-    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+    if dt.tzinfo is not UTC:
+        dt = dt.astimezone(UTC)
+    return dt.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -9,8 +9,11 @@ from psycopg_pool import AsyncConnectionPool
 
 
 async def open_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
+    # Sessions in UTC: timestamps come back with datetime.timezone.utc, which the answers
+    # render without a time zone conversion (the server's zone, a ZoneInfo, was a fifth of
+    # a list's time).
     pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
-                               kwargs={"autocommit": True})
+                               kwargs={"autocommit": True, "options": "-c timezone=UTC"})
     await pool.open(wait=True, timeout=15)
     async with pool.connection() as conn:
         await migrate(conn)
