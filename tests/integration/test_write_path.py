@@ -353,3 +353,33 @@ async def test_a_stop_during_a_read_is_not_lost(container: Container, settings: 
         if not task.done():
             task.cancel()
     assert task.exception() is None
+
+
+async def test_a_redis_batch_keeps_each_keys_last_write(redis: Redis, settings: Settings) -> None:
+    """A Redis view's batch goes as one DEL, one MSET and the hashes: the keys end as if
+    every write had been applied in order (each write replaces its key whole)."""
+    from projections.redisview import _queue
+
+    p = f"{settings.redis_prefix}q{uuid.uuid4().hex[:6]}:"
+    await redis.set(p + "gone", "old")
+    await redis.hset(p + "hash", mapping={"stale": "1"})
+    writes = [
+        ("set", p + "a", "1"), ("del", p + "a", None),             # set then deleted: absent
+        ("del", p + "b", None), ("set", p + "b", "2"),             # deleted then set: "2"
+        ("set", p + "c", "x"), ("set", p + "c", "y"),              # set twice: the last
+        ("del", p + "gone", None),                                 # an old key deleted
+        ("hset", p + "hash", {"k": "v"}),                          # a hash replaced whole
+        ("set", p + "h2", "s"), ("hset", p + "h2", {"n": "1"}),    # a string, then a hash
+        ("set", p + "empty", None),                                # an empty value
+    ]
+    async with redis.pipeline(transaction=True) as pipe:
+        _queue(pipe, writes)
+        await pipe.execute()
+    assert await redis.exists(p + "a") == 0
+    assert await redis.get(p + "b") == b"2"
+    assert await redis.get(p + "c") == b"y"
+    assert await redis.exists(p + "gone") == 0
+    assert await redis.hgetall(p + "hash") == {b"k": b"v"}
+    assert await redis.hgetall(p + "h2") == {b"n": b"1"}
+    assert await redis.get(p + "empty") == b""
+    await redis.delete(p + "b", p + "c", p + "hash", p + "h2", p + "empty")
