@@ -8,8 +8,11 @@ import logging
 import os
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
+
+import psycopg
 
 log = logging.getLogger("tests.services")
 
@@ -53,13 +56,20 @@ def find_service(kind: str, workdir: Path) -> Iterator[str]:
     from infra.embedded import Embedded
 
     emb = Embedded()
-    try:
-        starter = {"postgres": lambda: emb.start_postgres(workdir, "postgres"),
-                   "nats": lambda: emb.start_nats(workdir), "redis": lambda: emb.start_redis(workdir)}[kind]
-        url = starter()
-    except (RuntimeError, OSError, ImportError, subprocess.SubprocessError) as exc:
-        log.warning("embedded %s failed (%s); trying testcontainers", kind, exc)
-        emb.stop()
+    starter = {"postgres": lambda: emb.start_postgres(workdir, "postgres"),
+               "nats": lambda: emb.start_nats(workdir), "redis": lambda: emb.start_redis(workdir)}[kind]
+    url = failure = None
+    for attempt in range(2):  # a second try: a start can fail once on a loaded machine
+        try:
+            url = starter()
+            break
+        except (RuntimeError, OSError, ImportError, subprocess.SubprocessError, psycopg.Error) as exc:
+            failure = exc
+            log.warning("embedded %s failed (attempt %d: %s)", kind, attempt + 1, exc)
+            emb.stop()
+            time.sleep(1)
+    if url is None:
+        log.warning("embedded %s failed (%s); trying testcontainers", kind, failure)
         url, container = _testcontainer(kind)
         try:
             yield url
