@@ -72,8 +72,7 @@ class Service:
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             self.projector = Projector([
-                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced,
-                           linger=s.projector_linger)])
+                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)])
             self.tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
         if "saga" in self.roles:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)

@@ -59,9 +59,6 @@ class Settings:
     saga_stale: float = 30.0
     # The views this process's projector feeds (empty: all); how projectors share the work.
     projector_views: tuple[str, ...] = ()
-    # Under a steady flow the projector may wait this long for a small batch to grow: fewer,
-    # larger transactions (less CPU per event) for that much more lag. 0 (the default): never.
-    projector_linger: float = 0.0
     store_workers: int = 16
     # POST /mapping: a new gateway in one transaction (every step and its saga record), or
     # step by step, each step committed with its record (the saga's progress visible as it goes).
@@ -112,7 +109,6 @@ class Settings:
             rw_wait=parse_duration(get("RW_WAIT") or "5s"),
             saga_wait=parse_duration(get("SAGA_WAIT") or "30s"),
             saga_stale=parse_duration(get("SAGA_STALE") or "30s"),
-            projector_linger=parse_duration(get("PROJECTOR_LINGER") or "0"),
             projector_views=tuple(v.strip() for v in (get("PROJECTOR_VIEWS") or "").split(",") if v.strip()),
             store_workers=int(get("STORE_WORKERS") or s.store_workers),
             provision_at_once=(get("PROVISION_AT_ONCE") or "true").strip().lower() not in ("0", "false", "no", "off"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
@@ -50,11 +49,10 @@ class ViewRunner:
     """Feeds a group of views from one durable consumer until stopped."""
 
     def __init__(self, views: View | Sequence[View], js: JetStreamContext, stream: str, root: str,
-                 advanced: Callable[[str, int], None] | None = None, batch: int = 512,
-                 linger: float = 0.0) -> None:
+                 advanced: Callable[[str, int], None] | None = None, batch: int = 512) -> None:
         self.views = list(views) if isinstance(views, Sequence) else [views]
         self.js, self.stream, self.root = js, stream, root
-        self.advanced, self.batch, self.linger = advanced, batch, linger
+        self.advanced, self.batch = advanced, batch
         self.durable = durable_name(self.views)
         self.positions: dict[str, int] = {}
         self._stop = asyncio.Event()
@@ -115,7 +113,6 @@ class ViewRunner:
             log.debug("unsubscribe failed", exc_info=True)
 
     async def _consume(self, sub: object) -> None:
-        last = 0.0  # when the last batch was applied
         while not self._stop.is_set():
             try:
                 msgs = await sub.fetch(self.batch, timeout=0.5)  # type: ignore[attr-defined]
@@ -123,21 +120,11 @@ class ViewRunner:
                 continue
             if not msgs:
                 continue
-            # Events come in quick succession (the last batch was only just applied): let
-            # this one grow a little, one transaction instead of many. A lone event is not held.
-            busy = time.monotonic() - last < self.linger
-            if busy and len(msgs) < self.batch:
-                await asyncio.sleep(self.linger)
-                try:
-                    msgs += await sub.fetch(self.batch - len(msgs), timeout=0.001)  # type: ignore[attr-defined]
-                except (TimeoutError, NatsTimeout):
-                    pass
             batch = [(m.metadata.sequence.stream, decode(m.data)) for m in msgs]
             reached = await self._apply(batch)
             await msgs[-1].ack()
             for view, pos in zip(self.views, reached, strict=True):
                 self._moved(view.name, pos)
-            last = time.monotonic()
 
     async def _apply(self, batch: Sequence[tuple[int, Envelope]]) -> list[int]:
         """The batch applied to every view at once: the SQL views of one pool in one
