@@ -118,7 +118,8 @@ def config_changes(app: Core, who: Principal, thing_id: UUID, external_id: str, 
             raise NotFound(f"channel {cid} not found")
         authorize(who, channel.owner, channel.shares, None, "channel")
     claim = app.claim(EXTERNAL_ID_KIND, external_id, thing_id, "external_id already exists")
-    existing = app.get_or_none(Config, config_id(thing_id))
+    # A thing made by this same command has no config yet.
+    existing = None if app.made_new(thing_id) else app.get_or_none(Config, config_id(thing_id))
     fields = dict(thing_id=thing_id, owner=who.user_id, external_id=external_id, external_key=external_key,
                   name=name, content=content, channels=channels, client_cert=certs[0], client_key=certs[1],
                   ca_cert=certs[2])
