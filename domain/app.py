@@ -139,6 +139,12 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
 
     def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey:
         """Claim a unique value for ``holder`` or raise ``Conflict(taken)``."""
+        made = self.made
+        if made is not None and key_id(kind, key) in made:  # claimed earlier in this command
+            mine = made[key_id(kind, key)]
+            if not isinstance(mine, UniqueKey) or (mine.held and mine.holder != holder):
+                raise Conflict(taken)
+            return mine
         if self.optimistic:
             return UniqueKey(kind=kind, key=key, holder=holder)
         existing = self.get_or_none(UniqueKey, key_id(kind, key))

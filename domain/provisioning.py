@@ -172,7 +172,8 @@ class ProvisionCases:
         gw_name = check_text(name, "name")
 
         def build() -> tuple[tuple[Provisioning, dict[str, Any]], list[Entity]]:
-            if not self.absent(provisioning_id(who.user_id, ext_id)):
+            # Read, not assumed absent: a repeat must not cost a whole build and a refused write.
+            if self.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id)) is not None:
                 raise AlreadyStarted("the provisioning exists")
             p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
                              layout=layout.as_dict())
@@ -181,7 +182,9 @@ class ProvisionCases:
             try:
                 for step in STEPS:
                     result, changed = _STEP[step](self, p, issuer)
-                    made.update((e.id, e) for e in changed)
+                    for e in changed:
+                        if made.setdefault(e.id, e) is not e:  # two different objects, one id
+                            raise Conflict(f"{step}: two of the layout's entities would be the same")
                     p.step_done(step=step, result=result)
                 p.complete()
                 answer = ProvisionCases.provisioned(self, p)  # type: ignore[arg-type]

@@ -204,3 +204,18 @@ async def test_a_new_gateway_is_provisioned_in_one_transaction(client: Client, s
     st, again, _ = await client.call("POST", "/mapping", {"external_id": "gw-once", "external_key": "k"},
                                      token=token)
     assert st == 201 and again == res
+
+
+async def test_a_layout_claiming_one_external_id_twice_is_refused_whole(client: Client, service: Any) -> None:
+    """Two of the layout's things carry the external id: one gateway cannot hold it twice. The
+    one-transaction build sees the second claim of the same key and gives up; the stepwise saga
+    then fails at the configs and undoes what it made. Nothing stays enabled."""
+    _, token = await client.user()
+    _layout(service, things=[{"name": "a", "metadata": {"external_id": "x"}},
+                             {"name": "b", "metadata": {"external_id": "x"}}])
+    st, err, _ = await client.call("POST", "/mapping", {"external_id": "gw-twice", "external_key": "k"},
+                                   token=token)
+    assert st == 409, err
+    assert "configs" in err["error"]
+    assert await _enabled(client, token) == (0, 0)
+    assert (await client.call("GET", "/things/bootstrap/gw-twice", headers={"Authorization": "Thing k"}))[0] == 404
