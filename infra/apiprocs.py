@@ -12,6 +12,8 @@ children first (each finishes the requests it holds), then its own workers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -20,18 +22,30 @@ import socket
 import sys
 from pathlib import Path
 
-from infra.embedded import _die_with_parent
 from infra.settings import Settings
 
 log = logging.getLogger("smq.serve")
 LISTEN_FD = "SMQ_LISTEN_FD"  # set for a child: the inherited listening socket
+PARENT_PID = "SMQ_PARENT_PID"  # set for a child: it exits when this process is gone
 RESTART_DELAY = 1.0
+START_BOUND = 120.0  # how long a child may take to listen
 
 
 def inherited_socket() -> socket.socket | None:
-    """The listening socket handed down by `smq serve`, in one of its API children."""
+    """The listening socket handed down by `smq serve`, in one of its API children, which
+    from then on dies with its parent (PR_SET_PDEATHSIG, set by the child itself: a
+    ``preexec_fn`` in a process with threads may deadlock between fork and exec)."""
     fd = os.environ.get(LISTEN_FD)
-    return socket.socket(fileno=int(fd)) if fd else None
+    if not fd:
+        return None
+    parent = int(os.environ.get(PARENT_PID) or 0)
+    try:
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+    if parent and os.getppid() != parent:  # the parent died before the signal was set
+        raise SystemExit("smq serve is gone")
+    return socket.socket(fileno=int(fd))
 
 
 class ApiProcesses:
@@ -39,34 +53,47 @@ class ApiProcesses:
 
     def __init__(self, settings: Settings, env: dict[str, str], count: int) -> None:
         self.settings, self.count = settings, count
-        self.sock = socket.create_server((settings.http_host, settings.http_port), backlog=1024)
+        # SO_REUSEPORT, as `smq api`'s own listener: other API processes may share the port.
+        self.sock = socket.create_server((settings.http_host, settings.http_port), backlog=1024,
+                                         reuse_port=True)
         self.port = int(self.sock.getsockname()[1])
         # Two malloc arenas (unless set): the store's threads would otherwise each grow their
         # own, and a long bulk load leaves the API's memory fragmented across them.
         self.env = {"MALLOC_ARENA_MAX": "2", **os.environ, **env, LISTEN_FD: str(self.sock.fileno()),
-                    "SMQ_DATA_DIR": str(Path(settings.data_dir).resolve())}
+                    PARENT_PID: str(os.getpid()), "SMQ_DATA_DIR": str(Path(settings.data_dir).resolve())}
         self.procs: list[asyncio.subprocess.Process | None] = [None] * count
+        self._starting: set[asyncio.subprocess.Process] = set()  # spawned, not yet listening
         self._stopping = False
         self._watch: asyncio.Task[None] | None = None
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "infra.cli", "api", env=self.env, pass_fds=(self.sock.fileno(),),
-            stdout=asyncio.subprocess.PIPE, preexec_fn=_die_with_parent)
-        assert proc.stdout is not None
-        line = await proc.stdout.readline()  # it says where it listens once it accepts
-        if not line:
-            raise RuntimeError(f"an API process exited with {await proc.wait()} before listening")
-        json.loads(line)
-        return proc
+            stdout=asyncio.subprocess.PIPE)
+        self._starting.add(proc)
+        try:
+            assert proc.stdout is not None
+            try:  # it says where it listens once it accepts
+                line = await asyncio.wait_for(proc.stdout.readline(), START_BOUND)
+            except TimeoutError:
+                line = b""
+            try:
+                json.loads(line)
+            except ValueError as exc:
+                if proc.returncode is None:
+                    proc.kill()
+                raise RuntimeError(f"an API process did not start (exit {await proc.wait()})") from exc
+            return proc
+        finally:
+            self._starting.discard(proc)
 
     async def start(self) -> None:
         try:
-            started = await asyncio.gather(*(self._spawn() for _ in range(self.count)))
+            for i in range(self.count):  # one by one: every child started is in procs
+                self.procs[i] = await self._spawn()
         except BaseException:
             await self.stop()
             raise
-        self.procs = list(started)
         self._watch = asyncio.create_task(self._keep_alive(), name="api-processes")
 
     async def _keep_alive(self) -> None:
@@ -84,7 +111,7 @@ class ApiProcesses:
                 await asyncio.sleep(RESTART_DELAY)
                 try:
                     self.procs[i] = await self._spawn()
-                except (OSError, RuntimeError):
+                except Exception:  # noqa: BLE001 - the watch goes on: tried again next round
                     log.exception("API process %d did not start", i)
 
     async def stop(self, bound: float = 30.0) -> None:
@@ -92,6 +119,11 @@ class ApiProcesses:
         self._stopping = True
         if self._watch is not None:
             self._watch.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch
+        for p in list(self._starting):  # a restart cut short by the stop
+            if p.returncode is None:
+                p.kill()
         live = [p for p in self.procs if p is not None and p.returncode is None]
         for p in live:
             p.send_signal(signal.SIGTERM)

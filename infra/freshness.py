@@ -40,6 +40,7 @@ class Freshness:
         self._pending: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._flushing = False
+        self._flusher: asyncio.Task[None] | None = None
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}rw:{user_id}"
@@ -62,7 +63,7 @@ class Freshness:
         self._waiters.append(waiter)
         if not self._flushing:
             self._flushing = True
-            asyncio.get_running_loop().create_task(self._flush())
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())  # kept: not collected
         await waiter
 
     async def _flush(self) -> None:

@@ -11,13 +11,18 @@ from psycopg_pool import AsyncConnectionPool
 async def open_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
     # Sessions in UTC: timestamps come back with datetime.timezone.utc, which the answers
     # render without a time zone conversion (the server's zone, a ZoneInfo, was a fifth of
-    # a list's time).
+    # a list's time). Set after connecting, not as a startup option (PgBouncer refuses those);
+    # where a pooler loses it, rendering converts, as before.
     pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
-                               kwargs={"autocommit": True, "options": "-c timezone=UTC"})
+                               kwargs={"autocommit": True}, configure=_utc)
     await pool.open(wait=True, timeout=15)
     async with pool.connection() as conn:
         await migrate(conn)
     return pool
+
+
+async def _utc(conn: AsyncConnection) -> None:
+    await conn.execute("set timezone to 'UTC'")
 
 
 async def migrate(conn: AsyncConnection) -> None:

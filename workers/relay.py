@@ -10,6 +10,7 @@ itself (the position header of its last message).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import psycopg
@@ -96,6 +97,8 @@ class Relay:
         finally:
             if listener is not None:
                 listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             if self.lease is not None:
                 await self.lease.release()
 
