@@ -39,8 +39,7 @@ class Freshness:
         # Concurrent commands' records go to Redis together: one script call for all of them.
         self._pending: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
-        self._flushing = False
-        self._flusher: asyncio.Task[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None  # writing while it runs
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}rw:{user_id}"
@@ -61,30 +60,26 @@ class Freshness:
                 self._pending[uid] = position
         waiter = asyncio.get_running_loop().create_future()
         self._waiters.append(waiter)
-        if not self._flushing:
-            self._flushing = True
-            self._flusher = asyncio.get_running_loop().create_task(self._flush())  # kept: not collected
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
         await waiter
 
     async def _flush(self) -> None:
         """Write what queued up, again and again, until nothing is left (group commit)."""
-        try:
-            while self._waiters:
-                pending, self._pending = self._pending, {}
-                waiters, self._waiters = self._waiters, []
-                try:
-                    await self._max(keys=[self.key(u) for u in pending],
-                                    args=[*pending.values(), KEEP])
-                except Exception as exc:  # noqa: BLE001 - every waiting command gets the failure
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(exc)
-                else:
-                    for w in waiters:
-                        if not w.done():
-                            w.set_result(None)
-        finally:
-            self._flushing = False
+        while self._waiters:
+            pending, self._pending = self._pending, {}
+            waiters, self._waiters = self._waiters, []
+            try:
+                await self._max(keys=[self.key(u) for u in pending],
+                                args=[*pending.values(), KEEP])
+            except Exception as exc:  # noqa: BLE001 - every waiting command gets the failure
+                for w in waiters:
+                    if not w.done():
+                        w.set_exception(exc)
+            else:
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(None)
 
     async def target(self, user_id: str | None, explicit: int = 0) -> int:
         mine = int(await self.redis.get(self.key(user_id)) or 0) if user_id else 0

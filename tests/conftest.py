@@ -134,6 +134,18 @@ class Client:
 
 
 @pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Any]:
+    """The composition root alone, without HTTP or workers (tests drive the parts)."""
+    from infra.container import Container
+
+    c = await Container.start(settings)
+    try:
+        yield c
+    finally:
+        await c.close()
+
+
+@pytest.fixture
 async def service(settings: Settings) -> AsyncIterator[Any]:
     from infra.runtime import Service
 

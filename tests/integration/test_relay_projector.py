@@ -3,8 +3,6 @@ in store order, across relay restarts; a view applies each event once."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from nats.js.api import ConsumerConfig, DeliverPolicy
 
@@ -15,15 +13,6 @@ from infra.settings import Settings
 from projections.users import users_view
 from tests.conftest import eventually
 from workers.relay import Relay
-
-
-@pytest.fixture
-async def container(settings: Settings) -> AsyncIterator[Container]:
-    c = await Container.start(settings)
-    try:
-        yield c
-    finally:
-        await c.close()
 
 
 async def _create_users(c: Container, n: int, tag: str) -> list[int]:

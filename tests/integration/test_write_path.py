@@ -26,15 +26,6 @@ from workers.relay import Relay
 
 
 @pytest.fixture
-async def container(settings: Settings) -> AsyncIterator[Container]:
-    c = await Container.start(settings)
-    try:
-        yield c
-    finally:
-        await c.close()
-
-
-@pytest.fixture
 async def redis(settings: Settings) -> AsyncIterator[Redis]:
     r = Redis.from_url(settings.redis_url or "")
     try:
