@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from command_api import wire
+from command_api import docsql, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.things import Share
@@ -17,7 +17,11 @@ routes = web.RouteTableDef()
 
 CHANNELS = Table(view="channels", table="channels_view", shares="channel_shares",
                  share_column="channel_id",
-                 columns="id, owner, name, description, metadata, status, created_at, updated_at",
+                 # The shape of _shape below, rendered by PostgreSQL.
+                 doc=docsql.obj(("id", "uuid", "id"), ("owner_id", "uuid", "owner"), ("name", "text", "name"),
+                                ("description", "text?", "description"), ("metadata", "json?", "metadata"),
+                                ("created_at", "time", "created_at"), ("updated_at", "time", "updated_at"),
+                                ("status", "text", "status")),
                  what="channel", plural="channels",
                  # Users assigned to a channel with c_list see it too (command_api.policies).
                  also_visible="select object from channel_policies where subject = %s and active"
@@ -47,11 +51,6 @@ def channel_json(ch: Channel) -> dict[str, Any]:
                   ch.updated_at, ch.status)
 
 
-def row_json(r: tuple[Any, ...]) -> dict[str, Any]:
-    cid, owner, name, description, metadata, status, created, updated = r
-    return _shape(cid, owner, name, description, metadata, created, updated, status)
-
-
 @routes.post("/channels")
 async def create_channel(request: web.Request) -> web.Response:
     who = principal(request)
@@ -78,12 +77,12 @@ async def create_channels(request: web.Request) -> web.Response:
 
 @routes.get("/channels")
 async def list_channels(request: web.Request) -> web.Response:
-    return await list_page(request, CHANNELS, row_json)
+    return await list_page(request, CHANNELS)
 
 
 @routes.get(f"/channels/{ID}")
 async def get_channel(request: web.Request) -> web.Response:
-    return await get_one(request, CHANNELS, row_json)
+    return await get_one(request, CHANNELS)
 
 
 async def _answer(request: web.Request, done: Any, *also: str) -> web.Response:

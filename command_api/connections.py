@@ -3,21 +3,18 @@ nothing), and list them from either side."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
 import msgspec
 from aiohttp import web
 
-from command_api import wire
+from command_api import docsql, wire
 from command_api.channels import CHANNELS
-from command_api.channels import row_json as channel_row
 from command_api.context import committed, container, fresh, meta, principal
 from command_api.errors import BadRequest
-from command_api.listing import ID, Table, visible
+from command_api.listing import ID, Table, total_and_page, visible
 from command_api.things import THINGS
-from command_api.things import row_json as thing_row
 from domain.connections import Connection
 from domain.errors import NotFound
 from projections.connections import NAME as CONNECTIONS_VIEW
@@ -125,8 +122,7 @@ async def disconnect_many(request: web.Request) -> web.Response:
 
 
 async def connected_page(request: web.Request, parent: Table, parent_id: UUID, parent_column: str,
-                         listed: Table, listed_column: str,
-                         row_json: Callable[[tuple[Any, ...]], dict[str, Any]]) -> web.Response:
+                         listed: Table, listed_column: str) -> web.Response:
     """``{limit, offset, total, <plural>}``: the entities connected to a parent the caller sees,
     those the caller may see itself, under the usual filters, in the order of connection."""
     who = principal(request)
@@ -158,21 +154,20 @@ async def connected_page(request: web.Request, parent: Table, parent_id: UUID, p
             f"select 1 from {parent.table} where id = %s and {pcond}", [parent_id, *pargs])).fetchone()  # noqa: S608
         if seen is None:
             raise NotFound(f"{parent.what} not found")
-        total = (await (await conn.execute(f"select count(*) from {sql_from}", args)).fetchone())[0]  # noqa: S608
-        rows = await (await conn.execute(
-            f"select {listed.columns} from {sql_from} order by conn_pos limit %s offset %s",  # noqa: S608
-            [*args, limit, offset])).fetchall()
-    return wire.json({"limit": limit, "offset": offset, "total": total,
-                      listed.plural: [row_json(r) for r in rows]})
+        total, docs = await total_and_page(
+            conn, f"select count(*) from {sql_from}", args,  # noqa: S608
+            f"select {listed.doc} as doc, conn_pos as pos from {sql_from} order by conn_pos limit %s offset %s",  # noqa: S608
+            [*args, limit, offset])
+    return wire.raw_json(docsql.page(limit, offset, total, listed.plural, docs))
 
 
 @routes.get(f"/channels/{CID}/things")
 async def things_of_channel(request: web.Request) -> web.Response:
     return await connected_page(request, CHANNELS, _path_id(request, "cid", "channel"), "channel_id",
-                                THINGS, "thing_id", thing_row)
+                                THINGS, "thing_id")
 
 
 @routes.get(f"/things/{TID}/channels")
 async def channels_of_thing(request: web.Request) -> web.Response:
     return await connected_page(request, THINGS, _path_id(request, "tid", "thing"), "thing_id",
-                                CHANNELS, "channel_id", channel_row)
+                                CHANNELS, "channel_id")

@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from command_api import wire
+from command_api import docsql, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from domain.errors import Unauthenticated
@@ -16,7 +16,12 @@ from domain.things import Thing
 routes = web.RouteTableDef()
 
 THINGS = Table(view="things", table="things_view", shares="thing_shares", share_column="thing_id",
-               columns="id, owner, name, secret, tags, metadata, status, created_at, updated_at",
+               # The shape of _shape below, rendered by PostgreSQL.
+               doc=docsql.obj(("id", "uuid", "id"), ("name", "text", "name"), ("owner", "uuid", "owner"),
+                              ("credentials", "raw", docsql.obj(("secret", "text", "secret"))),
+                              ("tags", "json?", "tags"), ("metadata", "json?", "metadata"),
+                              ("created_at", "time", "created_at"), ("updated_at", "time", "updated_at"),
+                              ("status", "text", "status")),
                what="thing", plural="things", counts="things_counts")
 
 
@@ -64,11 +69,6 @@ def thing_json(t: Thing) -> dict[str, Any]:
                   t.status)
 
 
-def row_json(r: tuple[Any, ...]) -> dict[str, Any]:
-    tid, owner, name, secret, tags, metadata, status, created, updated = r
-    return _shape(tid, owner, name, secret, tags, metadata, created, updated, status)
-
-
 @routes.post("/things")
 async def create_thing(request: web.Request) -> web.Response:
     who = principal(request)
@@ -94,12 +94,12 @@ async def create_things(request: web.Request) -> web.Response:
 
 @routes.get("/things")
 async def list_things(request: web.Request) -> web.Response:
-    return await list_page(request, THINGS, row_json)
+    return await list_page(request, THINGS)
 
 
 @routes.get(f"/things/{ID}")
 async def get_thing(request: web.Request) -> web.Response:
-    return await get_one(request, THINGS, row_json)
+    return await get_one(request, THINGS)
 
 
 async def _answer(request: web.Request, done: Any, *also: str) -> web.Response:

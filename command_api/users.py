@@ -8,8 +8,9 @@ from uuid import UUID
 import msgspec
 from aiohttp import web
 
-from command_api import wire
+from command_api import docsql, wire
 from command_api.context import bearer, committed, container, fresh, meta, principal
+from command_api.listing import total_and_page
 from command_api.revocation import ACTIVE
 from domain.errors import NotFound
 from domain.users import User
@@ -62,19 +63,12 @@ def user_json(u: User) -> dict[str, Any]:
     return out
 
 
-def row_json(r: tuple[Any, ...]) -> dict[str, Any]:
-    uid, identity, name, metadata, tags, role, status, created, updated = r
-    out: dict[str, Any] = {"id": str(uid), "name": name, "credentials": {"identity": identity}}
-    if metadata:
-        out["metadata"] = metadata
-    if tags:
-        out["tags"] = tags
-    out.update(role=role, created_at=wire.timestamp(created), updated_at=wire.timestamp(updated),
-               status=status)
-    return out
-
-
-COLUMNS = "id, identity, name, metadata, tags, role, status, created_at, updated_at"
+# The shape of user_json above, rendered by PostgreSQL (command_api.docsql).
+DOC = docsql.obj(("id", "uuid", "id"), ("name", "text", "name"),
+                 ("credentials", "raw", docsql.obj(("identity", "text", "identity"))),
+                 ("metadata", "json?", "metadata"), ("tags", "json?", "tags"), ("role", "text", "role"),
+                 ("created_at", "time", "created_at"), ("updated_at", "time", "updated_at"),
+                 ("status", "text", "status"))
 
 
 def user_id(request: web.Request) -> UUID:
@@ -118,10 +112,10 @@ async def _one(request: web.Request, uid: UUID) -> web.Response:
     c = container(request)
     await fresh(request, "users")
     async with c.pool.connection() as conn:
-        row = await (await conn.execute(f"select {COLUMNS} from users_view where id=%s", (uid,))).fetchone()
+        row = await (await conn.execute(f"select {DOC} from users_view where id=%s", (uid,))).fetchone()
     if row is None:
         raise NotFound("user not found")
-    return wire.json(row_json(row))
+    return wire.raw_json(row[0].encode())
 
 
 @routes.get("/users/profile")
@@ -157,11 +151,11 @@ async def list_users(request: web.Request) -> web.Response:
     c = container(request)
     await fresh(request, "users")
     async with c.pool.connection() as conn:
-        total = (await (await conn.execute(f"select count(*) from users_view where {cond}", args)).fetchone())[0]
-        rows = await (await conn.execute(
-            f"select {COLUMNS} from users_view where {cond} order by created_pos limit %s offset %s",
-            [*args, limit, offset])).fetchall()
-    return wire.json({"limit": limit, "offset": offset, "total": total, "users": [row_json(r) for r in rows]})
+        total, docs = await total_and_page(
+            conn, f"select count(*) from users_view where {cond}", args,  # noqa: S608
+            f"select {DOC} as doc, created_pos as pos from users_view where {cond}"  # noqa: S608
+            " order by created_pos limit %s offset %s", [*args, limit, offset])
+    return wire.raw_json(docsql.page(limit, offset, total, "users", docs))
 
 
 @routes.get("/users/{id}")

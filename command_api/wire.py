@@ -26,6 +26,11 @@ def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) ->
                         content_type="application/json")
 
 
+def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    """An answer whose JSON is already rendered (by PostgreSQL: command_api.docsql)."""
+    return web.Response(body=body, status=status, headers=headers, content_type="application/json")
+
+
 async def body(request: web.Request, schema: type[T], *, optional: bool = False) -> T:
     """Decode the JSON body into ``schema``: 415 when it is not JSON, 400 when it is malformed."""
     raw = await request.read()
