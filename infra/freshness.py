@@ -40,6 +40,9 @@ class Freshness:
         self._pending: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []
         self._flusher: asyncio.Task[None] | None = None  # writing while it runs
+        # Concurrent queries' reads of their callers' records go to Redis together: one MGET.
+        self._reads: dict[str, list[asyncio.Future[int]]] = {}
+        self._reader: asyncio.Task[None] | None = None  # reading while it runs
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}rw:{user_id}"
@@ -82,8 +85,34 @@ class Freshness:
                         w.set_result(None)
 
     async def target(self, user_id: str | None, explicit: int = 0) -> int:
-        mine = int(await self.redis.get(self.key(user_id)) or 0) if user_id else 0
-        return max(mine, explicit)
+        """The position a query of ``user_id`` must see: its last recorded write, or more.
+
+        The read is queued and sent with those of concurrent queries in one MGET, always one
+        sent after this call began, so a write recorded before the query is seen."""
+        if not user_id:
+            return explicit
+        waiter: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._reads.setdefault(self.key(user_id), []).append(waiter)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.get_running_loop().create_task(self._read())
+        return max(await waiter, explicit)
+
+    async def _read(self) -> None:
+        """Read what queued up, again and again, until nothing is left."""
+        while self._reads:
+            reads, self._reads = self._reads, {}
+            try:
+                values = await self.redis.mget(list(reads))
+            except Exception as exc:  # noqa: BLE001 - every waiting query gets the failure
+                for waiters in reads.values():
+                    for w in waiters:
+                        if not w.done():
+                            w.set_exception(exc)
+            else:
+                for waiters, value in zip(reads.values(), values, strict=True):
+                    for w in waiters:
+                        if not w.done():
+                            w.set_result(int(value or 0))
 
     async def _refresh(self, views: list[str]) -> None:
         sql = [v for v in views if v not in self.redis_views]

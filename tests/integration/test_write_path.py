@@ -112,6 +112,58 @@ async def test_a_failed_script_call_fails_its_records_and_the_next_round_works(
     assert await freshness.target(good) == 7 and await freshness.target(bad) == 9
 
 
+async def test_concurrent_targets_share_mgets_and_never_miss_an_earlier_record(
+        redis: Redis, settings: Settings) -> None:
+    """Queries' reads of their callers' records are sent together; a read that began after a
+    record was answered sees it, even while an older MGET is still on its way."""
+    freshness = Freshness(redis, None, settings.redis_prefix, 1.0)  # type: ignore[arg-type]
+    users = [str(uuid.uuid4()) for _ in range(5)]
+    for i, u in enumerate(users):
+        await freshness.record([u], 100 + i)
+    real = redis.mget
+    calls: list[int] = []
+    hold = asyncio.Event()
+    hold.set()
+
+    async def mget(keys: list[str]) -> Any:
+        calls.append(len(keys))
+        values = await real(keys)
+        await hold.wait()  # an answer that is still on its way
+        return values
+
+    freshness.redis.mget = mget  # type: ignore[method-assign]
+    asked = [*users, *users, None, users[0]]
+    got = await asyncio.gather(*(freshness.target(u, explicit=101) for u in asked))
+    assert got == [max(100 + users.index(u), 101) if u else 101 for u in asked]
+    assert sum(calls) == len(users) and len(calls) <= 2, calls  # each key once, few calls
+
+    # An MGET in flight has read the old value; the record lands; a later query sees it.
+    hold.clear()
+    sent = len(calls)
+    early = asyncio.create_task(freshness.target(users[1]))
+
+    async def one_more_sent() -> bool:
+        return len(calls) == sent + 1
+
+    await eventually(one_more_sent, 5, "the next MGET")
+    await freshness.record([users[1]], 5_000)
+    late = asyncio.create_task(freshness.target(users[1]))
+    hold.set()
+    assert await early == 101
+    assert await late == 5_000
+
+    # A failed MGET fails the queries of its round only; the next round works.
+    async def broken(keys: list[str]) -> Any:
+        freshness.redis.mget = mget  # type: ignore[method-assign]
+        raise ConnectionError("redis went away")
+
+    freshness.redis.mget = broken  # type: ignore[method-assign]
+    failed = await asyncio.gather(freshness.target(users[2]), freshness.target(users[3]),
+                                  return_exceptions=True)
+    assert all(isinstance(r, ConnectionError) for r in failed), failed
+    assert await asyncio.wait_for(freshness.target(users[2]), 5) == 102
+
+
 # -- SQL views of a group in one transaction, batched handlers ----------------------------------
 SQL_TABLES = ("things_view", "thing_shares", "things_counts", "events_view", "users_view",
               "channels_view", "channel_shares", "channels_counts", "connections",
@@ -310,6 +362,40 @@ async def test_relay_is_woken_by_a_commit_of_another_process(container: Containe
     assert task.exception() is None
     # Stopped cleanly: its LISTEN connection is closed too.
     await eventually(lambda: _not(_listening(c, channel)), 10, "LISTEN connection closed")
+
+
+@pytest.mark.timeout(60)
+async def test_a_commit_while_the_listen_connection_is_down_is_published(
+        container: Container, settings: Settings) -> None:
+    """While LISTEN is up the relay polls only every ``idle_listening`` seconds (60 here);
+    when the connection drops, it polls every ``idle`` again and, LISTENing anew, reads once
+    more, so a commit made meanwhile is not left waiting for the safety poll."""
+    c, s = container, settings
+    channel = c.store.app.recorder.channel_name
+    relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, idle=0.05, idle_listening=60,
+                  listen=(c.database_url, channel))
+    task = asyncio.create_task(relay.run(), name="relay-listen-drop")
+    other = await asyncio.to_thread(open_app, c.database_url)
+    try:
+        await eventually(lambda: _holds(lambda: relay.listening), 10, "relay LISTENs")
+        async with c.pool.connection() as conn:
+            await conn.execute("select pg_terminate_backend(pid) from pg_stat_activity"
+                               " where datname = current_database() and query = %s", (f'LISTEN "{channel}"',))
+        await eventually(lambda: _holds(lambda: not relay.listening), 10, "relay sees the drop")
+        done = await asyncio.to_thread(other.create_user, "gap@example.com", "12345678",
+                                       meta=Meta(actor=None, correlation_id="during-the-gap"))
+        assert done.position is not None
+
+        async def published() -> bool:
+            return await _on_stream(c, s) >= done.position
+
+        await eventually(published, 10, "the commit made while LISTEN was down, on the stream")
+        await eventually(lambda: _holds(lambda: relay.listening), 10, "relay LISTENs again")
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 5)
+        await asyncio.to_thread(other.close)
+    assert task.exception() is None
 
 
 async def _not(check: Any) -> bool:
