@@ -156,8 +156,8 @@ async def connected_page(request: web.Request, parent: Table, parent_id: UUID, p
             raise NotFound(f"{parent.what} not found")
         total, docs = await total_and_page(
             conn, f"select count(*) from {sql_from}", args,  # noqa: S608
-            f"select {listed.doc} as doc, conn_pos as pos from {sql_from} order by conn_pos limit %s offset %s",  # noqa: S608
-            [*args, limit, offset])
+            f"select id as page_id, conn_pos as pos from {sql_from} order by conn_pos limit %s offset %s",  # noqa: S608
+            [*args, limit, offset], listed.table, listed.doc)
     return wire.raw_json(docsql.page(limit, offset, total, listed.plural, docs))
 
 

@@ -26,8 +26,8 @@ def _value(kind: Kind, expr: str) -> str:
         return f"to_json(({expr})::text)::text"
     if kind in ("json", "json?"):
         return f"({expr})::text"
-    if kind == "time":
-        return "'\"' || " + _TIME.format(expr) + " || '\"'"
+    if kind == "time":  # (null for 'infinity', whose to_char is NULL: never a NULL document)
+        return "coalesce('\"' || " + _TIME.format(expr) + " || '\"', 'null')"
     return expr  # raw: already JSON text
 
 

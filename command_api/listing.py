@@ -99,7 +99,7 @@ def _unfiltered_total(t: Table, who: Principal, status: str | None) -> tuple[str
 def _own_and_shared_page(t: Table, who: Principal, filters: list[str], filter_args: list[Any],
                          limit: int, offset: int) -> tuple[str, list[Any]]:
     """A page of what the caller owns and what is shared with it, in creation order
-    (``doc, pos`` rows).
+    (``page_id, pos`` rows).
 
     Each part is read in order from its own index and stops after offset + limit rows, so a
     page costs the same with a million things as with a hundred (one OR over both would
@@ -111,22 +111,25 @@ def _own_and_shared_page(t: Table, who: Principal, filters: list[str], filter_ar
     shared, shared_args = _shared_ids(t, who)
     more = "".join(f" and {f}" for f in filters)
     n = offset + limit
-    sql = ("select doc, pos from ("  # noqa: S608
-           f"(select {t.doc} as doc, created_pos as pos from {t.table} where owner = any(%s){more}"
+    sql = ("select page_id, pos from ("  # noqa: S608
+           f"(select id as page_id, created_pos as pos from {t.table} where owner = any(%s){more}"
            " order by owner, created_pos limit %s)"
-           f" union all (select {t.doc} as doc, created_pos as pos from {t.table}"
+           f" union all (select id as page_id, created_pos as pos from {t.table}"
            f" where id = any(array({shared})) and owner <> %s{more} order by created_pos limit %s)"
            ") parts order by pos limit %s offset %s")
     return sql, [[who.user_id], *filter_args, n, *shared_args, who.user_id, *filter_args, n, limit, offset]
 
 
 async def total_and_page(conn: Any, total_sql: str, total_args: list[Any], page_sql: str,
-                         page_args: list[Any]) -> tuple[int, str]:
-    """The total and the page's documents joined by commas, in ``pos`` order, read by one
-    statement: one snapshot for both (so the total matches the rows) in one round trip."""
+                         page_args: list[Any], table: str, doc: str) -> tuple[int, str]:
+    """The total and the page's documents joined by commas, read by one statement: one
+    snapshot for both (so the total matches the rows) in one round trip.
+
+    ``page_sql`` gives the page's ``page_id, pos`` rows; only those rows are rendered (by
+    primary key), so an offset deep into the table skips ids, not documents."""
     row = await (await conn.execute(
-        f"select ({total_sql}), (select coalesce(string_agg(doc, ',' order by pos), '')"  # noqa: S608
-        f" from ({page_sql}) page)", [*total_args, *page_args])).fetchone()
+        f"select ({total_sql}), (select coalesce(string_agg({doc}, ',' order by pos), '')"  # noqa: S608
+        f" from ({page_sql}) page join {table} on id = page_id)", [*total_args, *page_args])).fetchone()
     return int(row[0]), row[1]
 
 
@@ -156,7 +159,7 @@ async def list_page(request: web.Request, t: Table) -> web.Response:
     else:
         total_sql, total_args = f"select count(*) from {t.table} where {sql_where}", args  # noqa: S608
     if who.admin:
-        page_sql = (f"select {t.doc} as doc, created_pos as pos from {t.table} where {sql_where}"  # noqa: S608
+        page_sql = (f"select id as page_id, created_pos as pos from {t.table} where {sql_where}"  # noqa: S608
                     " order by created_pos limit %s offset %s")
         page_args = [*args, limit, offset]
     else:
@@ -164,5 +167,5 @@ async def list_page(request: web.Request, t: Table) -> web.Response:
     c = container(request)
     await fresh(request, t.view, *t.also_views)
     async with c.pool.connection() as conn:
-        total, docs = await total_and_page(conn, total_sql, total_args, page_sql, page_args)
+        total, docs = await total_and_page(conn, total_sql, total_args, page_sql, page_args, t.table, t.doc)
     return wire.raw_json(docsql.page(limit, offset, total, t.plural, docs))

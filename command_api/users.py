@@ -153,8 +153,8 @@ async def list_users(request: web.Request) -> web.Response:
     async with c.pool.connection() as conn:
         total, docs = await total_and_page(
             conn, f"select count(*) from users_view where {cond}", args,  # noqa: S608
-            f"select {DOC} as doc, created_pos as pos from users_view where {cond}"  # noqa: S608
-            " order by created_pos limit %s offset %s", [*args, limit, offset])
+            f"select id as page_id, created_pos as pos from users_view where {cond}"  # noqa: S608
+            " order by created_pos limit %s offset %s", [*args, limit, offset], "users_view", DOC)
     return wire.raw_json(docsql.page(limit, offset, total, "users", docs))
 
 

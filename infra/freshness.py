@@ -10,6 +10,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable
+from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
@@ -26,6 +27,20 @@ end
 return 1
 """
 KEEP = 86400  # a day at most: past that, the views are long past any write
+
+
+def _fatal(exc: BaseException) -> bool:
+    """A cancellation or an exit: the round's task ends, so whatever waits on it is failed."""
+    return not isinstance(exc, Exception)
+
+
+def _fail(waiters: list[asyncio.Future[Any]], exc: BaseException) -> None:
+    for w in waiters:
+        if not w.done():
+            if isinstance(exc, asyncio.CancelledError):
+                w.cancel()
+            else:
+                w.set_exception(exc)
 
 
 class Freshness:
@@ -75,14 +90,15 @@ class Freshness:
             try:
                 await self._max(keys=[self.key(u) for u in pending],
                                 args=[*pending.values(), KEEP])
-            except Exception as exc:  # noqa: BLE001 - every waiting command gets the failure
-                for w in waiters:
-                    if not w.done():
-                        w.set_exception(exc)
-            else:
-                for w in waiters:
-                    if not w.done():
-                        w.set_result(None)
+            except BaseException as exc:  # every waiting command gets the failure, none hangs
+                _fail([*waiters, *self._waiters] if _fatal(exc) else waiters, exc)
+                if _fatal(exc):
+                    self._waiters = []
+                    raise
+                continue
+            for w in waiters:
+                if not w.done():
+                    w.set_result(None)
 
     async def target(self, user_id: str | None, explicit: int = 0) -> int:
         """The position a query of ``user_id`` must see: its last recorded write, or more.
@@ -102,17 +118,20 @@ class Freshness:
         while self._reads:
             reads, self._reads = self._reads, {}
             try:
-                values = await self.redis.mget(list(reads))
-            except Exception as exc:  # noqa: BLE001 - every waiting query gets the failure
-                for waiters in reads.values():
-                    for w in waiters:
-                        if not w.done():
-                            w.set_exception(exc)
-            else:
-                for waiters, value in zip(reads.values(), values, strict=True):
-                    for w in waiters:
-                        if not w.done():
-                            w.set_result(int(value or 0))
+                values = [int(v or 0) for v in await self.redis.mget(list(reads))]
+                if len(values) != len(reads):
+                    raise RuntimeError(f"MGET of {len(reads)} keys gave {len(values)} values")
+            except BaseException as exc:  # every waiting query gets the failure, none hangs
+                queued = [*reads.values(), *self._reads.values()] if _fatal(exc) else reads.values()
+                _fail([w for ws in queued for w in ws], exc)
+                if _fatal(exc):
+                    self._reads = {}
+                    raise
+                continue
+            for waiters, value in zip(reads.values(), values, strict=True):
+                for w in waiters:
+                    if not w.done():
+                        w.set_result(value)
 
     async def _refresh(self, views: list[str]) -> None:
         sql = [v for v in views if v not in self.redis_views]

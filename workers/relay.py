@@ -34,7 +34,7 @@ class Relay:
     def __init__(self, store: Store, js: JetStreamContext, stream: str, root: str,
                  pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02,
                  ack_wait: float = 10.0, lease: Lease | None = None, standby_poll: float = 1.0,
-                 listen: tuple[str, str] | None = None, idle_listening: float = 1.0) -> None:
+                 listen: tuple[str, str] | None = None, idle_listening: float = 0.25) -> None:
         self.store, self.js, self.stream, self.root = store, js, stream, root
         self.pool, self.batch, self.idle, self.ack_wait = pool, batch, idle, ack_wait
         self.lease, self.standby_poll = lease, standby_poll
@@ -46,8 +46,9 @@ class Relay:
         store.on_commit(lambda _pos: self._wake.set())
         self.listen = listen
         # While the LISTEN connection is up, every commit wakes the relay and polling is only a
-        # safety net (every ``idle_listening`` seconds); an idle relay polling every 20 ms was
-        # most of an idle server's CPU (7 % of a core).
+        # safety net (every ``idle_listening`` seconds: it also bounds the delay where LISTEN
+        # looks up but delivers nothing, e.g. behind a transaction-mode pooler); an idle relay
+        # polling every 20 ms was most of an idle server's CPU (7 % of a core).
         self.idle_listening = idle_listening
         self.listening = False
 
@@ -110,11 +111,13 @@ class Relay:
     async def _listen(self) -> None:
         """Wake the relay on each NOTIFY of the store (a commit by any process); without it,
         the relay still polls every ``idle`` seconds."""
-        assert self.listen is not None
-        url, channel = self.listen
-        while not self._stop.is_set():
+        while not self._stop.is_set() and self.listen is not None:
+            url, channel = self.listen
             try:
-                async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+                # TCP keepalives: a connection that died silently is noticed within ~30 s.
+                async with await psycopg.AsyncConnection.connect(
+                        url, autocommit=True, keepalives=1, keepalives_idle=10, keepalives_interval=5,
+                        keepalives_count=3) as conn:
                     await conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel)))
                     self.listening = True
                     self._wake.set()  # read once more: a commit made before the LISTEN
@@ -128,6 +131,7 @@ class Relay:
                 await asyncio.sleep(1.0)
             finally:
                 self.listening = False
+                self._wake.set()  # a relay waiting on the long poll goes back to the short one
 
     async def _publish_while_held(self) -> None:
         self.position = await self.published_position()

@@ -162,6 +162,12 @@ async def test_concurrent_targets_share_mgets_and_never_miss_an_earlier_record(
                                   return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in failed), failed
     assert await asyncio.wait_for(freshness.target(users[2]), 5) == 102
+    # A value that is not a position fails its round too (it does not leave the others hanging).
+    await redis.set(freshness.key(users[3]), "not-a-number")
+    failed = await asyncio.wait_for(asyncio.gather(freshness.target(users[3]), freshness.target(users[4]),
+                                                   return_exceptions=True), 5)
+    assert all(isinstance(r, ValueError) for r in failed), failed
+    assert await asyncio.wait_for(freshness.target(users[4]), 5) == 104
 
 
 # -- SQL views of a group in one transaction, batched handlers ----------------------------------
@@ -368,8 +374,8 @@ async def test_relay_is_woken_by_a_commit_of_another_process(container: Containe
 async def test_a_commit_while_the_listen_connection_is_down_is_published(
         container: Container, settings: Settings) -> None:
     """While LISTEN is up the relay polls only every ``idle_listening`` seconds (60 here);
-    when the connection drops, it polls every ``idle`` again and, LISTENing anew, reads once
-    more, so a commit made meanwhile is not left waiting for the safety poll."""
+    when the connection drops, the waiting relay goes back to polling every ``idle`` at once
+    (here it cannot LISTEN again: its database URL is refused), and LISTENs anew later."""
     c, s = container, settings
     channel = c.store.app.recorder.channel_name
     relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, idle=0.05, idle_listening=60,
@@ -378,6 +384,8 @@ async def test_a_commit_while_the_listen_connection_is_down_is_published(
     other = await asyncio.to_thread(open_app, c.database_url)
     try:
         await eventually(lambda: _holds(lambda: relay.listening), 10, "relay LISTENs")
+        await eventually(lambda: _holds(lambda: _idle(relay)), 10, "relay idles on the long poll")
+        relay.listen = ("postgresql://postgres@127.0.0.1:1/none", channel)  # reconnects are refused
         async with c.pool.connection() as conn:
             await conn.execute("select pg_terminate_backend(pid) from pg_stat_activity"
                                " where datname = current_database() and query = %s", (f'LISTEN "{channel}"',))
@@ -389,7 +397,10 @@ async def test_a_commit_while_the_listen_connection_is_down_is_published(
         async def published() -> bool:
             return await _on_stream(c, s) >= done.position
 
+        # Only the short poll can find it: no NOTIFY reaches a relay that is not listening.
         await eventually(published, 10, "the commit made while LISTEN was down, on the stream")
+        assert not relay.listening
+        relay.listen = (c.database_url, channel)
         await eventually(lambda: _holds(lambda: relay.listening), 10, "relay LISTENs again")
     finally:
         relay.stop()
