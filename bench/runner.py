@@ -147,7 +147,18 @@ class Api:
 
     async def request(self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None,
                       token: bool = True) -> tuple[int, Any, Any]:
-        """(status, decoded body or text, headers); the body is always read to the end."""
+        """(status, decoded body or text, headers); the body is always read to the end.
+
+        A 401 with a token is retried once with a fresh one: a long seed outlives an access
+        token (15 minutes by default)."""
+        status, data, hdrs = await self._request(method, path, body, headers, token)
+        if status == 401 and token and self.identity and self.secret:
+            await self.login(self.identity, self.secret)
+            status, data, hdrs = await self._request(method, path, body, headers, token)
+        return status, data, hdrs
+
+    async def _request(self, method: str, path: str, body: Any, headers: dict[str, str] | None,
+                       token: bool) -> tuple[int, Any, Any]:
         h = dict(JSON_HEADERS) if body is not None else {}
         if token:
             h.update(self.auth())

@@ -13,7 +13,9 @@ from command_api.app import create_app
 from infra.apiprocs import ApiProcesses, inherited_socket
 from infra.container import Container
 from infra.lease import Lease
+from infra.replay import SQL_TABLES
 from infra.settings import Settings
+from projections.statistics import Statistics
 from workers.projector import Projector, ViewRunner
 from workers.relay import Relay
 from workers.saga import SagaWorker
@@ -42,6 +44,7 @@ class Service:
     relay: Relay | None = None
     projector: Projector | None = None
     saga: SagaWorker | None = None
+    statistics: Statistics | None = None
     runner: web.AppRunner | None = None
     port: int | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
@@ -74,6 +77,10 @@ class Service:
             self.projector = Projector([
                 ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)])
             self.tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
+            tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
+            if tables:
+                self.statistics = Statistics(c.pool, tables)
+                self.tasks.append(asyncio.create_task(self.statistics.run(), name="statistics"))
         if "saga" in self.roles:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
             self.tasks.append(asyncio.create_task(self.saga.run(), name="saga"))
@@ -108,7 +115,7 @@ class Service:
             await self.children.stop()
         if self.runner is not None:
             await self.runner.cleanup()
-        for worker in (self.relay, self.projector, self.saga):
+        for worker in (self.relay, self.projector, self.saga, self.statistics):
             if worker is not None:
                 worker.stop()
         for task in self.tasks:
