@@ -13,6 +13,7 @@ from command_api import (
     connections,
     events,
     health,
+    listing,
     messages,
     observability,
     openapi,
@@ -64,6 +65,7 @@ def create_app(c: Container) -> web.Application:
                                        revocation.revocation_middleware], client_max_size=MAX_BODY)
     app[CONTAINER] = c
     app[revocation.ACTIVE] = revocation.ActiveUsers()
+    app[listing.TOTALS] = listing.Totals()
     app.on_startup.extend([openapi.prepare, ratelimit.prepare])
     app.router.add_get("/metrics", observability.metrics_page)
     app.router.add_get("/openapi.json", openapi.openapi_json)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+from urllib.parse import quote
+
+from command_api.listing import TOTALS, Totals
 from tests.conftest import ADMIN, Client
 
 
@@ -46,3 +51,46 @@ async def test_totals_from_counts_equal_the_listed_rows(client: Client) -> None:
     assert page["total"] == len(page["channels"]) == 1
     st, page, _ = await client.call("GET", "/channels?status=all&limit=100", token=b)
     assert page["total"] == len(page["channels"]) == 2
+
+
+async def test_a_filtered_total_is_remembered_only_while_the_views_stand_still(client: Client, service: Any) -> None:
+    """A filtered list's count is reused only for a snapshot whose view positions equal
+    those it was counted at; any write to the views counts again."""
+    totals = service.runner.app[TOTALS]
+    a_id, a = await client.user()
+    b_id, b = await client.user()
+    meta = {"group": "g1"}
+    q = "/things?metadata=" + quote(json.dumps(meta))
+    st, _, _ = await client.call("POST", "/things/bulk", [{"name": f"m{i}", "metadata": meta} for i in range(3)]
+                                 + [{"name": "other", "metadata": {"group": "g2"}}], token=a)
+    assert st == 200
+    st, page, _ = await client.call("GET", q, token=a)
+    assert st == 200 and page["total"] == 3 and len(page["things"]) == 3
+    # Counted once and remembered: tamper with the remembered total; while nothing moves, the
+    # next list answers it (so it was reused, not counted again)...
+    [key] = [k for k in totals._known if str(a_id) in k]
+    positions, total, at = totals._known[key]
+    assert total == 3
+    totals._known[key] = (positions, 99, at)
+    st, page, _ = await client.call("GET", q, token=a)
+    assert st == 200 and page["total"] == 99 and len(page["things"]) == 3
+    # ...and once any view moves (here another user's write, which matches nothing of a's),
+    # it is counted again: exact, whatever was remembered.
+    st, _, _ = await client.call("POST", "/things", {"name": "b's", "metadata": meta}, token=b)
+    assert st == 201
+    await client.call("GET", "/things", token=b)  # b's write is in the views
+    st, page, _ = await client.call("GET", q, token=a)
+    assert st == 200 and page["total"] == 3
+    # A's own new match is counted at once (read-your-writes, then a recount).
+    st, _, _ = await client.call("POST", "/things", {"name": "m3", "metadata": meta}, token=a)
+    st, page, _ = await client.call("GET", q + "&limit=2", token=a)
+    assert st == 200 and page["total"] == 4 and len(page["things"]) == 2
+    assert totals._known[key][1] == 4
+    # Bounded: the oldest entries go first.
+    small = Totals(size=2)
+    for i in range(3):
+        small.put((i,), [i], i)
+    assert small.get((0,)) is None and small.get((2,)) == ([2], 2)
+    stale = Totals(keep=-1.0)  # everything remembered is already too old
+    stale.put((0,), [0], 0)
+    assert stale.get((0,)) is None
