@@ -22,10 +22,11 @@ fail the replay, like ``MISMATCH``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import secrets
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -48,8 +49,9 @@ from projections import (
     users,
 )
 from projections.access import NAME as ACCESS
-from projections.envelope import decode, encode
+from projections.envelope import Envelope, decode, encode
 from projections.lookups import NAME as THING_KEYS
+from projections.sqlview import apply_batch
 
 # The tables of each SQL view, and the key patterns of each Redis view (after the prefix).
 SQL_TABLES: dict[str, tuple[str, ...]] = {
@@ -118,23 +120,39 @@ class ReplayReport:
 
 
 # -- reading the store as the projector does -------------------------------------------------
-async def _batches(store: Store, after: int, upto: int) -> Any:
-    """Batches of (sequence, envelope) in (after, upto], each envelope through the bus format."""
-    while after < upto:
-        envs = [e for e in await store.read(after, BATCH) if e.position <= upto]
-        if not envs:
-            return
-        # The stream sequence has no meaning in fresh storage: the position stands in for it.
-        yield [(e.position, decode(encode(e))) for e in envs]
-        after = envs[-1].position
+async def _read(store: Store, after: int, upto: int, size: int) -> list[tuple[int, Envelope]]:
+    """The next batch in (after, upto], each envelope through the bus format."""
+    envs = [e for e in await store.read(after, size) if e.position <= upto]
+    # The stream sequence has no meaning in fresh storage: the position stands in for it.
+    return [(e.position, decode(encode(e))) for e in envs]
 
 
-async def _feed(store: Store, views: list[Any], after: int, upto: int) -> int:
+async def feed(store: Store, views: list[Any], after: int, upto: int, size: int = BATCH,
+               until: float | None = None, on_batch: Callable[[int, int], None] | None = None) -> int:
+    """Apply the store's events in (after, upto] to ``views``, batch by batch, as the projector
+    applies them (``apply_batch``: the SQL views in one transaction); the next batch is read
+    while the current one is applied. Stops at ``upto`` or once ``time.monotonic()`` passes
+    ``until``; returns how many events were applied. ``on_batch(count, last position)`` is
+    called after each batch."""
     count = 0
-    async for batch in _batches(store, after, upto):
-        await asyncio.gather(*(v.apply(batch) for v in views))
-        count += len(batch)
-    return count
+    ahead = asyncio.ensure_future(_read(store, after, upto, size))
+    try:
+        while True:
+            batch = await ahead
+            if not batch:
+                return count
+            ahead = asyncio.ensure_future(_read(store, batch[-1][0], upto, size))
+            await apply_batch(views, batch)
+            count += len(batch)
+            if on_batch is not None:
+                on_batch(len(batch), batch[-1][0])
+            if until is not None and time.monotonic() > until:
+                return count
+    finally:
+        if not ahead.done():
+            ahead.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await ahead
 
 
 # -- digests ---------------------------------------------------------------------------------
@@ -246,7 +264,7 @@ async def replay(live: Any, keep: bool = False, wait: float = 30.0) -> ReplayRep
         fresh = Storage(replace(live.settings, redis_prefix=prefix), pool, live.redis, store)
         rebuilt = {v.name: v for v in fresh.views()}
         started = time.monotonic()
-        count = await _feed(store, list(rebuilt.values()), 0, head)
+        count = await feed(store, list(rebuilt.values()), 0, head)
         report = ReplayReport(head, count, time.monotonic() - started, schema, prefix, keep)
         deadline = time.monotonic() + wait
         for view in live.views():
@@ -269,7 +287,7 @@ async def _compare(store: Store, live: Any, fresh: Any, head: int, deadline: flo
         return ViewResult(live.name, "-", "-", head, "BUSY")
     position, live_digest = seen
     # Move the fresh copy to exactly the live snapshot's position (the service may write on).
-    await _feed(store, [fresh], (await fresh.position())[0], position)
+    await feed(store, [fresh], (await fresh.position())[0], position)
     mine = await _snapshot(fresh, fresh_prefix)
     assert mine is not None  # nobody else writes the fresh copy
     status = "OK" if mine[1] == live_digest and mine[0] == position else "MISMATCH"

@@ -8,7 +8,9 @@ a group always move together.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
@@ -105,3 +107,25 @@ async def apply_together(views: Sequence[SqlView], batch: Sequence[tuple[int, En
             last_seq = batch[-1][0]
             await cur.execute(_MOVE, (names, reached, [last_seq] * len(names)))
     return reached
+
+
+async def apply_batch(views: Sequence[Any], batch: Sequence[tuple[int, Envelope]]) -> list[int]:
+    """``batch`` applied to every view at once: the SQL views of one pool in one transaction
+    (``apply_together``), each other view by itself; their new positions, in ``views`` order.
+    The projector and the replay both apply batches this way."""
+    together: dict[int, list[SqlView]] = {}
+    alone: list[Any] = []
+    for v in views:
+        if isinstance(v, SqlView):
+            together.setdefault(id(v.pool), []).append(v)
+        else:
+            alone.append(v)
+    groups = list(together.values())
+    results = await asyncio.gather(*(apply_together(g, batch) for g in groups),
+                                   *(v.apply(batch) for v in alone))
+    reached: dict[str, int] = {}
+    for group, positions in zip(groups, results, strict=False):
+        reached.update(zip((v.name for v in group), positions, strict=True))
+    for v, pos in zip(alone, results[len(groups):], strict=True):
+        reached[v.name] = pos
+    return [reached[v.name] for v in views]

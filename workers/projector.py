@@ -25,7 +25,7 @@ from nats.js.errors import NotFoundError
 
 from infra import metrics
 from projections.envelope import Envelope, decode
-from projections.sqlview import SqlView, apply_together
+from projections.sqlview import apply_batch
 
 log = logging.getLogger("smq.projector")
 
@@ -127,24 +127,7 @@ class ViewRunner:
                 self._moved(view.name, pos)
 
     async def _apply(self, batch: Sequence[tuple[int, Envelope]]) -> list[int]:
-        """The batch applied to every view at once: the SQL views of one pool in one
-        transaction, each other view by itself; their positions, in ``self.views`` order."""
-        together: dict[int, list[SqlView]] = {}
-        alone: list[View] = []
-        for v in self.views:
-            if isinstance(v, SqlView):
-                together.setdefault(id(v.pool), []).append(v)
-            else:
-                alone.append(v)
-        groups = list(together.values())
-        results = await asyncio.gather(*(apply_together(g, batch) for g in groups),
-                                       *(v.apply(batch) for v in alone))
-        reached: dict[str, int] = {}
-        for group, positions in zip(groups, results, strict=False):
-            reached.update(zip((v.name for v in group), positions, strict=True))
-        for v, pos in zip(alone, results[len(groups):], strict=True):
-            reached[v.name] = pos
-        return [reached[v.name] for v in self.views]
+        return await apply_batch(self.views, batch)
 
 
 class Projector:
