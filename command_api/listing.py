@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -52,6 +53,8 @@ class Totals:
     def __init__(self, size: int = 1024, keep: float = 30.0) -> None:
         self.size, self.keep = size, keep
         self._known: OrderedDict[tuple[Any, ...], tuple[list[int], int, float]] = OrderedDict()
+        # Counts under way: concurrent lists of one key wait for one count, not count together.
+        self.counting: dict[tuple[Any, ...], asyncio.Future[None]] = {}
 
     def get(self, key: tuple[Any, ...]) -> tuple[list[int], int] | None:
         found = self._known.get(key)
@@ -227,13 +230,22 @@ async def _counted_page(conn: Any, totals: Totals, t: Table, total_sql: str, tot
     since (see Totals), else counted again with the page, in one statement."""
     views = sorted({t.view, *t.also_views})
     key = (t.table, total_sql, *map(str, total_args))
+    under_way = totals.counting.get(key)
+    if under_way is not None:
+        await asyncio.shield(under_way)  # then, most likely, the same positions as that count
     known = totals.get(key)
     if known is not None:
         (positions,), docs = await heads_and_page(conn, [(_POSITIONS, [views])], page_sql, page_args,
                                                   t.table, t.doc)
         if positions == known[0]:
             return known[1], docs
-    (total, positions), docs = await heads_and_page(
-        conn, [(total_sql, total_args), (_POSITIONS, [views])], page_sql, page_args, t.table, t.doc)
-    totals.put(key, positions, int(total))
+    mine = totals.counting.setdefault(key, asyncio.get_running_loop().create_future())
+    try:
+        (total, positions), docs = await heads_and_page(
+            conn, [(total_sql, total_args), (_POSITIONS, [views])], page_sql, page_args, t.table, t.doc)
+        totals.put(key, positions, int(total))
+    finally:
+        if totals.counting.get(key) is mine:
+            del totals.counting[key]
+            mine.set_result(None)
     return int(total), docs

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 from urllib.parse import quote
@@ -94,3 +95,29 @@ async def test_a_filtered_total_is_remembered_only_while_the_views_stand_still(c
     stale = Totals(keep=-1.0)  # everything remembered is already too old
     stale.put((0,), [0], 0)
     assert stale.get((0,)) is None
+
+
+async def test_concurrent_lists_of_one_filter_wait_for_one_count(client: Client, service: Any) -> None:
+    totals = service.runner.app[TOTALS]
+    _, a = await client.user()
+    meta = {"herd": "h1"}
+    st, _, _ = await client.call("POST", "/things/bulk", [{"name": f"h{i}", "metadata": meta} for i in range(7)],
+                                 token=a)
+    assert st == 200
+    await client.call("GET", "/things", token=a)  # the writes are in the views
+    counted: list[int] = []
+    put = totals.put
+
+    def counting_put(key: Any, positions: list[int], total: int) -> None:
+        counted.append(total)
+        put(key, positions, total)
+
+    totals.put = counting_put
+    try:
+        q = "/things?metadata=" + quote(json.dumps(meta))
+        answers = await asyncio.gather(*(client.call("GET", q, token=a) for _ in range(8)))
+    finally:
+        totals.put = put
+    assert [(st, body["total"]) for st, body, _ in answers] == [(200, 7)] * 8
+    assert counted == [7]  # one count for the eight
+    assert totals.counting == {}
