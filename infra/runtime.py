@@ -34,6 +34,11 @@ def redact(url: str) -> str:
     return f"{scheme}://{user}:***@{host}" if sep and password else f"{scheme}://{user}@{host}"
 
 
+def _report_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("worker %s ended by an exception", task.get_name(), exc_info=task.exception())
+
+
 @dataclass
 class Service:
     """Roles of one process sharing one container."""
@@ -64,6 +69,13 @@ class Service:
             raise
         return svc
 
+    def _worker(self, work: Any, name: str) -> None:
+        """Run a worker; one that ends by an exception is logged at once, not only at stop
+        (workers retry what they can: an end is a bug to see)."""
+        task = asyncio.create_task(work, name=name)
+        task.add_done_callback(_report_end)
+        self.tasks.append(task)
+
     async def _start_roles(self) -> None:
         c, s = self.container, self.settings
         if "relay" in self.roles:
@@ -71,19 +83,19 @@ class Service:
             channel = getattr(c.store.app.recorder, "channel_name", None)
             self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease,
                                listen=(c.database_url, channel) if channel else None)
-            self.tasks.append(asyncio.create_task(self.relay.run(), name="relay"))
+            self._worker(self.relay.run(), "relay")
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             self.projector = Projector([
                 ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)])
-            self.tasks.append(asyncio.create_task(self.projector.run(), name="projector"))
+            self._worker(self.projector.run(), "projector")
             tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
             if tables:
                 self.statistics = Statistics(c.pool, tables)
-                self.tasks.append(asyncio.create_task(self.statistics.run(), name="statistics"))
+                self._worker(self.statistics.run(), "statistics")
         if "saga" in self.roles:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
-            self.tasks.append(asyncio.create_task(self.saga.run(), name="saga"))
+            self._worker(self.saga.run(), "saga")
         if "api" in self.roles and self.api_processes:
             servers = {"SMQ_DATABASE_URL": c.database_url, "SMQ_NATS_URL": c.nats_url,
                        "SMQ_REDIS_URL": c.redis_url}

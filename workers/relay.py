@@ -15,7 +15,7 @@ import logging
 
 import psycopg
 from nats.js import JetStreamContext
-from nats.js.errors import APIError, NotFoundError
+from nats.js.errors import NotFoundError
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -133,8 +133,26 @@ class Relay:
                 self.listening = False
                 self._wake.set()  # a relay waiting on the long poll goes back to the short one
 
+    async def _resume(self, delay: float = 0.0) -> bool:
+        """Take up the position of the stream's last message, retrying (with a growing pause)
+        while the bus cannot tell it; False when stopped meanwhile."""
+        while not self._stop.is_set():
+            if delay:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), delay)
+                if self._stop.is_set():
+                    return False
+            try:
+                self.position = await self.published_position()
+                return True
+            except Exception as exc:  # noqa: BLE001 - the bus may be restarting: try again
+                log.warning("relay: reading the stream's last position failed (%s); retrying", exc)
+                delay = min(max(delay * 2, 0.2), 2.0)
+        return False
+
     async def _publish_while_held(self) -> None:
-        self.position = await self.published_position()
+        if not await self._resume():
+            return
         log.info("relay resumes after position %d", self.position)
         while not self._stop.is_set():
             if self.lease is not None and not self.lease.held:
@@ -144,10 +162,11 @@ class Relay:
             self._wake.clear()
             try:
                 sent = await self.publish_once()
-            except (TimeoutError, APIError, OSError) as exc:
+            except Exception as exc:  # noqa: BLE001 - any failure (a restarting NATS answers
+                # NoStreamResponseError, PostgreSQL OperationalError): the relay must not die
                 log.warning("relay: publish failed (%s); resuming from the stream", exc)
-                await asyncio.sleep(0.2)
-                self.position = await self.published_position()
+                if not await self._resume(0.2):
+                    return
                 continue
             if sent < self.batch:
                 try:

@@ -5,10 +5,13 @@ with batched handlers, and the relay woken by the store's NOTIFY."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from redis.asyncio import Redis
 
 from domain.base import Meta
 from domain.common import Principal
+from infra.bus import ensure_stream
 from infra.container import Container, open_app
 from infra.freshness import KEEP, Freshness
 from infra.settings import Settings
@@ -407,6 +411,46 @@ async def test_a_commit_while_the_listen_connection_is_down_is_published(
         await asyncio.wait_for(task, 5)
         await asyncio.to_thread(other.close)
     assert task.exception() is None
+
+
+@pytest.mark.timeout(60)
+async def test_the_relay_outlives_a_bus_without_its_stream(container: Container, caplog: Any) -> None:
+    """A restarting NATS answers a publish with NoStreamResponseError (and a stream lookup with
+    NotFoundError) until JetStream is back; the relay keeps retrying instead of dying, and
+    publishes everything once the stream takes its subjects (seen: a relay task dead after a
+    NATS restart, nothing published any more)."""
+    c = container
+    suffix = uuid.uuid4().hex[:8]
+    stream, root = f"LATE_{suffix}", f"late_{suffix}"
+    await ensure_stream(c.js, stream, f"elsewhere_{suffix}")  # no stream takes the relay's subjects
+    relay = Relay(c.store, c.js, stream, root, c.pool, idle=0.05)
+    caplog.set_level(logging.WARNING, logger="smq.relay")
+    task = asyncio.create_task(relay.run(), name="relay-without-stream")
+    try:
+        head = await c.store.max_position()
+        assert head > 0
+
+        async def failed_twice() -> bool:
+            return caplog.text.count("publish failed") >= 2
+
+        await eventually(failed_twice, 20, "the relay failing to publish, twice")
+        assert not task.done()
+        info = await c.js.stream_info(stream)
+        await c.js.update_stream(replace(info.config, subjects=[f"{root}.>"]))
+
+        async def all_published() -> bool:
+            return int((await c.js.stream_info(stream)).state.last_seq) >= head
+
+        await eventually(all_published, 20, "the relay publishing once the stream takes its subjects")
+        assert not task.done()
+        assert relay.position >= head
+    finally:
+        relay.stop()
+        await asyncio.wait_for(task, 5)
+        with contextlib.suppress(Exception):
+            await c.js.delete_stream(stream)
+    assert task.exception() is None
+    assert "NoStreamResponse" in caplog.text or "no response from stream" in caplog.text
 
 
 async def _not(check: Any) -> bool:
