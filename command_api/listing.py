@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -41,13 +42,14 @@ class Table:
 
 
 class Totals:
-    """Exact totals of filtered lists, each remembered with the positions its views had when
-    it was counted.
+    """Exact totals of filtered lists, each remembered with the ``changed`` positions its views
+    had when it was counted.
 
     A filtered total is a count of every match (a metadata filter matching 100,000 of a
     million things: ~250 ms); the page itself costs a millisecond. A view's rows change only
-    in the transaction that moves its position (``view_positions``), so when a later page is
-    read in a snapshot whose positions equal the remembered ones, the remembered total is that
+    in the transaction that moves its ``view_positions.changed`` (the last event one of its
+    handlers ran for: events it ignores leave it), so when a later page is read in a snapshot
+    whose ``changed`` positions equal the remembered ones, the remembered total is that
     snapshot's exact total. Otherwise the list counts again, in the page's statement."""
 
     def __init__(self, size: int = 1024, keep: float = 30.0) -> None:
@@ -63,6 +65,14 @@ class Totals:
         self._known.move_to_end(key)
         return found[0], found[1]
 
+    async def settled(self, key: tuple[Any, ...], bound: float = 1.0) -> None:
+        """Wait (at most ``bound`` seconds, holding no connection) for a count of ``key`` under
+        way in another request: its total is then most likely the one to reuse."""
+        under_way = self.counting.get(key)
+        if under_way is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(under_way), bound)
+
     def put(self, key: tuple[Any, ...], positions: list[int], total: int) -> None:
         self._known[key] = (positions, total, time.monotonic())
         self._known.move_to_end(key)
@@ -71,7 +81,7 @@ class Totals:
 
 
 TOTALS = web.AppKey("filtered_totals", Totals)
-_POSITIONS = "select array(select position from view_positions where view = any(%s) order by view)"
+_POSITIONS = "select array(select changed from view_positions where view = any(%s) order by view)"
 
 
 def entity_id(request: web.Request, what: str) -> UUID:
@@ -214,9 +224,13 @@ async def list_page(request: web.Request, t: Table) -> web.Response:
         page_sql, page_args = _own_and_shared_page(t, who, filters, filter_args, limit, offset)
     c = container(request)
     await fresh(request, t.view, *t.also_views)
+    totals = request.app[TOTALS]
+    key = (t.table, total_sql, *map(str, total_args))
+    if counted:
+        await totals.settled(key)
     async with c.pool.connection() as conn:
         if counted:
-            total, docs = await _counted_page(conn, request.app[TOTALS], t, total_sql, total_args,
+            total, docs = await _counted_page(conn, totals, key, t, total_sql, total_args,
                                               page_sql, page_args)
         else:
             total, docs = await total_and_page(conn, total_sql, total_args, page_sql, page_args,
@@ -224,28 +238,26 @@ async def list_page(request: web.Request, t: Table) -> web.Response:
     return wire.raw_json(docsql.page(limit, offset, total, t.plural, docs))
 
 
-async def _counted_page(conn: Any, totals: Totals, t: Table, total_sql: str, total_args: list[Any],
-                        page_sql: str, page_args: list[Any]) -> tuple[int, str]:
+async def _counted_page(conn: Any, totals: Totals, key: tuple[Any, ...], t: Table, total_sql: str,
+                        total_args: list[Any], page_sql: str, page_args: list[Any]) -> tuple[int, str]:
     """A page whose total is a count: the remembered count when the views have not moved
     since (see Totals), else counted again with the page, in one statement."""
     views = sorted({t.view, *t.also_views})
-    key = (t.table, total_sql, *map(str, total_args))
-    under_way = totals.counting.get(key)
-    if under_way is not None:
-        await asyncio.shield(under_way)  # then, most likely, the same positions as that count
     known = totals.get(key)
     if known is not None:
         (positions,), docs = await heads_and_page(conn, [(_POSITIONS, [views])], page_sql, page_args,
                                                   t.table, t.doc)
         if positions == known[0]:
             return known[1], docs
-    mine = totals.counting.setdefault(key, asyncio.get_running_loop().create_future())
+    mine: asyncio.Future[None] | None = None
+    if key not in totals.counting:  # (else another count is under way: this one is not waited for)
+        mine = totals.counting[key] = asyncio.get_running_loop().create_future()
     try:
         (total, positions), docs = await heads_and_page(
             conn, [(total_sql, total_args), (_POSITIONS, [views])], page_sql, page_args, t.table, t.doc)
         totals.put(key, positions, int(total))
     finally:
-        if totals.counting.get(key) is mine:
+        if mine is not None:
             del totals.counting[key]
             mine.set_result(None)
     return int(total), docs

@@ -6,9 +6,11 @@ lets it go at once and a standby takes it over on its next try.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 
+import psycopg
 from psycopg import AsyncConnection
 
 log = logging.getLogger("smq.lease")
@@ -38,8 +40,12 @@ class Lease:
             if self._conn is None or self._conn.closed:
                 self._conn = await AsyncConnection.connect(self.url, autocommit=True)
             row = await (await self._conn.execute("select pg_try_advisory_lock(%s)", (self.key,))).fetchone()
-        except OSError as exc:
+        except (OSError, psycopg.Error) as exc:  # PostgreSQL away or restarting: try again later
             log.warning("lease %s: %s", self.name, exc)
+            if self._conn is not None and not self._conn.closed:
+                with contextlib.suppress(Exception):
+                    await self._conn.close()
+            self._conn = None
             return False
         self._held = bool(row and row[0])
         if self._held:

@@ -50,6 +50,9 @@ RELAY_LAG = Gauge(
 VIEW_LAG = Gauge(
     "smq_view_lag_positions", "Events committed to the store but not yet applied to a view.",
     ["view"], registry=REGISTRY)
+RELAY_FAILURES = Gauge(
+    "smq_relay_failures", "Publish failures of the relay in a row (0 while it publishes).",
+    registry=REGISTRY)
 SAGA_STEPS = Counter(
     "smq_saga_steps", "Provisioning saga commands, by step and outcome.",
     ["step", "outcome"], registry=REGISTRY)
@@ -87,6 +90,10 @@ def store_position(position: int) -> None:
     with _lock:
         if position > _store_pos:
             _advance(position)
+
+
+def relay_failures(count: int) -> None:
+    RELAY_FAILURES.set(count)
 
 
 def relay_position(position: int) -> None:

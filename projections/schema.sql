@@ -4,6 +4,8 @@ create table if not exists view_positions (
     position bigint not null,   -- global position of the last event applied
     stream_seq bigint not null  -- its JetStream sequence, where the consumer resumes
 );
+-- The position of the last event a handler of the view ran for (rows may have changed there).
+alter table view_positions add column if not exists changed bigint not null default 0;
 
 create table if not exists relay_checkpoint (
     id int primary key,

@@ -32,11 +32,15 @@ class Batched:
 _LOCK = "select view, position from view_positions where view = any(%s) order by view for update"
 # A view's position only grows; its stream sequence follows the event that moved it, or
 # else the highest seen (a batch of events it had already applied).
+# ``changed``: the position of the last event whose handler ran, i.e. the last that may have
+# changed the view's rows (lists remember filtered totals by it: command_api.listing.Totals).
 _MOVE = """
 update view_positions as vp
    set stream_seq = case when m.pos > vp.position then m.seq else greatest(vp.stream_seq, m.seq) end,
-       position = greatest(vp.position, m.pos)
-  from (select unnest(%s::text[]) as view, unnest(%s::bigint[]) as pos, unnest(%s::bigint[]) as seq) as m
+       position = greatest(vp.position, m.pos),
+       changed = greatest(vp.changed, m.changed)
+  from (select unnest(%s::text[]) as view, unnest(%s::bigint[]) as pos, unnest(%s::bigint[]) as seq,
+               unnest(%s::bigint[]) as changed) as m
  where vp.view = m.view
 """
 
@@ -58,8 +62,10 @@ class SqlView:
         """Apply the events not yet applied; a redelivered event changes nothing."""
         return (await apply_together([self], batch))[0]
 
-    async def _handle(self, cur: AsyncCursor, batch: Sequence[tuple[int, Envelope]], done: int) -> int:
-        last = done
+    async def _handle(self, cur: AsyncCursor, batch: Sequence[tuple[int, Envelope]],
+                      done: int) -> tuple[int, int]:
+        """Apply the batch's new events; (the last position, the last position handled or 0)."""
+        last, changed = done, 0
         run: list[Envelope] = []
         run_of: Batched | None = None
         for _seq, env in batch:
@@ -69,6 +75,7 @@ class SqlView:
             handler = self.handlers.get((env.aggregate, env.type)) or self.handlers.get(ANY)
             if handler is None:
                 continue
+            changed = env.position
             if run and handler is not run_of:
                 await run_of.apply(cur, run)  # type: ignore[union-attr]
                 run = []
@@ -79,7 +86,7 @@ class SqlView:
                 await handler(cur, env)
         if run:
             await run_of.apply(cur, run)  # type: ignore[union-attr]
-        return last
+        return last, changed
 
     async def reset(self, tables: Sequence[str]) -> None:
         async with self.pool.connection() as conn, conn.transaction():
@@ -102,10 +109,12 @@ async def apply_together(views: Sequence[SqlView], batch: Sequence[tuple[int, En
                               ([n for n in names if n not in done],))
             await cur.execute(_LOCK, (names,))
             done = {view: int(pos) for view, pos in await cur.fetchall()}
-        reached = [await v._handle(cur, batch, done[v.name]) for v in views]
+        handled = [await v._handle(cur, batch, done[v.name]) for v in views]
+        reached = [last for last, _changed in handled]
         if batch:
             last_seq = batch[-1][0]
-            await cur.execute(_MOVE, (names, reached, [last_seq] * len(names)))
+            await cur.execute(_MOVE, (names, reached, [last_seq] * len(names),
+                                      [changed for _last, changed in handled]))
     return reached
 
 

@@ -15,6 +15,7 @@ import asyncio
 import logging
 from collections.abc import Iterable
 
+import psycopg
 from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
@@ -40,14 +41,23 @@ class Statistics:
         return sorted(r[0] for r in rows)
 
     async def check(self) -> list[str]:
-        """Analyze the stale tables; returns them."""
+        """Analyze the stale tables; returns those analyzed (a locked one waits a round)."""
         tables = await self.stale()
+        done = []
         for table in tables:
-            async with self.pool.connection() as conn:
-                await conn.execute(sql.SQL("analyze {}").format(sql.Identifier(table)))
+            try:
+                async with self.pool.connection() as conn, conn.transaction():
+                    # Never queue behind a lock (a start's migration, a running vacuum) and
+                    # make the view's writers queue behind this: try again on the next round.
+                    await conn.execute("set local lock_timeout = '200ms'")
+                    await conn.execute(sql.SQL("analyze {}").format(sql.Identifier(table)))
+            except psycopg.errors.LockNotAvailable:
+                log.debug("statistics: %s is locked; next round", table)
+                continue
             self.analyzed[table] = self.analyzed.get(table, 0) + 1
+            done.append(table)
             log.info("analyzed %s", table)
-        return tables
+        return done
 
     async def run(self) -> None:
         while not self._stop.is_set():

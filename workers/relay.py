@@ -51,6 +51,7 @@ class Relay:
         # polling every 20 ms was most of an idle server's CPU (7 % of a core).
         self.idle_listening = idle_listening
         self.listening = False
+        self.failures = 0  # publish failures in a row (the pause before the next try grows)
 
     async def published_position(self) -> int:
         """Position of the last event on the stream (0 for an empty stream)."""
@@ -164,10 +165,19 @@ class Relay:
                 sent = await self.publish_once()
             except Exception as exc:  # noqa: BLE001 - any failure (a restarting NATS answers
                 # NoStreamResponseError, PostgreSQL OperationalError): the relay must not die
-                log.warning("relay: publish failed (%s); resuming from the stream", exc)
-                if not await self._resume(0.2):
+                self.failures += 1
+                if self.failures >= 5:  # no longer a blip: say so loudly, with the cause
+                    log.error("relay: publish failed %d times in a row; resuming from the stream",
+                              self.failures, exc_info=exc)
+                else:
+                    log.warning("relay: publish failed (%s); resuming from the stream", exc)
+                metrics.relay_failures(self.failures)
+                if not await self._resume(min(0.2 * 2 ** (self.failures - 1), 5.0)):
                     return
                 continue
+            if self.failures:
+                self.failures = 0
+                metrics.relay_failures(0)
             if sent < self.batch:
                 try:
                     idle = self.idle_listening if self.listening else self.idle

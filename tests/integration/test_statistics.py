@@ -3,6 +3,7 @@ the real PostgreSQL: a table is analyzed once its changes pass threshold + scale
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from infra.container import Container
@@ -33,6 +34,11 @@ async def test_tables_are_analyzed_once_their_changes_pass_the_rule(container: C
             return await stats.stale() == [table]
 
         await eventually(stale, 10, "the insert counted in pg_stat_user_tables")
+        # A table someone holds a conflicting lock on is skipped (no queueing), not failed.
+        async with c.pool.connection() as holder, holder.transaction():
+            await holder.execute(f"lock table {table} in share mode")  # noqa: S608
+            assert await asyncio.wait_for(stats.check(), 5) == []
+        assert await stale()
         assert await stats.check() == [table]
         assert await _analyzed_rows(c, table) == 40
         assert await stats.check() == []  # nothing changed since
