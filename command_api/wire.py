@@ -22,8 +22,7 @@ def timestamp(dt: datetime) -> str:
 
 
 def json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=_encoder.encode(data), status=status, headers=headers,
-                        content_type="application/json")
+    return raw_json(_encoder.encode(data), status, headers)
 
 
 def raw_json(body: bytes, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from importlib import resources
 
-import msgspec
 from psycopg import AsyncConnection
-from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -16,17 +14,14 @@ async def open_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
     # a list's time). Set after connecting, not as a startup option (PgBouncer refuses those);
     # where a pooler loses it, rendering converts, as before.
     pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
-                               kwargs={"autocommit": True}, configure=_configure)
+                               kwargs={"autocommit": True}, configure=_utc)
     await pool.open(wait=True, timeout=15)
     async with pool.connection() as conn:
         await migrate(conn)
     return pool
 
 
-async def _configure(conn: AsyncConnection) -> None:
-    # json/jsonb parameters (the audit log's every event, metadata) written by msgspec, not
-    # the standard library's json.dumps: the same JSON, a visible cost of the projector's.
-    set_json_dumps(msgspec.json.encode, conn)
+async def _utc(conn: AsyncConnection) -> None:
     await conn.execute("set timezone to 'UTC'")
 
 

@@ -127,7 +127,10 @@ class Relay:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - polling goes on meanwhile
+                # At once, not in the finally below (it comes after the pause): the relay
+                # waiting on the long poll goes back to the short one now.
                 self.listening = False
+                self._wake.set()
                 log.warning("relay: listening for commits failed (%s); polling meanwhile", exc)
                 await asyncio.sleep(1.0)
             finally:

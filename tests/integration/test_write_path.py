@@ -435,6 +435,7 @@ async def test_the_relay_outlives_a_bus_without_its_stream(container: Container,
 
         await eventually(failed_twice, 20, "the relay failing to publish, twice")
         assert not task.done()
+        assert relay.failures >= 2  # counted in a row: the pause before the next try grows
         info = await c.js.stream_info(stream)
         await c.js.update_stream(replace(info.config, subjects=[f"{root}.>"]))
 
@@ -444,6 +445,7 @@ async def test_the_relay_outlives_a_bus_without_its_stream(container: Container,
         await eventually(all_published, 20, "the relay publishing once the stream takes its subjects")
         assert not task.done()
         assert relay.position >= head
+        assert relay.failures == 0  # a publish that works starts the count again
     finally:
         relay.stop()
         await asyncio.wait_for(task, 5)
