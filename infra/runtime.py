@@ -87,7 +87,8 @@ class Service:
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             self.projector = Projector([
-                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)])
+                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced,
+                           pool=c.pool)], head=c.store.max_position)
             self._worker(self.projector.run(), "projector")
             tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
             if tables:
