@@ -15,6 +15,7 @@ from infra.container import Container
 from infra.lease import Lease
 from infra.replay import SQL_TABLES
 from infra.settings import Settings
+from infra.treemetrics import PARENT_METRICS, ParentMetrics
 from projections.statistics import Statistics
 from workers.projector import Projector, ViewRunner
 from workers.relay import Relay
@@ -56,6 +57,7 @@ class Service:
     # The API in this many child processes (`smq serve`); 0: in this process.
     api_processes: int = 0
     children: ApiProcesses | None = None
+    parent_metrics: ParentMetrics | None = None
 
     @classmethod
     async def start(cls, settings: Settings, roles: set[str] | frozenset[str] = ALL_ROLES,
@@ -98,8 +100,11 @@ class Service:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
             self._worker(self.saga.run(), "saga")
         if "api" in self.roles and self.api_processes:
+            # The children's /metrics show this process's metrics too.
+            self.parent_metrics = ParentMetrics(s.data_dir)
+            await self.parent_metrics.start()
             servers = {"SMQ_DATABASE_URL": c.database_url, "SMQ_NATS_URL": c.nats_url,
-                       "SMQ_REDIS_URL": c.redis_url}
+                       "SMQ_REDIS_URL": c.redis_url, PARENT_METRICS: self.parent_metrics.path}
             self.children = ApiProcesses(s, servers, self.api_processes)
             await self.children.start()
             self.port = self.children.port
@@ -128,6 +133,8 @@ class Service:
             await self.children.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.parent_metrics is not None:
+            await self.parent_metrics.stop()
         for worker in (self.relay, self.projector, self.saga, self.statistics):
             if worker is not None:
                 worker.stop()
