@@ -135,14 +135,17 @@ class ViewRunner:
         key = tuple((f.view, f.position, f.error) for f in failures)
         now = time.monotonic()
         self._retries += 1
+        if self._failure is None:
+            self._since, self._retries = now, 1
+        # The pause starts short again only when the views got further (a failure on a later
+        # event); a cause whose text changes at each try (a server away) keeps it growing.
+        moved = self._failure is None or [k[:2] for k in key] != [k[:2] for k in self._failure]
+        self._delay = RETRY_FIRST if moved else min(self._delay * 2, RETRY_MAX)
         if key != self._failure:
-            if self._failure is None:
-                self._since, self._retries = now, 1
-            self._failure, self._reminded, self._delay = key, now, RETRY_FIRST
-            log.error("projector: %s; retrying from %.1fs, then less and less often",
+            self._failure, self._reminded = key, now
+            log.error("projector: %s; retrying in %.1fs, then less and less often",
                       "; ".join(f.describe() for f in failures), self._delay)
         else:
-            self._delay = min(self._delay * 2, RETRY_MAX)
             if now - self._reminded >= REMIND_EVERY:
                 self._reminded = now
                 log.error("projector: still failing after %d tries in %ds: %s", self._retries,
