@@ -9,13 +9,14 @@ import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import msgspec
 from aiohttp import web
 from redis.asyncio import Redis
 
 from command_api.context import CONTAINER, container
 from command_api.errors import error_response
 from command_api.observability import route_of
+from command_api.wire import decode_json
+from domain.errors import Invalid
 
 log = logging.getLogger("smq.api")
 
@@ -73,8 +74,8 @@ class Buckets:
 def _identity(raw: bytes) -> str | None:
     """The identity a token request names, lower-cased, if it names one."""
     try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+        body = decode_json(raw)
+    except Invalid:
         return None
     if not isinstance(body, dict):
         return None

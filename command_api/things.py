@@ -10,7 +10,7 @@ from aiohttp import web
 from command_api import docsql, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
-from domain.errors import Unauthenticated
+from domain.errors import Invalid, Unauthenticated
 from domain.things import Thing
 
 routes = web.RouteTableDef()
@@ -182,8 +182,8 @@ async def identify_secret(request: web.Request) -> str:
     if request.headers.get("Authorization"):
         return thing_secret(request)
     try:
-        body = msgspec.json.decode(await request.read()) if request.can_read_body else None
-    except msgspec.DecodeError:
+        body = wire.decode_json(await request.read()) if request.can_read_body else None
+    except Invalid:
         body = None
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token.strip():

@@ -2,16 +2,68 @@
 
 from __future__ import annotations
 
+import json as pyjson
+import re
 from datetime import UTC, datetime
+from itertools import accumulate
 from typing import Any, TypeVar
 
 import msgspec
 from aiohttp import web
 
 from command_api.errors import BadRequest, UnsupportedMedia
+from domain.common import MAX_METADATA_DEPTH, check_strings
 
 T = TypeVar("T")
 _encoder = msgspec.json.Encoder()
+
+# The deepest body a route takes: metadata at its deepest inside a bulk request's items.
+MAX_BODY_DEPTH = MAX_METADATA_DEPTH + 4
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+# What a control character or a surrogate in a JSON text's strings is written as: an escape,
+# a raw DEL or C1 character (JSON refuses raw C0 characters in strings; those between tokens
+# are listed too, for safety, but tab and line breaks). A body without any holds no string
+# the text rule refuses, so its strings need no walk.
+_MAYBE_NOT_TEXT = re.compile(rb"\\[ubfnrt]|[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]|\xc2[\x80-\x9f]")
+_STEP = [0] * 256
+_STEP[ord("[")] = _STEP[ord("{")] = 1
+_STEP[ord("]")] = _STEP[ord("}")] = -1
+
+
+def nesting(raw: bytes) -> int:
+    """How deep the arrays and objects of a JSON text nest (brackets inside strings aside);
+    counted without recursion, before any decoder recurses."""
+    if raw.count(b"[") + raw.count(b"{") <= MAX_BODY_DEPTH:
+        return 0  # cannot be deeper than the bound: no need to look closer
+    unescaped = raw.replace(b"\\\\", b"").replace(b'\\"', b"")  # no quote is escaped now
+    outside = b"".join(unescaped.split(b'"')[::2])  # the text between strings
+    brackets = outside.translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def decode_json(raw: bytes | str, schema: Any = Any, what: str = "body") -> Any:
+    """The one way a request's JSON is read: nesting bounded, UTF-8 checked, decoded strictly
+    into ``schema``, and every string in it held to the text rule (``domain.common``).
+    Anything else is a 400 naming what is wrong."""
+    if isinstance(raw, str):
+        raw = raw.encode("utf-8", "surrogatepass")
+    if nesting(raw) > MAX_BODY_DEPTH:
+        raise BadRequest(f"malformed {what}: nested deeper than {MAX_BODY_DEPTH} levels")
+    try:
+        value = msgspec.json.decode(raw, type=schema)
+    except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
+        raise BadRequest(f"malformed {what}: {exc}") from exc
+    except msgspec.DecodeError as exc:
+        _name_bad_text(raw, what)
+        raise BadRequest(f"malformed {what}: invalid JSON") from exc
+    except UnicodeDecodeError as exc:
+        _name_bad_text(raw, what)
+        raise BadRequest(f"malformed {what}: not valid UTF-8") from exc
+    except RecursionError as exc:
+        raise BadRequest(f"malformed {what}: nested too deep") from exc
+    if _MAYBE_NOT_TEXT.search(raw):
+        check_strings(value, "" if what == "body" else what)
+    return value
 
 
 def timestamp(dt: datetime) -> str:
@@ -39,12 +91,17 @@ async def body(request: web.Request, schema: type[T], *, optional: bool = False)
     if ctype != "application/json" and not ctype.endswith("+json"):
         if raw or not optional:
             raise UnsupportedMedia("content type must be application/json")
+    return decode_json(raw, schema)  # type: ignore[no-any-return]
+
+
+def _name_bad_text(raw: bytes, what: str) -> None:
+    """Name the string of a refused JSON text that is not UTF-8 text (invalid bytes, a lone
+    surrogate escape), when the text is otherwise JSON: ``Invalid`` from the text rule."""
     try:
-        return msgspec.json.decode(raw, type=schema)
-    except msgspec.ValidationError as exc:  # a subclass of DecodeError: catch it first
-        raise BadRequest(f"malformed body: {exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise BadRequest("malformed body: invalid JSON") from exc
+        value = pyjson.loads(raw.decode("utf-8", "surrogateescape"))  # depth bounded already
+    except ValueError:
+        return
+    check_strings(value, "" if what == "body" else what)
 
 
 def paging(request: web.Request, default_limit: int = 10, max_limit: int = 100) -> tuple[int, int]:
@@ -74,9 +131,9 @@ def metadata_filter(request: web.Request) -> dict[str, Any] | None:
     if raw is None:
         return None
     try:
-        value = msgspec.json.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise BadRequest("metadata must be a JSON object") from exc
+        value = decode_json(raw, Any, "metadata")
+    except BadRequest as exc:
+        raise BadRequest(f"metadata must be a JSON object: {exc}") from exc
     if not isinstance(value, dict):
         raise BadRequest("metadata must be a JSON object")
     return value
