@@ -164,9 +164,12 @@ async def update_config(request: web.Request) -> web.Response:
 
 
 class CertsUpdate(msgspec.Struct):
-    client_cert: Any = None
-    client_key: Any = None
-    ca_cert: Any = None
+    """All three, as upstream's SDK always sends them (``""`` blanks one): a body without
+    them would blank every certificate."""
+
+    client_cert: Any
+    client_key: Any
+    ca_cert: Any
 
 
 @routes.patch(f"/things/configs/certs/{ID}")
@@ -185,7 +188,7 @@ async def update_certs(request: web.Request) -> web.Response:
 
 
 class ChannelsUpdate(msgspec.Struct):
-    channels: Any = None
+    channels: Any  # required: {} is no update (null or [] leaves no channel)
 
 
 @routes.put(f"/things/configs/connections/{ID}")

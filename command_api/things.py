@@ -74,7 +74,7 @@ async def create_thing(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
     c = container(request)
-    done = await c.store.command(c.store.app.create_things, who, [item], meta=meta(request))
+    done = await c.store.command(c.store.app.create_things, who, [item], meta=meta(request), bulk=False)
     thing: Thing = done.result[0]
     headers = await committed(request, done, also=[str(thing.id)])
     headers["Location"] = f"/things/{thing.id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json as pyjson
 import re
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from itertools import accumulate
 from typing import Any, TypeVar
@@ -104,18 +105,30 @@ def _name_bad_text(raw: bytes, what: str) -> None:
     check_strings(value, "" if what == "body" else what)
 
 
+# Deeper than any list can be, and small enough that ``offset + limit`` stays a bigint.
+MAX_OFFSET = 10**12
+_INTEGER = re.compile(r"-?[0-9]{1,19}")  # ASCII digits only: int() takes " 5", "٣", "1_0"
+
+
+def integer(raw: str, name: str, low: int, high: int) -> int:
+    """An integer of the query (ASCII digits, an optional minus) within ``low..high``; 400 naming
+    ``name`` otherwise."""
+    if not _INTEGER.fullmatch(raw):
+        if re.fullmatch(r"-?[0-9]+", raw):
+            raise BadRequest(f"{name} must be between {low} and {high}")
+        raise BadRequest(f"{name} must be an integer")
+    value = int(raw)
+    if not low <= value <= high:
+        raise BadRequest(f"{name} must be between {low} and {high}")
+    return value
+
+
 def paging(request: web.Request, default_limit: int = 10, max_limit: int = 100) -> tuple[int, int]:
-    """``offset`` (default 0) and ``limit`` (default 10, 1..100); anything else is 400."""
+    """``offset`` (default 0, at most MAX_OFFSET) and ``limit`` (default 10, 1..100); anything
+    else is 400."""
     q = request.query
-    try:
-        offset = int(q.get("offset", "0"))
-        limit = int(q.get("limit", str(default_limit)))
-    except ValueError as exc:
-        raise BadRequest("offset and limit must be integers") from exc
-    if offset < 0:
-        raise BadRequest("offset must not be negative")
-    if not 1 <= limit <= max_limit:
-        raise BadRequest(f"limit must be between 1 and {max_limit}")
+    offset = integer(q.get("offset", "0"), "offset", 0, MAX_OFFSET)
+    limit = integer(q.get("limit", str(default_limit)), "limit", 1, max_limit)
     return offset, limit
 
 
@@ -136,7 +149,26 @@ def metadata_filter(request: web.Request) -> dict[str, Any] | None:
         raise BadRequest(f"metadata must be a JSON object: {exc}") from exc
     if not isinstance(value, dict):
         raise BadRequest("metadata must be a JSON object")
+    _check_filter(value)
     return value
+
+
+def _check_filter(value: Any) -> None:
+    """What PostgreSQL's jsonb cannot hold (NUL), and deeper than stored metadata can be (so
+    that nothing recurses deeply later), is a 400 rather than a failed statement."""
+    todo: list[tuple[Any, int]] = [(value, 1)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, (dict, list)) and depth > MAX_METADATA_DEPTH:
+            raise BadRequest(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+        if isinstance(item, dict):
+            if any("\x00" in k for k in item):
+                raise BadRequest("metadata must not contain NUL characters")
+            todo.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            todo.extend((v, depth + 1) for v in item)
+        elif isinstance(item, str) and "\x00" in item:
+            raise BadRequest("metadata must not contain NUL characters")
 
 
 def name_filter(request: web.Request) -> str | None:
@@ -146,3 +178,16 @@ def name_filter(request: web.Request) -> str | None:
     if len(name) >= 2 and name[0] == name[-1] == '"':
         name = name[1:-1]  # the guide quotes it: name="weio"
     return name
+
+
+@web.middleware
+async def nul_middleware(request: web.Request,
+                         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """PostgreSQL's text cannot hold NUL: a path or query parameter with one is refused here,
+    for every route, before it reaches a statement."""
+    if "\x00" in request.path:
+        raise BadRequest("the path must not contain NUL characters")
+    for name, value in request.query.items():
+        if "\x00" in name or "\x00" in value:
+            raise BadRequest(f"query parameter {name.replace(chr(0), '')[:64]!r} must not contain NUL characters")
+    return await handler(request)

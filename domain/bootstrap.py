@@ -264,7 +264,7 @@ class BootstrapCases:
         def build() -> tuple[Config | None, list[Entity]]:
             config = self.get_or_none(Config, config_id(thing_id))
             if config is None or config.removed:
-                return None, []  # removing what is not there is not an error (as upstream)
+                raise NotFound("config not found")
             authorize(who, config.owner, {}, "owner", "config")
             return config, remove_changes(self, who, config)
 

@@ -10,7 +10,8 @@ from typing import Any
 from aiohttp import web
 
 from command_api.app import create_app
-from infra.apiprocs import ApiProcesses, inherited_socket
+from command_api.server import ApiRunner
+from infra.apiprocs import ApiProcesses, inherited_socket, listen_failure
 from infra.container import Container
 from infra.lease import Lease
 from infra.replay import SQL_TABLES
@@ -109,12 +110,15 @@ class Service:
             await self.children.start()
             self.port = self.children.port
         elif "api" in self.roles:
-            self.runner = web.AppRunner(create_app(c), access_log=None)
+            self.runner = ApiRunner(create_app(c), access_log=None)
             await self.runner.setup()
             sock = inherited_socket()
             site = (web.SockSite(self.runner, sock) if sock is not None
                     else web.TCPSite(self.runner, s.http_host, s.http_port, reuse_port=True))
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise listen_failure(s.http_host, s.http_port, exc) from None
             self.port = self.runner.addresses[0][1]
 
     @property
