@@ -61,7 +61,7 @@ def create_app(c: Container) -> web.Application:
     # redirected (308, which keeps the method and body) to the route it means.
     slashes = web.normalize_path_middleware(append_slash=False, remove_slash=True, merge_slashes=True)
     app = web.Application(middlewares=[observability.observability_middleware, headers_middleware,
-                                       slashes, errors_middleware, ratelimit.ratelimit_middleware,
+                                       slashes, errors_middleware,
                                        revocation.revocation_middleware], client_max_size=MAX_BODY)
     app[CONTAINER] = c
     app[revocation.ACTIVE] = revocation.ActiveUsers()
