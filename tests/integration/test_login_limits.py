@@ -146,7 +146,7 @@ async def test_successes_never_count(service: Any, client: Client) -> None:
     answers = await asyncio.gather(*[login(client, identity, "right-secret") for _ in range(3 * ADDRESS_LIMIT)])
     assert [a[0] for a in answers] == [201] * (3 * ADDRESS_LIMIT)
     # A mistyped secret now and then is answered as such.
-    assert (await login(client, identity, "mistyped")).__getitem__(0) == 401
+    assert (await login(client, identity, "mistyped"))[0] == 401
     assert (await login(client, identity, "right-secret"))[0] == 201
 
 
