@@ -86,8 +86,7 @@ async def slashes_middleware(request: web.Request,
 def create_app(c: Container) -> web.Application:
     app = web.Application(middlewares=[observability.observability_middleware, headers_middleware,
                                        slashes_middleware, errors_middleware, wire.nul_middleware,
-                                       ratelimit.ratelimit_middleware, revocation.revocation_middleware],
-                          client_max_size=MAX_BODY)
+                                       revocation.revocation_middleware], client_max_size=MAX_BODY)
     app[CONTAINER] = c
     app[HEAD] = Head()
     app[revocation.ACTIVE] = revocation.ActiveUsers()

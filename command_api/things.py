@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -10,6 +11,7 @@ from aiohttp import web
 from command_api import docsql, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
+from command_api.ratelimit import THING, address_of, failures
 from domain.errors import Invalid, Unauthenticated
 from domain.things import Thing
 
@@ -205,7 +207,9 @@ async def identify(request: web.Request) -> web.Response:
     secret = await identify_secret(request)
     c = container(request)
     view = c.thing_keys()
-    found = await view.lookup(secret)
+    limits, address = failures(request), address_of(request)
+    # The failure limit is read beside the lookup: no wait more for a right secret.
+    found, _ = await asyncio.gather(view.lookup(secret), limits.check(THING, None, address))
     if found is not None:
         await c.freshness.wait([view.name], await c.freshness.target(found.thing_id))
         again = await view.lookup(secret)
@@ -213,6 +217,8 @@ async def identify(request: web.Request) -> web.Response:
             return _identified(again.thing_id, again.enabled)
     await c.freshness.wait([view.name], await c.store.max_position())
     last = await view.lookup(secret)
+    if last is None:
+        await limits.failed(THING, None, address)
     return _identified(last.thing_id if last else None, bool(last and last.enabled))
 
 

@@ -68,6 +68,9 @@ class User(Entity):
                  tags: list[str], role: str, enabled: bool) -> None:
         self.identity, self.name, self.secret_hash = identity, name, secret_hash
         self.metadata, self.tags, self.role, self.enabled = metadata, tags, role, enabled
+        # Tokens carry the epoch they were issued in; a new secret or a disable starts the next
+        # one, which ends every token issued before (enabling again does not revive them).
+        self.tokens_epoch = 0
 
     def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
         name = self.name if name is None else name
@@ -90,6 +93,7 @@ class User(Entity):
     @event("SecretChanged")
     def change_secret(self, secret_hash: str) -> None:
         self.secret_hash = secret_hash
+        self.tokens_epoch += 1
 
     def enable(self) -> None:
         if not self.enabled:
@@ -106,6 +110,7 @@ class User(Entity):
     @event("Disabled")
     def _disabled(self) -> None:
         self.enabled = False
+        self.tokens_epoch += 1
 
     @property
     def status(self) -> str:

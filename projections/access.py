@@ -25,7 +25,8 @@ NAME = "access"
 
 # One round trip, one instant: what a secret names, that thing's connection to the channel,
 # the channel's status, the positions the caller must see (recorded under the thing's and the
-# channel's ids by every command that changes them) and the positions the views have reached.
+# channel's ids by every command that changes them) and the positions the views have reached;
+# with ARGV[9], also the milliseconds left of that key (the caller's failure block, if any).
 _SNAPSHOT = """
 local found = redis.call('HMGET', ARGV[1], 'id', 'status')
 local tid = found[1]
@@ -38,7 +39,8 @@ end
 return {tid or false, found[2] or false, held or false, conn or false,
         redis.call('GET', ARGV[4]) or false, rw_thing or false,
         redis.call('GET', ARGV[5] .. ARGV[6]) or false,
-        redis.call('GET', ARGV[7]) or false, redis.call('GET', ARGV[8]) or false}
+        redis.call('GET', ARGV[7]) or false, redis.call('GET', ARGV[8]) or false,
+        ARGV[9] and redis.call('PTTL', ARGV[9]) or -2}
 """
 
 
@@ -57,6 +59,7 @@ class Snapshot:
     channel_enabled: bool
     target: int               # the position the views must reach for this to be fresh
     reached: int              # the lower of the two views' positions
+    blocked_ms: int = -2      # the PTTL of the block key asked for (-2: none)
 
 
 class AccessView(RedisView):
@@ -80,19 +83,21 @@ class AccessView(RedisView):
         return frozenset(raw.decode().split(",")) if raw else frozenset()
 
     async def snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str,
-                       channel_id: str) -> Snapshot:
-        """The secret's thing and its access to the channel, and how fresh that is."""
-        r = await self._snapshot(args=[
-            keys.by_key(key_hash), keys.by_thing(""), self.conn_key(channel_id, ""),
-            self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key])
-        r = list(r) + [None] * (9 - len(r))
-        tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access = r
+                       channel_id: str, block_key: str | None = None) -> Snapshot:
+        """The secret's thing and its access to the channel, and how fresh that is (and, in
+        the same round trip, how long ``block_key`` still lives)."""
+        args = [keys.by_key(key_hash), keys.by_thing(""), self.conn_key(channel_id, ""),
+                self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key]
+        r = await self._snapshot(args=args if block_key is None else [*args, block_key])
+        r = list(r) + [None] * (10 - len(r))
+        tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access, blocked = r
         return Snapshot(
             thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
             actions=frozenset(conn.decode().split(",")) if conn else frozenset(),
             channel_enabled=chan != b"disabled",
             target=max(int(rw_thing or 0), int(rw_chan or 0)),
-            reached=min(int(pos_keys or 0), int(pos_access or 0)))
+            reached=min(int(pos_keys or 0), int(pos_access or 0)),
+            blocked_ms=int(blocked) if isinstance(blocked, int) else -2)
 
     def _change(self, env: Envelope) -> tuple[str, str, str | None] | None:
         """The write an event makes: (op, key, value), or None."""
