@@ -11,7 +11,7 @@ from uuid import UUID
 import msgspec
 from aiohttp import web
 
-from command_api import wire
+from command_api import sqlauth, wire
 from command_api.context import container
 from command_api.errors import BadRequest
 from command_api.listing import ID
@@ -53,13 +53,20 @@ async def authorized(c: Container, secret: str, channel_id: str, action: str) ->
     them, and how far the views are. When the views are behind those positions we wait for
     them (bounded) and read again, so a disconnect, a disabled thing or a changed secret
     stops working at once. Only an unknown secret waits, as ``/identify`` does, for the
-    store's head: a thing created a moment ago is found too.
+    store's head: a thing created a moment ago is found too. While a Redis view is not
+    whole (Redis lost it; the projector rebuilds it) the SQL views answer the same way.
     """
     view, keys, fr = c.access(), c.thing_keys(), c.freshness
-    views = [keys.name, view.name]
     key_hash = secret_hash(secret)
     seen_thing, waited_head = False, False
-    snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id)
+
+    async def read() -> tuple[Snapshot, tuple[str, ...]]:
+        snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id)
+        if snap.whole:
+            return snap, (keys.name, view.name)
+        return await sqlauth.snapshot(c, secret, key_hash, channel_id), sqlauth.ACCESS_VIEWS
+
+    snap, views = await read()
     for _ in range(ATTEMPTS):
         if snap.thing_id is None:
             if seen_thing or waited_head:
@@ -71,7 +78,7 @@ async def authorized(c: Container, secret: str, channel_id: str, action: str) ->
         else:
             seen_thing = True
             await fr.wait(views, snap.target)
-        snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id)
+        snap, views = await read()
     return decide(snap, key_hash, action)
 
 

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from command_api import docsql, wire
+from command_api import docsql, sqlauth, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from domain.errors import Unauthenticated
 from domain.things import Thing
+from infra.container import Container
+from projections.lookups import ThingKey
+from projections.redisview import ViewNotReady
 
 routes = web.RouteTableDef()
 
@@ -205,14 +210,22 @@ async def identify(request: web.Request) -> web.Response:
     secret = await identify_secret(request)
     c = container(request)
     view = c.thing_keys()
-    found = await view.lookup(secret)
+    try:
+        return await _identify(c, view.lookup, (view.name,), secret)
+    except ViewNotReady:  # Redis lost the view and the projector rebuilds it: SQL answers
+        return await _identify(c, partial(sqlauth.thing_key, c), sqlauth.THING_VIEWS, secret)
+
+
+async def _identify(c: Container, lookup: Callable[[str], Awaitable[ThingKey | None]],
+                    views: tuple[str, ...], secret: str) -> web.Response:
+    found = await lookup(secret)
     if found is not None:
-        await c.freshness.wait([view.name], await c.freshness.target(found.thing_id))
-        again = await view.lookup(secret)
+        await c.freshness.wait(views, await c.freshness.target(found.thing_id))
+        again = await lookup(secret)
         if again is not None and again.thing_id == found.thing_id:
             return _identified(again.thing_id, again.enabled)
-    await c.freshness.wait([view.name], await c.store.max_position())
-    last = await view.lookup(secret)
+    await c.freshness.wait(views, await c.store.max_position())
+    last = await lookup(secret)
     return _identified(last.thing_id if last else None, bool(last and last.enabled))
 
 

@@ -6,7 +6,9 @@ Keys (one scheme, written down here only):
       the thing is not connected;
   ``{prefix}chan:{channel}`` ``disabled`` while the channel is disabled, absent otherwise;
   ``{prefix}pos:access`` and ``{prefix}seq:access``: the view's position and stream sequence,
-      written in the same MULTI/EXEC as the changes they cover.
+      written in the same MULTI/EXEC as the changes they cover;
+  ``{prefix}epoch:access`` and ``{prefix}rebuild:access``: its marker and the progress of a
+      rebuild (``projections.redisview``).
 """
 
 from __future__ import annotations
@@ -19,13 +21,14 @@ from redis.asyncio import Redis
 
 from projections.envelope import Envelope
 from projections.lookups import ThingKeysView
-from projections.redisview import RedisView, Write
+from projections.redisview import RedisView, Write, whole
 
 NAME = "access"
 
 # One round trip, one instant: what a secret names, that thing's connection to the channel,
 # the channel's status, the positions the caller must see (recorded under the thing's and the
-# channel's ids by every command that changes them) and the positions the views have reached.
+# channel's ids by every command that changes them), the positions the views have reached and
+# their markers (is each view whole?).
 _SNAPSHOT = """
 local found = redis.call('HMGET', ARGV[1], 'id', 'status')
 local tid = found[1]
@@ -38,7 +41,8 @@ end
 return {tid or false, found[2] or false, held or false, conn or false,
         redis.call('GET', ARGV[4]) or false, rw_thing or false,
         redis.call('GET', ARGV[5] .. ARGV[6]) or false,
-        redis.call('GET', ARGV[7]) or false, redis.call('GET', ARGV[8]) or false}
+        redis.call('GET', ARGV[7]) or false, redis.call('GET', ARGV[8]) or false,
+        redis.call('GET', ARGV[9]) or false, redis.call('GET', ARGV[10]) or false}
 """
 
 
@@ -57,6 +61,7 @@ class Snapshot:
     channel_enabled: bool
     target: int               # the position the views must reach for this to be fresh
     reached: int              # the lower of the two views' positions
+    whole: bool = True        # False while a Redis view is lost or rebuilt: ask SQL instead
 
 
 class AccessView(RedisView):
@@ -84,15 +89,17 @@ class AccessView(RedisView):
         """The secret's thing and its access to the channel, and how fresh that is."""
         r = await self._snapshot(args=[
             keys.by_key(key_hash), keys.by_thing(""), self.conn_key(channel_id, ""),
-            self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key])
-        r = list(r) + [None] * (9 - len(r))
-        tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access = r
+            self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key,
+            keys.epoch_key, self.epoch_key])
+        r = [v if v is not False else None for v in r] + [None] * (11 - len(r))
+        tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access, m_keys, m_access = r
         return Snapshot(
             thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
             actions=frozenset(conn.decode().split(",")) if conn else frozenset(),
             channel_enabled=chan != b"disabled",
             target=max(int(rw_thing or 0), int(rw_chan or 0)),
-            reached=min(int(pos_keys or 0), int(pos_access or 0)))
+            reached=min(int(pos_keys or 0), int(pos_access or 0)),
+            whole=whole(m_keys) and whole(m_access))
 
     def _change(self, env: Envelope) -> tuple[str, str, str | None] | None:
         """The write an event makes: (op, key, value), or None."""

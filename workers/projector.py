@@ -16,7 +16,7 @@ import asyncio
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -131,14 +131,18 @@ class ViewRunner:
 
 
 class Projector:
-    """Runs the view groups of this process."""
+    """Runs the view groups of this process (and the guard of their Redis views, if any:
+    ``workers.redisguard``)."""
 
-    def __init__(self, runners: list[ViewRunner]) -> None:
-        self.runners = runners
+    def __init__(self, runners: list[ViewRunner], guard: Any = None) -> None:
+        self.runners, self.guard = runners, guard
 
     async def run(self) -> None:
-        await asyncio.gather(*(r.run() for r in self.runners))
+        await asyncio.gather(*(r.run() for r in self.runners),
+                             *([self.guard.run()] if self.guard is not None else []))
 
     def stop(self) -> None:
         for r in self.runners:
             r.stop()
+        if self.guard is not None:
+            self.guard.stop()
