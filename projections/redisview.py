@@ -26,6 +26,10 @@ class RedisLost(Exception):
     """The view's marker or position is not what its writer expects: Redis lost (or was
     replaced under) what the view wrote; nothing of the batch was applied."""
 
+    def __init__(self, view: str, marker: bytes | None, position: int) -> None:
+        super().__init__(f"{view}: marker {marker!r}, position {position}")
+        self.marker, self.position = marker, position
+
 
 class ViewNotReady(Exception):
     """The view is not whole (lost or being rebuilt): ask the SQL views instead."""
@@ -81,7 +85,7 @@ class RedisView:
                     raw, marker = await pipe.mget(self.pos_key, self.epoch_key)
                     done = int(raw or 0)
                     if check is not None and not check(marker, done):
-                        raise RedisLost(f"{self.name}: marker {marker!r}, position {done}")
+                        raise RedisLost(self.name, marker, done)
                     fresh = [(seq, env) for seq, env in batch if env.position > done]
                     writes = await self._changes(pipe, fresh)
                     pipe.multi()

@@ -151,8 +151,11 @@ class RedisGuard:
             # Written by a version without markers, or nothing to hold yet: taken as it is.
             await self._stamp(st, done, int(seq or 0))
             return
-        else:
-            why = "Redis holds a marker PostgreSQL has no record of" if marker else "no record yet"
+        elif marker is not None:
+            why = "Redis holds a marker PostgreSQL has no record of"
+        else:  # a first start (nothing to lose), or Redis lost the view before markers were kept
+            log.info("building the Redis view %s from the event store", v.name)
+            why = ""
         self._lost(st, why)
         with contextlib.suppress(TimeoutError):  # the runner anchors after the recorded sequence
             await asyncio.wait_for(asyncio.shield(st.reset.wait()), RESET_BOUND)
@@ -178,10 +181,11 @@ class RedisGuard:
     async def apply(self, st: _State, batch: Sequence[tuple[int, Envelope]]) -> int:
         await self.start()
         if st.rebuild is None:
+            floor = st.floor
             try:
                 reached = await st.view.apply(batch, check=lambda m, d: self._intact(st, m, d))
             except RedisLost as exc:
-                self._lost(st, str(exc))
+                self._lost(st, _why(exc.marker, exc.position, floor))
             else:
                 st.floor = max(st.floor, reached)
                 return reached
@@ -236,22 +240,24 @@ class RedisGuard:
     def _lost(self, st: _State, why: str) -> None:
         if st.rebuild is not None:
             return
-        log.warning("Redis lost the view %s (%s): rebuilding it from the event store; message"
-                    " authorization answers from PostgreSQL meanwhile", st.view.name, why)
-        metrics.REDIS_VIEW_REBUILDS.labels(st.view.name).inc()
+        if why:
+            log.warning("Redis lost the view %s (%s): rebuilding it from the event store; message"
+                        " authorization answers from PostgreSQL meanwhile", st.view.name, why)
         st.accepted, st.progress = set(), 0
         st.reset.clear()
-        st.rebuild = asyncio.create_task(self._rebuild(st), name=f"rebuild-{st.view.name}")
+        st.rebuild = asyncio.create_task(self._rebuild(st, bool(why)), name=f"rebuild-{st.view.name}")
 
-    async def _rebuild(self, st: _State) -> None:
+    async def _rebuild(self, st: _State, lost: bool) -> None:
         name, started, failures = st.view.name, time.monotonic(), 0
+        metrics.REDIS_VIEW_REBUILDS.labels(name).inc()
         metrics.REDIS_VIEW_REBUILDING.labels(name).set(1)
         try:
             while not self._stop.is_set():
                 try:
                     if await self._rebuild_once(st):
-                        log.warning("Redis view %s rebuilt from the event store up to position %d"
-                                    " in %.1fs", name, st.progress, time.monotonic() - started)
+                        log.log(logging.WARNING if lost else logging.INFO,
+                                "Redis view %s rebuilt from the event store up to position %d in %.1fs",
+                                name, st.progress, time.monotonic() - started)
                         return
                     log.warning("Redis lost the view %s again while it was rebuilt; starting over", name)
                 except Exception as exc:  # noqa: BLE001 - Redis or PostgreSQL away: said, retried
