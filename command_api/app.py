@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.web_urldispatcher import SystemRoute
 
 from command_api import (
     bootstrap,
@@ -23,8 +25,9 @@ from command_api import (
     revocation,
     things,
     users,
+    wire,
 )
-from command_api.context import CONTAINER
+from command_api.context import CONTAINER, HEAD, Head
 from command_api.errors import errors_middleware
 from infra.container import Container
 
@@ -56,14 +59,36 @@ async def headers_middleware(request: web.Request,
     return resp
 
 
+async def _resolves(request: web.Request, path: str) -> bool:
+    match = await request.app.router.resolve(request.clone(rel_url=path))
+    return match.http_exception is None
+
+
+@web.middleware
+async def slashes_middleware(request: web.Request,
+                             handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+    """A path that matches no route only for its trailing or doubled slashes (a client's base
+    URL ending in "/") is redirected (308, which keeps the method and body) to the route it
+    means; nothing else is rewritten. (aiohttp's normalize_path_middleware with merged slashes
+    also drops any last character: /thingsX went to /things.)"""
+    if isinstance(request.match_info.route, SystemRoute):
+        raw = request.rel_url.raw_path
+        fixed = re.sub("//+", "/", raw)
+        if len(fixed) > 1:
+            fixed = fixed.rstrip("/") or "/"
+        if fixed != raw and await _resolves(request, fixed):
+            query = request.rel_url.raw_query_string
+            location = fixed + ("?" + query if query else "")
+            return web.Response(status=308, headers={"Location": location})
+    return await handler(request)
+
+
 def create_app(c: Container) -> web.Application:
-    # A path with a trailing or doubled slash (a client's base URL ending in "/") is
-    # redirected (308, which keeps the method and body) to the route it means.
-    slashes = web.normalize_path_middleware(append_slash=False, remove_slash=True, merge_slashes=True)
     app = web.Application(middlewares=[observability.observability_middleware, headers_middleware,
-                                       slashes, errors_middleware, ratelimit.ratelimit_middleware,
+                                       slashes_middleware, errors_middleware, wire.nul_middleware,
                                        revocation.revocation_middleware], client_max_size=MAX_BODY)
     app[CONTAINER] = c
+    app[HEAD] = Head()
     app[revocation.ACTIVE] = revocation.ActiveUsers()
     app[listing.TOTALS] = listing.Totals()
     app.on_startup.extend([openapi.prepare, ratelimit.prepare])

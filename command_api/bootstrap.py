@@ -13,6 +13,7 @@ from aiohttp import web
 from command_api import wire
 from command_api.context import committed, container, fresh, meta, principal
 from command_api.listing import ID
+from command_api.ratelimit import BOOTSTRAP, address_of, failures
 from domain.bootstrap import Config
 from domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from infra import crypto
@@ -164,9 +165,12 @@ async def update_config(request: web.Request) -> web.Response:
 
 
 class CertsUpdate(msgspec.Struct):
-    client_cert: Any = None
-    client_key: Any = None
-    ca_cert: Any = None
+    """All three, as upstream's SDK always sends them (``""`` blanks one): a body without
+    them would blank every certificate."""
+
+    client_cert: Any
+    client_key: Any
+    ca_cert: Any
 
 
 @routes.patch(f"/things/configs/certs/{ID}")
@@ -185,7 +189,7 @@ async def update_certs(request: web.Request) -> web.Response:
 
 
 class ChannelsUpdate(msgspec.Struct):
-    channels: Any = None
+    channels: Any  # required: {} is no update (null or [] leaves no channel)
 
 
 @routes.put(f"/things/configs/connections/{ID}")
@@ -231,19 +235,29 @@ def _external_key(request: web.Request) -> str:
     return key.strip()
 
 
-async def _bootstrap(request: web.Request, external_key: str) -> dict[str, Any]:
+async def _bootstrap(request: web.Request, external_key: str | None) -> dict[str, Any]:
+    """The gateway's configuration; ``external_key`` None: one that could not be read.
+    An unknown external id or a wrong key counts as a failure of the caller's address (and of
+    the external id), as every secret check does (``command_api.ratelimit``)."""
     external_id = request.match_info["external_id"]
     c = container(request)
+    limits, address = failures(request), address_of(request)
+    await limits.check(BOOTSTRAP, external_id, address)
+    if external_key is None:
+        await limits.failed(BOOTSTRAP, external_id, address)
+        raise Forbidden("wrong external key")
     await fresh(request, *VIEWS, user_id=gateway_key(external_id))
     async with c.pool.connection() as conn:
         row = await (await conn.execute(
             f"select {COLUMNS} from configs_view c join things_view t on t.id = c.thing_id"  # noqa: S608
             " where c.external_id = %s", (external_id,))).fetchone()
     if row is None:
+        await limits.failed(BOOTSTRAP, external_id, address)
         raise NotFound("config not found")
     # Constant time, whatever the lengths: compare digests of the keys.
     given = hashlib.sha256(external_key.encode()).digest()
     if not hmac.compare_digest(given, hashlib.sha256(row[4].encode()).digest()):
+        await limits.failed(BOOTSTRAP, external_id, address)
         raise Forbidden("wrong external key")
     tid, secret, channels, _ext_id, _ext_key, content, _name, _state, cert, key, ca = row
     out: dict[str, Any] = {"mainflux_id": str(tid), "mainflux_key": secret,
@@ -258,10 +272,11 @@ async def _bootstrap(request: web.Request, external_key: str) -> dict[str, Any]:
 async def bootstrap_secure(request: web.Request) -> web.Response:
     """As upstream: the external key comes hex-encoded and AES-CFB encrypted, and so goes the answer."""
     key = container(request).bootstrap_key
+    sent = _external_key(request)
     try:
-        external_key = crypto.decrypt(key, bytes.fromhex(_external_key(request))).decode()
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise Forbidden("wrong external key") from exc
+        external_key: str | None = crypto.decrypt(key, bytes.fromhex(sent)).decode()
+    except (ValueError, UnicodeDecodeError):
+        external_key = None
     body = msgspec.json.encode(await _bootstrap(request, external_key))
     return web.Response(body=crypto.encrypt(key, body), content_type="application/octet-stream")
 

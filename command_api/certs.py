@@ -10,7 +10,8 @@ from aiohttp import web
 
 from command_api import wire
 from command_api.context import committed, container, fresh, meta, principal
-from command_api.listing import ID
+from command_api.listing import ID, entity_id, visible
+from command_api.things import THINGS
 from domain.errors import Invalid, NotFound
 from infra.settings import parse_duration
 
@@ -83,15 +84,18 @@ def _cert_json(r: tuple[Any, ...]) -> dict[str, Any]:
     return out
 
 
-@routes.get("/certs/{serial:[0-9a-fA-F]{1,64}}")
+# A serial in hex; written with dashes (UUID-shaped) too, which DELETE /certs/{thing_id}
+# would otherwise take for its own (a 405).
+@routes.get("/certs/{serial:[0-9a-fA-F][0-9a-fA-F-]{0,79}}")
 async def view(request: web.Request) -> web.Response:
     who = principal(request)
+    serial = request.match_info["serial"].replace("-", "").lower().lstrip("0") or "0"
     c = container(request)
     await fresh(request, "certs")
     async with c.pool.connection() as conn:
         row = await (await conn.execute(
             "select owner, serial, thing_id, cert, expires_at, revoked_at from certs_view where serial = %s",
-            (request.match_info["serial"].lower(),))).fetchone()
+            (serial,))).fetchone()
     if row is None or (row[0] != who.user_id and not who.admin):
         raise NotFound("certificate not found")
     return wire.json(_cert_json(row[1:]))
@@ -102,11 +106,17 @@ async def serials(request: web.Request) -> web.Response:
     who = principal(request)
     offset, limit = wire.paging(request)
     c = container(request)
-    cond, args = "thing_id = %s", [request.match_info["id"]]
+    tid = entity_id(request, "thing")
+    cond, args = "thing_id = %s", [tid]
     if not who.admin:
         cond, args = cond + " and owner = %s", [*args, who.user_id]
-    await fresh(request, "certs")
+    await fresh(request, "certs", THINGS.view)
+    seen, seen_args = visible(THINGS, who)
     async with c.pool.connection() as conn:
+        # Someone else's thing (or none) is 404, as for every resource the caller cannot see.
+        if await (await conn.execute(f"select 1 from {THINGS.table} where id = %s and {seen}",  # noqa: S608
+                                     [tid, *seen_args])).fetchone() is None:
+            raise NotFound("thing not found")
         total = (await (await conn.execute(
             f"select count(*) from certs_view where {cond}", args)).fetchone())[0]  # noqa: S608
         rows = await (await conn.execute(

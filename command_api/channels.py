@@ -56,7 +56,7 @@ async def create_channel(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
     c = container(request)
-    done = await c.store.command(c.store.app.create_channels, who, [item], meta=meta(request))
+    done = await c.store.command(c.store.app.create_channels, who, [item], meta=meta(request), bulk=False)
     channel: Channel = done.result[0]
     headers = await committed(request, done, also=[str(channel.id)])
     headers["Location"] = f"/channels/{channel.id}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 
 from aiohttp import web
 
+from command_api.errors import BadRequest
 from domain.app import Done, Principal
 from domain.base import Meta
 from domain.errors import Unauthenticated
@@ -67,12 +69,37 @@ async def committed(request: web.Request, done: Done, also: Iterable[str | None]
     return {POSITION_HEADER: str(done.position)} if done.position else {}
 
 
+class Head:
+    """The highest position the store was seen to hold: an ``X-Smq-After`` at or below it
+    costs nothing; one above it costs one query of the store's head."""
+
+    def __init__(self) -> None:
+        self.known = 0
+
+
+HEAD = web.AppKey("store_head", Head)
+
+
+async def _after(request: web.Request) -> int:
+    """``X-Smq-After``: a position the store holds (a non-negative integer), else 400 (a
+    position beyond the head would only hold the query for the whole bound)."""
+    raw = request.headers.get(AFTER_HEADER, "").strip()
+    if not raw:
+        return 0
+    if not re.fullmatch(r"[0-9]{1,19}", raw):
+        raise BadRequest(f"{AFTER_HEADER} must be a position (a non-negative integer)")
+    value = int(raw)
+    head = request.app[HEAD]
+    if value > head.known:
+        head.known = max(head.known, await container(request).store.max_position())
+        if value > head.known:
+            raise BadRequest(f"{AFTER_HEADER} is beyond the last event ({head.known})")
+    return value
+
+
 async def fresh(request: web.Request, *views: str, user_id: str | None = None) -> None:
     """Before a query: wait (bounded) until the views hold the caller's last write."""
-    try:
-        explicit = int(request.headers.get(AFTER_HEADER, "0"))
-    except ValueError:
-        explicit = 0
+    explicit = await _after(request)
     who = request.get(PRINCIPAL)
     uid = user_id or (str(who.user_id) if who else None)
     c = container(request)

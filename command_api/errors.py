@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
@@ -28,8 +29,17 @@ class UnsupportedMedia(DomainError):
     """A body that is not JSON."""
 
 
+class TooManyFailures(DomainError):
+    """Refused before any secret is checked: this address failed too often (429, Retry-After)."""
+
+    def __init__(self, wait: float) -> None:
+        super().__init__("too many failed attempts from this address, try again later")
+        self.wait = wait
+
+
 STATUS: dict[type[DomainError], int] = {
     UnsupportedMedia: 415,
+    TooManyFailures: 429,
     Invalid: 400,
     Unauthenticated: 401,
     Forbidden: 403,
@@ -62,7 +72,10 @@ async def errors_middleware(request: web.Request,
     try:
         return await handler(request)
     except DomainError as exc:
-        return error_response(status_of(exc), exc.message)
+        resp = error_response(status_of(exc), exc.message)
+        if isinstance(exc, TooManyFailures):
+            resp.headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
+        return resp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -44,13 +44,7 @@ def _time(request: web.Request, name: str) -> datetime | None:
 
 
 def _int(request: web.Request, name: str, default: int, low: int, high: int) -> int:
-    try:
-        value = int(request.query.get(name, str(default)))
-    except ValueError as exc:
-        raise BadRequest(f"{name} must be an integer") from exc
-    if not low <= value <= high:
-        raise BadRequest(f"{name} must be between {low} and {high}")
-    return value
+    return wire.integer(request.query.get(name, str(default)), name, low, high)
 
 
 async def _page(request: web.Request, where: list[str], args: list[Any]) -> web.Response:

@@ -10,11 +10,16 @@ from aiohttp import web
 
 from command_api import wire
 from command_api.context import container
+from infra import viewstatus
 from infra.container import REDIS_VIEWS
 from projections.redisview import rebuilding
 
 routes = web.RouteTableDef()
 VERSION = "0.1.0"
+
+
+class CheckFailed(Exception):
+    """A check that failed for a reason worth showing (its message, which has no secrets)."""
 
 
 @routes.get("/health")
@@ -26,6 +31,8 @@ async def health(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(probe(), 2.0)
             checks[name] = "pass"
+        except CheckFailed as exc:
+            checks[name] = f"fail: {exc}"
         except Exception as exc:  # noqa: BLE001 - any failure is a failed check
             checks[name] = f"fail: {type(exc).__name__}"
 
@@ -38,8 +45,18 @@ async def health(request: web.Request) -> web.Response:
             raise ConnectionError("nats is not connected")
         await c.js.stream_info(c.settings.stream)
 
+    async def views() -> None:  # every view moves: none failing on an event, none stalled
+        names = c.extras.get("sql_view_names") or [v.name for v in c.sql_views()]
+        c.extras["sql_view_names"] = names
+        stalls = c.extras.setdefault("view_stalls", viewstatus.Stalls())
+        found = await viewstatus.standings(c.pool, c.redis, c.settings.redis_prefix, names,
+                                           REDIS_VIEWS, await c.store.max_position())
+        if problems := viewstatus.problems(found, stalls):
+            raise CheckFailed("; ".join(problems))
+
     await asyncio.gather(check("store", c.store.max_position), check("bus", bus),
-                         check("views_sql", sql), check("views_redis", c.redis.ping))
+                         check("views_sql", sql), check("views_redis", c.redis.ping),
+                         check("views", views))
     if checks["views_redis"] == "pass":  # reachable; but is every Redis view whole?
         with contextlib.suppress(Exception):
             checks["views_redis"] = await rebuilding(c.redis, c.settings.redis_prefix, REDIS_VIEWS) or "pass"

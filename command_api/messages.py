@@ -15,6 +15,7 @@ from command_api import sqlauth, wire
 from command_api.context import container
 from command_api.errors import BadRequest
 from command_api.listing import ID
+from command_api.ratelimit import THING, Failures, address_of, failures, refuse_after_ms
 from command_api.things import thing_secret
 from domain.connections import CONNECTION_ACTIONS
 from domain.errors import Forbidden, Unauthenticated
@@ -45,7 +46,8 @@ def subject_of(root: str, channel_id: str, subtopic: str | None) -> str:
     return f"{root}.{channel_id}.{'.'.join(tokens)}"
 
 
-async def authorized(c: Container, secret: str, channel_id: str, action: str) -> str:
+async def authorized(c: Container, secret: str, channel_id: str, action: str,
+                     limits: Failures | None = None, address: str = "") -> str:
     """The id of the thing holding ``secret`` when it may do ``action`` on the channel.
 
     One Redis script reads the secret's thing, its connection, the channel's status, the
@@ -53,20 +55,27 @@ async def authorized(c: Container, secret: str, channel_id: str, action: str) ->
     them, and how far the views are. When the views are behind those positions we wait for
     them (bounded) and read again, so a disconnect, a disabled thing or a changed secret
     stops working at once. Only an unknown secret waits, as ``/identify`` does, for the
-    store's head: a thing created a moment ago is found too. While a Redis view is not
-    whole (Redis lost it; the projector rebuilds it) the SQL views answer the same way.
+    store's head: a thing created a moment ago is found too.
+
+    With ``limits``, the same script says whether ``address`` is refused for failing too
+    often (429, nothing checked), and a wrong secret is counted against it: a right secret
+    pays no round trip more.
+    While a Redis view is not whole (Redis lost it; the projector rebuilds it) the SQL views
+    answer the same way.
     """
     view, keys, fr = c.access(), c.thing_keys(), c.freshness
     key_hash = secret_hash(secret)
     seen_thing, waited_head = False, False
+    block = limits.block_key(THING, address) if limits is not None and limits.enabled else None
 
-    async def read() -> tuple[Snapshot, tuple[str, ...]]:
-        snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id)
+    async def read(block: str | None = None) -> tuple[Snapshot, tuple[str, ...]]:
+        snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id, block)
+        refuse_after_ms(snap.blocked_ms)
         if snap.whole:
             return snap, (keys.name, view.name)
         return await sqlauth.snapshot(c, secret, key_hash, channel_id), sqlauth.ACCESS_VIEWS
 
-    snap, views = await read()
+    snap, views = await read(block)
     for _ in range(ATTEMPTS):
         if snap.thing_id is None:
             if seen_thing or waited_head:
@@ -79,7 +88,12 @@ async def authorized(c: Container, secret: str, channel_id: str, action: str) ->
             seen_thing = True
             await fr.wait(views, snap.target)
         snap, views = await read()
-    return decide(snap, key_hash, action)
+    try:
+        return decide(snap, key_hash, action)
+    except Unauthenticated:
+        if limits is not None:
+            await limits.failed(THING, None, address)
+        raise
 
 
 def decide(snap: Snapshot, key_hash: str, action: str) -> str:
@@ -107,7 +121,7 @@ async def _publish(request: web.Request, subtopic: str | None) -> web.Response:
     payload = await request.read()
     if len(payload) > c.nc.max_payload:
         raise BadRequest("message is larger than the bus accepts")
-    await authorized(c, secret, channel_id, "m_write")
+    await authorized(c, secret, channel_id, "m_write", failures(request), address_of(request))
     await c.nc.publish(subject, payload)  # core NATS: the body as it came, nothing added
     return web.Response(status=202)
 
@@ -134,6 +148,7 @@ async def access(request: web.Request) -> web.Response:
     if not body.secret:
         raise Unauthenticated("missing thing secret")
     c = container(request)
-    thing_id = await authorized(c, body.secret, _channel_id(request), body.action)
+    thing_id = await authorized(c, body.secret, _channel_id(request), body.action,
+                                failures(request), address_of(request))
     # `id` as the contract shows; `authorized` and `thing_id` as upstream's SDK decodes them.
     return wire.json({"id": thing_id, "thing_id": thing_id, "authorized": True})

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from command_api.context import REQUEST_ID
-from infra import metrics
+from infra import metrics, treemetrics
 from infra.jsonlog import request_id_var
 
 log = logging.getLogger("smq.access")
@@ -68,5 +68,5 @@ async def observability_middleware(
 
 
 async def metrics_page(request: web.Request) -> web.Response:
-    """The process's metrics in the Prometheus text format."""
-    return web.Response(body=metrics.exposition(), headers={"Content-Type": metrics.CONTENT_TYPE})
+    """The process's metrics in the Prometheus text format (with its parent's, in `smq serve`)."""
+    return web.Response(body=await treemetrics.page(), headers={"Content-Type": metrics.CONTENT_TYPE})

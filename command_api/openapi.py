@@ -119,7 +119,7 @@ def _called(code: types.CodeType, namespace: dict[str, Any]) -> Iterator[Any]:
 def _query_parameters(src: str) -> list[dict[str, Any]]:
     params: dict[str, dict[str, Any]] = {}
     if "wire.paging(" in src:
-        params["offset"] = {"type": "integer", "minimum": 0, "default": 0}
+        params["offset"] = {"type": "integer", "minimum": 0, "maximum": wire.MAX_OFFSET, "default": 0}
         params["limit"] = {"type": "integer", "minimum": 1, "maximum": 100, "default": 10}
     if "wire.status_filter(" in src:
         params["status"] = {"type": "string", "enum": ["enabled", "disabled", "all"], "default": "enabled"}

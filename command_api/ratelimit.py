@@ -1,116 +1,185 @@
-"""Rate limit of ``POST /users/tokens/issue``: token buckets in Redis, per identity and per
-client address, so that guessing secrets is slow however many connections one uses."""
+"""Failure limits of the secret checks that answer unauthenticated callers (token issue,
+``/identify``, ``/channels/{id}/access``, the HTTP message adapter, the bootstrap fetch):
+guessing is slow from one host and from many, and a caller whose secrets are right is never
+refused for it.
+
+The rule (``docs/architecture.md``, "Failure limits"), per kind of secret:
+  - only failed checks count; a success costs nothing and takes nothing;
+  - an address may fail ``address`` times per window (a token bucket refilled over the
+    window); when its bucket is empty it is refused every check of that kind until a token
+    comes back (``Retry-After``);
+  - an identity (a user's identity, a bootstrap external id) may fail ``identity`` times per
+    window, from any addresses; when its bucket is empty the identity is under attack, and
+    the addresses that have failed for it lately are refused for it, while an address that has
+    not failed for it (its owner's) is still answered;
+  - a refused request is answered 429 with ``Retry-After`` and checks nothing (no argon2 time).
+
+Redis keys (hashed, no identity or address in a key name), under the settings' prefix:
+  ``rl:<kind>:a:<digest>`` and ``rl:<kind>:i:<digest>`` the buckets (``t`` tokens, ``ts`` time);
+  ``rl:<kind>:ab:<digest>`` and ``rl:<kind>:ib:<digest>`` present (with a TTL) while the
+      address is refused, or the identity under attack;
+  ``rl:<kind>:p:<digest>`` present (TTL one window) while the address has failed for the identity.
+Every key expires by itself, so the memory is bounded by the failures of one window.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import ipaddress
 import logging
-import math
-from collections.abc import Awaitable, Callable
+import time
 from typing import Any
 
-import msgspec
 from aiohttp import web
 from redis.asyncio import Redis
 
-from command_api.context import CONTAINER, container
-from command_api.errors import error_response
-from command_api.observability import route_of
+from command_api.context import CONTAINER
+from command_api.errors import TooManyFailures
 
 log = logging.getLogger("smq.api")
 
-LIMITED = {("POST", "/users/tokens/issue")}
+LOGIN, THING, BOOTSTRAP = "login", "thing", "bootstrap"
+# A bucket's debt is bounded: a burst of failures answered before the first one landed is paid
+# for with at most this many windows of refusal.
+MOST_DEBT_WINDOWS = 60
+# Token requests that check a secret at once in one process: a burst queues here, and each
+# one reads the failures of those before it (so a burst of guesses gets a handful of answers).
+LOGIN_TURNS = 4
 
-# KEYS: one bucket per key; ARGV[1]: the window in seconds, ARGV[1 + i]: capacity of KEYS[i].
-# A bucket holds up to its capacity and refills it over one window. One attempt takes one token
-# from every bucket, or none when any is empty; the answer is the seconds to wait (0: allowed).
-_BUCKETS = """
-local now_t = redis.call('TIME')
-local now = tonumber(now_t[1]) + tonumber(now_t[2]) / 1000000
+# KEYS[1] address bucket, KEYS[2] its block, then (optional) KEYS[3] identity bucket, KEYS[4]
+# its block, KEYS[5] the pair's mark. ARGV: window, address capacity, identity capacity.
+# One failure takes one token from each bucket; a bucket below one token sets its block key
+# for as long as the next token takes. Answer: the seconds the address now waits, or 0.
+_FAILED = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local window = tonumber(ARGV[1])
-local levels, wait = {}, 0
-for i = 1, #KEYS do
-  local cap = tonumber(ARGV[i + 1])
+local function spend(bucket, block, cap)
   local rate = cap / window
-  local state = redis.call('HMGET', KEYS[i], 't', 'ts')
+  local state = redis.call('HMGET', bucket, 't', 'ts')
   local level = tonumber(state[1]) or cap
   local ts = tonumber(state[2]) or now
-  level = math.min(cap, level + math.max(0, now - ts) * rate)
-  levels[i] = level
-  if level < 1 then wait = math.max(wait, (1 - level) / rate) end
+  level = math.min(cap, level + math.max(0, now - ts) * rate) - 1
+  level = math.max(level, -cap * tonumber(ARGV[4]))
+  redis.call('HSET', bucket, 't', tostring(level), 'ts', tostring(now))
+  redis.call('PEXPIRE', bucket, math.ceil((cap - level) / rate * 1000))
+  if level < 1 then
+    local wait = (1 - level) / rate
+    redis.call('SET', block, '1', 'PX', math.ceil(wait * 1000))
+    return wait
+  end
+  return 0
 end
-if wait > 0 then return tostring(wait) end
-for i = 1, #KEYS do
-  redis.call('HSET', KEYS[i], 't', tostring(levels[i] - 1), 'ts', tostring(now))
-  redis.call('PEXPIRE', KEYS[i], math.ceil(window * 1000))
+local wait = 0
+if tonumber(ARGV[2]) > 0 then wait = spend(KEYS[1], KEYS[2], tonumber(ARGV[2])) end
+if #KEYS > 2 then
+  redis.call('SET', KEYS[5], '1', 'PX', math.ceil(window * 1000))
+  if tonumber(ARGV[3]) > 0 then wait = math.max(wait, spend(KEYS[3], KEYS[4], tonumber(ARGV[3]))) end
 end
-return '0'
+return tostring(wait)
+"""
+
+# KEYS as above. Answer: the milliseconds this address must still wait for this identity.
+_WAIT = """
+local wait = redis.call('PTTL', KEYS[1])
+if #KEYS > 1 and redis.call('EXISTS', KEYS[3]) == 1 then
+  wait = math.max(wait, redis.call('PTTL', KEYS[2]))
+end
+return wait
 """
 
 
-class Buckets:
-    """Token buckets in Redis under ``<prefix>rl:<name>:<digest>``."""
-
-    def __init__(self, redis: Redis, prefix: str, window: float) -> None:
-        self.redis, self.prefix, self.window = redis, prefix, window
-        self._script = redis.register_script(_BUCKETS)
-
-    def key(self, name: str, value: str) -> str:
-        digest = hashlib.sha256(value.encode()).hexdigest()[:32]  # no identity in key names
-        return f"{self.prefix}rl:{name}:{digest}"
-
-    async def take(self, buckets: list[tuple[str, str, int]]) -> float:
-        """Take one token from each ``(name, value, capacity)`` bucket; seconds to wait, or 0."""
-        active = [(self.key(n, v), cap) for n, v, cap in buckets if cap > 0]
-        if not active:
-            return 0.0
-        keys = [k for k, _ in active]
-        args: list[Any] = [self.window, *(cap for _, cap in active)]
-        answer = await self._script(keys=keys, args=args)
-        return float(answer.decode() if isinstance(answer, bytes) else answer)
-
-
-def _identity(raw: bytes) -> str | None:
-    """The identity a token request names, lower-cased, if it names one."""
+def address_of(request: web.Request) -> str:
+    """The client's address as the socket says (no forwarding header is trusted); an IPv6
+    client by its /64, which one host commonly holds whole."""
+    remote = request.remote or "unknown"
     try:
-        body = msgspec.json.decode(raw)
-    except msgspec.DecodeError:
-        return None
-    if not isinstance(body, dict):
-        return None
-    value = body.get("identity") or body.get("username")
-    return value.strip().lower()[:320] if isinstance(value, str) and value.strip() else None
+        ip = ipaddress.ip_address(remote)
+    except ValueError:
+        return remote
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
 
 
-BUCKETS = web.AppKey("smq.ratelimit", Buckets)
+class Failures:
+    """The failure counts of every API process, in Redis."""
+
+    def __init__(self, redis: Redis, prefix: str, window: float, per_identity: int, per_address: int) -> None:
+        self.redis, self.prefix, self.window = redis, prefix, window
+        self.per_identity, self.per_address = per_identity, per_address
+        self._failed = redis.register_script(_FAILED)
+        self._wait = redis.register_script(_WAIT)
+        self.login_turns = asyncio.Semaphore(LOGIN_TURNS)
+        self._warned = 0.0
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_address > 0 or self.per_identity > 0
+
+    def _key(self, kind: str, part: str, *values: str) -> str:
+        digest = hashlib.sha256("\0".join(values).encode()).hexdigest()[:32]
+        return f"{self.prefix}rl:{kind}:{part}:{digest}"
+
+    def block_key(self, kind: str, address: str) -> str:
+        """Present while the address is refused checks of this kind (its TTL: how long)."""
+        return self._key(kind, "ab", address)
+
+    def _keys(self, kind: str, identity: str | None, address: str) -> list[str]:
+        keys = [self._key(kind, "a", address), self.block_key(kind, address)]
+        if identity is not None:
+            keys += [self._key(kind, "i", identity), self._key(kind, "ib", identity),
+                     self._key(kind, "p", identity, address)]
+        return keys
+
+    async def check(self, kind: str, identity: str | None, address: str) -> None:
+        """Raise ``TooManyFailures`` when this address may not try this identity now."""
+        if not self.enabled:
+            return
+        keys = self._keys(kind, identity, address)
+        try:
+            ms = int(await self._wait(keys=[keys[1], *keys[3:]]))
+        except Exception:  # noqa: BLE001 - Redis trouble must not lock every user out
+            self._warn()
+            return
+        refuse_after_ms(ms)
+
+    async def failed(self, kind: str, identity: str | None, address: str) -> None:
+        """Count a failed check of this address (and identity)."""
+        if not self.enabled:
+            return
+        try:
+            await self._failed(keys=self._keys(kind, identity, address),
+                               args=[self.window, self.per_address, self.per_identity, MOST_DEBT_WINDOWS])
+        except Exception:  # noqa: BLE001 - the caller's answer stands (401) without the count
+            self._warn()
+
+    def _warn(self) -> None:
+        now = time.monotonic()
+        if now - self._warned > 60:  # once a minute, not once a request
+            self._warned = now
+            log.warning("failure limits unavailable (Redis); secret checks are not limited", exc_info=True)
+
+
+def refuse_after_ms(ms: Any) -> None:
+    """Raise ``TooManyFailures`` for a block key's PTTL that says the address is refused."""
+    if ms is not None and int(ms) > 0:
+        raise TooManyFailures(int(ms) / 1000)
+
+
+FAILURES = web.AppKey("smq.failures", Failures)
 
 
 async def prepare(app: web.Application) -> None:
-    """On startup: the buckets, in the container's Redis."""
+    """On startup: the failure counts, in the container's Redis."""
     c = app[CONTAINER]
-    app[BUCKETS] = Buckets(c.redis, c.settings.redis_prefix, c.settings.issue_limit_window)
+    s = c.settings
+    app[FAILURES] = Failures(c.redis, s.redis_prefix, s.failure_limit_window, s.failure_limit_identity,
+                             s.failure_limit_address)
 
 
-@web.middleware
-async def ratelimit_middleware(
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """429 with ``Retry-After`` when the identity or the address asked too often."""
-    if (request.method, route_of(request)) not in LIMITED:
-        return await handler(request)
-    s = container(request).settings
-    raw = await request.read()  # cached: the route reads the same body again
-    wanted = [("address", request.remote or "unknown", s.issue_limit_address)]
-    identity = _identity(raw)
-    if identity is not None:
-        wanted.append(("identity", identity, s.issue_limit_identity))
-    try:
-        wait = await request.app[BUCKETS].take(wanted)
-    except Exception:  # noqa: BLE001 - Redis trouble must not lock every user out
-        log.warning("rate limit check failed; request let through", exc_info=True)
-        wait = 0.0
-    if wait > 0:
-        resp = error_response(429, "too many token requests, try again later")
-        resp.headers["Retry-After"] = str(max(1, math.ceil(wait)))
-        return resp
-    return await handler(request)
+def failures(request: web.Request) -> Failures:
+    return request.app[FAILURES]

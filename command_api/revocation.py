@@ -1,5 +1,6 @@
-"""An access token stops working at once when its user is disabled or gone (a JWT alone
-would stay valid until it expires)."""
+"""An access token stops working at once when its user is disabled or gone, or when its
+user's secret changed or the user was disabled after it was issued (its ``epoch`` claim is
+older than the user's; a JWT alone would stay valid until it expires)."""
 
 from __future__ import annotations
 
@@ -15,23 +16,25 @@ from domain.errors import Unauthenticated
 
 
 class ActiveUsers:
-    """Users this process found active lately: a check is trusted for ``ttl`` seconds, so a
-    burst of requests costs one store read, not one each. A user disabled through this
-    process is forgotten at once; one disabled through another process is refused here
-    within ``ttl``."""
+    """Users this process found active lately, with their token epoch: a check is trusted for
+    ``ttl`` seconds, so a burst of requests costs one store read, not one each. A user
+    disabled (or whose secret changed) through this process is forgotten at once; through
+    another process, its old tokens are refused here within ``ttl``."""
 
     def __init__(self, ttl: float = 1.0, most: int = 100_000) -> None:
         self.ttl, self.most = ttl, most
-        self._seen: dict[UUID, float] = {}
+        self._seen: dict[UUID, tuple[float, int]] = {}
 
-    def fresh(self, user_id: UUID) -> bool:
-        at = self._seen.get(user_id)
-        return at is not None and time.monotonic() - at < self.ttl
+    def fresh(self, user_id: UUID, epoch: int | None = None) -> bool:
+        """Seen within ``ttl`` (and, given ``epoch``, with that token epoch)."""
+        seen = self._seen.get(user_id)
+        return (seen is not None and time.monotonic() - seen[0] < self.ttl
+                and (epoch is None or seen[1] == epoch))
 
-    def seen(self, user_id: UUID) -> None:
+    def seen(self, user_id: UUID, epoch: int = 0) -> None:
         if len(self._seen) >= self.most:
             self._seen.clear()
-        self._seen[user_id] = time.monotonic()
+        self._seen[user_id] = (time.monotonic(), epoch)
 
     def forget(self, user_id: UUID) -> None:
         self._seen.pop(user_id, None)
@@ -54,8 +57,9 @@ async def revocation_middleware(
         except Unauthenticated:
             return await handler(request)  # a refresh token, or a bad one: the route decides
         active = request.app[ACTIVE]
-        if not active.fresh(claims.user_id):
-            await c.store.run(c.store.app.active_user, claims.user_id)  # Unauthenticated: 401
-            active.seen(claims.user_id)
+        if not active.fresh(claims.user_id, claims.epoch):
+            # Unauthenticated (401) for a user not active or a token of an earlier epoch.
+            user = await c.store.run(c.store.app.active_user, claims.user_id, claims.epoch)
+            active.seen(claims.user_id, user.tokens_epoch)
         request[PRINCIPAL] = Principal(user_id=claims.user_id, admin=claims.role == "admin")
     return await handler(request)

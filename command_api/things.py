@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -12,7 +13,8 @@ from aiohttp import web
 from command_api import docsql, sqlauth, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
-from domain.errors import Unauthenticated
+from command_api.ratelimit import THING, Failures, address_of, failures
+from domain.errors import Invalid, Unauthenticated
 from domain.things import Thing
 from infra.container import Container
 from projections.lookups import ThingKey
@@ -79,7 +81,7 @@ async def create_thing(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
     c = container(request)
-    done = await c.store.command(c.store.app.create_things, who, [item], meta=meta(request))
+    done = await c.store.command(c.store.app.create_things, who, [item], meta=meta(request), bulk=False)
     thing: Thing = done.result[0]
     headers = await committed(request, done, also=[str(thing.id)])
     headers["Location"] = f"/things/{thing.id}"
@@ -187,8 +189,8 @@ async def identify_secret(request: web.Request) -> str:
     if request.headers.get("Authorization"):
         return thing_secret(request)
     try:
-        body = msgspec.json.decode(await request.read()) if request.can_read_body else None
-    except msgspec.DecodeError:
+        body = wire.decode_json(await request.read()) if request.can_read_body else None
+    except Invalid:
         body = None
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token.strip():
@@ -210,15 +212,20 @@ async def identify(request: web.Request) -> web.Response:
     secret = await identify_secret(request)
     c = container(request)
     view = c.thing_keys()
+    limits, address = failures(request), address_of(request)
     try:
-        return await _identify(c, view.lookup, (view.name,), secret)
+        # The failure limit is read beside the lookup: no wait more for a right secret.
+        found, _ = await asyncio.gather(view.lookup(secret), limits.check(THING, None, address))
+        return await _identify(c, view.lookup, (view.name,), secret, found, limits, address)
     except ViewNotReady:  # Redis lost the view and the projector rebuilds it: SQL answers
-        return await _identify(c, partial(sqlauth.thing_key, c), sqlauth.THING_VIEWS, secret)
+        await limits.check(THING, None, address)
+        lookup = partial(sqlauth.thing_key, c)
+        return await _identify(c, lookup, sqlauth.THING_VIEWS, secret, await lookup(secret), limits, address)
 
 
 async def _identify(c: Container, lookup: Callable[[str], Awaitable[ThingKey | None]],
-                    views: tuple[str, ...], secret: str) -> web.Response:
-    found = await lookup(secret)
+                    views: tuple[str, ...], secret: str, found: ThingKey | None, limits: Failures,
+                    address: str) -> web.Response:
     if found is not None:
         await c.freshness.wait(views, await c.freshness.target(found.thing_id))
         again = await lookup(secret)
@@ -226,6 +233,8 @@ async def _identify(c: Container, lookup: Callable[[str], Awaitable[ThingKey | N
             return _identified(again.thing_id, again.enabled)
     await c.freshness.wait(views, await c.store.max_position())
     last = await lookup(secret)
+    if last is None:
+        await limits.failed(THING, None, address)
     return _identified(last.thing_id if last else None, bool(last and last.enabled))
 
 

@@ -11,8 +11,9 @@ from aiohttp import web
 from command_api import docsql, wire
 from command_api.context import bearer, committed, container, fresh, meta, principal
 from command_api.listing import total_and_page
+from command_api.ratelimit import LOGIN, address_of, failures
 from command_api.revocation import ACTIVE
-from domain.errors import NotFound
+from domain.errors import NotFound, Unauthenticated
 from domain.users import User
 
 routes = web.RouteTableDef()
@@ -95,17 +96,27 @@ async def create_user(request: web.Request) -> web.Response:
 async def issue_token(request: web.Request) -> web.Response:
     body = await wire.body(request, IssueToken)
     c = container(request)
-    user = await c.store.run(c.store.app.authenticate_user, body.identity or body.username,
-                             body.secret or body.password)
-    return wire.json(c.tokens.issue(user.id, user.identity, user.role), status=201)
+    identity, secret = body.identity or body.username, body.secret or body.password
+    limits, address = failures(request), address_of(request)
+    named = identity.strip().lower()[:320] if isinstance(identity, str) and identity.strip() else None
+    # One turn per check: a burst of guesses is checked in turns, each one after the failures
+    # of those before it are counted.
+    async with limits.login_turns:
+        await limits.check(LOGIN, named, address)
+        try:
+            user = await c.store.run(c.store.app.authenticate_user, identity, secret)
+        except Unauthenticated:
+            await limits.failed(LOGIN, named, address)
+            raise
+    return wire.json(c.tokens.issue(user.id, user.identity, user.role, user.tokens_epoch), status=201)
 
 
 @routes.post("/users/tokens/refresh")
 async def refresh_token(request: web.Request) -> web.Response:
     c = container(request)
     claims = c.tokens.check(bearer(request), "refresh")
-    user = await c.store.run(c.store.app.active_user, claims.user_id)
-    return wire.json(c.tokens.issue(user.id, user.identity, user.role), status=201)
+    user = await c.store.run(c.store.app.active_user, claims.user_id, claims.epoch)
+    return wire.json(c.tokens.issue(user.id, user.identity, user.role, user.tokens_epoch), status=201)
 
 
 async def _one(request: web.Request, uid: UUID) -> web.Response:
@@ -174,6 +185,7 @@ async def update_secret(request: web.Request) -> web.Response:
     c = container(request)
     done = await c.store.command(c.store.app.change_user_secret, who, body.old_secret,
                                  body.new_secret, meta=meta(request))
+    request.app[ACTIVE].forget(who.user_id)  # the tokens issued before end here at once
     return wire.json(user_json(done.result), headers=await committed(request, done))
 
 

@@ -203,10 +203,13 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
             raise Unauthenticated("user is disabled")
         return user
 
-    def active_user(self, user_id: UUID) -> User:
+    def active_user(self, user_id: UUID, epoch: int | None = None) -> User:
+        """The enabled user; with ``epoch``, only if a token of that epoch is still valid."""
         user = self.get_or_none(User, user_id)
         if user is None or not user.enabled:
             raise Unauthenticated("user is unknown or disabled")
+        if epoch is not None and epoch != user.tokens_epoch:
+            raise Unauthenticated("token was issued before the secret changed or the user was disabled")
         return user
 
     def _user_for(self, who: Principal, user_id: UUID) -> User:

@@ -179,9 +179,9 @@ class BootstrapCases:
         external_id = check_external(body.get("external_id"), "external_id")
         external_key = check_external(body.get("external_key"), "external_key")
         name = check_text(body.get("name"), "name")
-        content = check_text(body.get("content"), "content", MAX_CONTENT)
+        content = check_text(body.get("content"), "content", MAX_CONTENT, document=True)
         channels = check_channel_ids(body.get("channels"))
-        certs = [check_text(body.get(k), k, MAX_PEM) for k in ("client_cert", "client_key", "ca_cert")]
+        certs = [check_text(body.get(k), k, MAX_PEM, document=True) for k in ("client_cert", "client_key", "ca_cert")]
         raw_thing = body.get("thing_id")
         thing_id = check_uuid(raw_thing, "thing_id") if raw_thing not in (None, "") else None
         new_thing = check_new_thing({"name": name}) if thing_id is None else None
@@ -205,7 +205,7 @@ class BootstrapCases:
 
     def update_config(self: Core, who: Principal, thing_id: UUID, name: Any, content: Any,
                       meta: Meta = NO_META) -> Done:
-        name, content = check_text(name, "name"), check_text(content, "content", MAX_CONTENT)
+        name, content = check_text(name, "name"), check_text(content, "content", MAX_CONTENT, document=True)
 
         def build() -> tuple[Config, list[Entity]]:
             config = BootstrapCases._config_for(self, who, thing_id, "owner")  # type: ignore[arg-type]
@@ -216,7 +216,7 @@ class BootstrapCases:
 
     def update_config_certs(self: Core, who: Principal, thing_id: UUID, client_cert: Any, client_key: Any,
                             ca_cert: Any, meta: Meta = NO_META) -> Done:
-        certs = [check_text(v, k, MAX_PEM) for k, v in
+        certs = [check_text(v, k, MAX_PEM, document=True) for k, v in
                  (("client_cert", client_cert), ("client_key", client_key), ("ca_cert", ca_cert))]
 
         def build() -> tuple[Config, list[Entity]]:
@@ -264,7 +264,7 @@ class BootstrapCases:
         def build() -> tuple[Config | None, list[Entity]]:
             config = self.get_or_none(Config, config_id(thing_id))
             if config is None or config.removed:
-                return None, []  # removing what is not there is not an error (as upstream)
+                raise NotFound("config not found")
             authorize(who, config.owner, {}, "owner", "config")
             return config, remove_changes(self, who, config)
 

@@ -112,8 +112,10 @@ def _channel_for(app: Core, who: Principal, channel_id: UUID, action: str | None
 class ChannelCases:
     """The use cases of channels (mixed into the application)."""
 
-    def create_channels(self: Core, who: Principal, items: Any, meta: Meta = NO_META) -> Done:
-        """Create every channel or none; an error names the 0-based index of its item."""
+    def create_channels(self: Core, who: Principal, items: Any, meta: Meta = NO_META,
+                        bulk: bool = True) -> Done:
+        """Create every channel or none; an error of a bulk request names the 0-based index of
+        its item."""
         specs: list[NewChannel] = []
         for i, item in enumerate(check_bulk(items, "channels")):
             try:
@@ -121,7 +123,7 @@ class ChannelCases:
                 if any(s.id == spec.id for s in specs):
                     raise Conflict("channel id already exists")
             except DomainError as exc:
-                raise type(exc)(f"item {i}: {exc.message}") from None
+                raise (type(exc)(f"item {i}: {exc.message}") if bulk else exc) from None
             specs.append(spec)
 
         def build() -> tuple[list[Channel], list[Entity]]:
@@ -129,7 +131,8 @@ class ChannelCases:
             for i, s in enumerate(specs):
                 # The aggregate's own id is the claim: the store refuses a second version 1.
                 if not self.absent(s.id):
-                    raise Conflict(f"item {i}: channel id already exists")
+                    raise Conflict(f"item {i}: channel id already exists" if bulk
+                                   else "channel id already exists")
                 channels.append(Channel(id=s.id, owner=who.user_id, name=s.name,
                                         description=s.description, metadata=s.metadata,
                                         enabled=s.enabled))

@@ -3,7 +3,8 @@ and the access rule for owned, shareable entities."""
 
 from __future__ import annotations
 
-import unicodedata
+import re
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -22,6 +23,17 @@ MAX_BULK = 1000
 # c_list lets a user see an entity; c_update and c_delete (enable, disable) imply c_list,
 # so that nobody may change what they cannot see.
 ACTIONS = ("c_list", "c_update", "c_delete")
+
+# The text rule: every string that enters the store is Unicode that UTF-8 and PostgreSQL can
+# hold (no lone surrogate, no NUL) and has no control character (Unicode category Cc), except
+# that a document (a PEM certificate or key, a bootstrap config's content) keeps its tabs and
+# line breaks. The API applies it to every decoded body (``check_strings``); the use cases
+# apply it to the fields they take (``check_text``, ``check_metadata``), so a direct call
+# stores nothing else either.
+_NOT_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_NOT_DOCUMENT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]")
+# The fields of a body whose strings are documents (bootstrap configs, their certificates).
+DOCUMENT_FIELDS = frozenset({"content", "client_cert", "client_key", "ca_cert"})
 
 
 @dataclass(frozen=True)
@@ -73,6 +85,7 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         raise Invalid("metadata must be a JSON object")
     if _depth(metadata) > MAX_METADATA_DEPTH:
         raise Invalid(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels")
+    check_strings(metadata, "metadata")
     if len(repr(metadata)) > MAX_METADATA_BYTES:
         raise Invalid("metadata is too large")
     return metadata
@@ -106,16 +119,61 @@ def check_bulk(items: Any, what: str) -> list[Any]:
     return items
 
 
-def check_text(value: Any, what: str, limit: int = 1024) -> str:
+def text_fault(value: str, document: bool = False) -> str | None:
+    """Why ``value`` breaks the text rule, or None when it keeps it."""
+    found = (_NOT_DOCUMENT if document else _NOT_TEXT).search(value)
+    if found is None:
+        return None
+    if "\ud800" <= found.group() <= "\udfff":
+        return "must be valid UTF-8 text"
+    return "must not contain control characters"
+
+
+def check_text(value: Any, what: str, limit: int = 1024, document: bool = False) -> str:
     if value is None:
         return ""
     if not isinstance(value, str):
         raise Invalid(f"{what} must be a string")
     if len(value) > limit:
         raise Invalid(f"{what} is longer than {limit} characters")
-    if any(unicodedata.category(ch) == "Cc" for ch in value):
-        raise Invalid(f"{what} must not contain control characters")
+    fault = text_fault(value, document)
+    if fault is not None:
+        raise Invalid(f"{what} {fault}")
     return value
+
+
+def _child(path: str, key: Any) -> str:
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    key = key if len(key) <= 64 else key[:61] + "..."
+    return f"{path}.{key}" if path else key
+
+
+def check_strings(value: Any, path: str = "", documents: frozenset[str] = DOCUMENT_FIELDS) -> None:
+    """Every string in ``value`` (dict keys too, at any depth, msgspec Structs by their wire
+    names) keeps the text rule; ``Invalid`` names one that does not (``metadata.a[2]``).
+    A top-level member named in ``documents`` is a document. ``value`` must be of bounded
+    depth (the API bounds a body's nesting before it is decoded)."""
+    stack = deque([(path, value, False)])  # breadth first: the shallowest fault is named
+    while stack:
+        where, item, document = stack.popleft()
+        if isinstance(item, str):
+            fault = text_fault(item, document)
+            if fault is not None:
+                raise Invalid(f"{where or 'the body'} {fault}")
+        elif isinstance(item, dict):
+            for key, sub in item.items():
+                if isinstance(key, str):
+                    fault = text_fault(key)
+                    if fault is not None:
+                        raise Invalid(f"a key of {where or 'the body'} {fault}")
+                    stack.append((_child(where, key), sub, where == "" and key in documents))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((_child(where, i), sub, False) for i, sub in enumerate(item))
+        elif hasattr(item, "__struct_fields__"):
+            stack.extend((_child(where, name), getattr(item, attr), where == "" and name in documents)
+                         for attr, name in zip(item.__struct_fields__, item.__struct_encode_fields__,
+                                               strict=True))
 
 
 def check_grant(user_ids: Any, actions: Any) -> tuple[list[UUID], list[str]]:

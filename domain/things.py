@@ -180,8 +180,10 @@ def new_thing_changes(app: Core, who: Principal, s: NewThing) -> tuple[Thing, li
 class ThingCases:
     """The use cases of things (mixed into the application)."""
 
-    def create_things(self: Core, who: Principal, items: Any, meta: Meta = NO_META) -> Done:
-        """Create every thing or none; an error names the 0-based index of its item."""
+    def create_things(self: Core, who: Principal, items: Any, meta: Meta = NO_META,
+                      bulk: bool = True) -> Done:
+        """Create every thing or none; an error of a bulk request names the 0-based index of
+        its item."""
         specs: list[NewThing] = []
         seen_ids: set[UUID] = set()
         seen_secrets: set[str] = set()
@@ -193,7 +195,7 @@ class ThingCases:
                 if spec.secret in seen_secrets:
                     raise Conflict("secret already exists")
             except DomainError as exc:
-                raise _indexed(i, exc) from None
+                raise (_indexed(i, exc) if bulk else exc) from None
             seen_ids.add(spec.id)
             seen_secrets.add(spec.secret)
             specs.append(spec)
@@ -205,7 +207,7 @@ class ThingCases:
                 try:
                     thing, made = new_thing_changes(self, who, s)
                 except DomainError as exc:
-                    raise _indexed(i, exc) from None
+                    raise (_indexed(i, exc) if bulk else exc) from None
                 things.append(thing)
                 changed += made
             return things, changed

@@ -8,6 +8,7 @@ from typing import Any
 from eventsourcing.domain import event
 
 from domain.base import Entity
+from domain.common import text_fault
 from domain.errors import Invalid
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -19,6 +20,9 @@ ROLES = ("user", "admin")
 def check_identity(identity: Any) -> str:
     if not isinstance(identity, str) or len(identity) > 254 or not EMAIL.match(identity):
         raise Invalid("identity must be an e-mail address")
+    fault = text_fault(identity)
+    if fault is not None:
+        raise Invalid(f"identity {fault}")
     return identity
 
 
@@ -27,6 +31,9 @@ def check_secret(secret: Any) -> str:
         raise Invalid(f"secret must be at least {MIN_SECRET} characters")
     if len(secret) > 1024:
         raise Invalid("secret is too long")
+    fault = text_fault(secret)
+    if fault is not None:
+        raise Invalid(f"secret {fault}")
     return secret
 
 
@@ -35,6 +42,9 @@ def check_name(name: Any) -> str:
         raise Invalid("name must be a string")
     if len(name) > MAX_NAME:
         raise Invalid(f"name is longer than {MAX_NAME} characters")
+    fault = text_fault(name)
+    if fault is not None:
+        raise Invalid(f"name {fault}")
     return name
 
 
@@ -43,6 +53,10 @@ def check_tags(tags: Any) -> list[str]:
         raise Invalid("tags must be a list of strings")
     if len(tags) > 64:
         raise Invalid("too many tags")
+    for i, tag in enumerate(tags):
+        fault = text_fault(tag)
+        if fault is not None:
+            raise Invalid(f"tags[{i}] {fault}")
     return list(dict.fromkeys(tags))
 
 
@@ -54,6 +68,9 @@ class User(Entity):
                  tags: list[str], role: str, enabled: bool) -> None:
         self.identity, self.name, self.secret_hash = identity, name, secret_hash
         self.metadata, self.tags, self.role, self.enabled = metadata, tags, role, enabled
+        # Tokens carry the epoch they were issued in; a new secret or a disable starts the next
+        # one, which ends every token issued before (enabling again does not revive them).
+        self.tokens_epoch = 0
 
     def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
         name = self.name if name is None else name
@@ -76,6 +93,7 @@ class User(Entity):
     @event("SecretChanged")
     def change_secret(self, secret_hash: str) -> None:
         self.secret_hash = secret_hash
+        self.tokens_epoch += 1
 
     def enable(self) -> None:
         if not self.enabled:
@@ -92,6 +110,7 @@ class User(Entity):
     @event("Disabled")
     def _disabled(self) -> None:
         self.enabled = False
+        self.tokens_epoch += 1
 
     @property
     def status(self) -> str:

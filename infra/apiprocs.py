@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import errno
 import json
 import logging
 import os
@@ -48,14 +49,28 @@ def inherited_socket() -> socket.socket | None:
     return socket.socket(fileno=int(fd))
 
 
+class CannotListen(Exception):
+    """The HTTP address cannot be had: said in one line that names the setting to change."""
+
+
+def listen_failure(host: str, port: int, exc: OSError) -> CannotListen:
+    why = {errno.EADDRINUSE: "the port is in use", errno.EACCES: "permission denied",
+           errno.EADDRNOTAVAIL: "no such address here"}.get(exc.errno or 0, exc.strerror or str(exc))
+    return CannotListen(f"cannot listen on {host}:{port} ({why}): set SMQ_HTTP_PORT"
+                        " (or SMQ_HTTP_HOST) to a free address")
+
+
 class ApiProcesses:
     """The API children of `smq serve`."""
 
     def __init__(self, settings: Settings, env: dict[str, str], count: int) -> None:
         self.settings, self.count = settings, count
         # SO_REUSEPORT, as `smq api`'s own listener: other API processes may share the port.
-        self.sock = socket.create_server((settings.http_host, settings.http_port), backlog=1024,
-                                         reuse_port=True)
+        try:
+            self.sock = socket.create_server((settings.http_host, settings.http_port), backlog=1024,
+                                             reuse_port=True)
+        except OSError as exc:
+            raise listen_failure(settings.http_host, settings.http_port, exc) from None
         self.port = int(self.sock.getsockname()[1])
         # Two malloc arenas (unless set): the store's threads would otherwise each grow their
         # own, and a long bulk load leaves the API's memory fragmented across them.

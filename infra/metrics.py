@@ -50,6 +50,12 @@ RELAY_LAG = Gauge(
 VIEW_LAG = Gauge(
     "smq_view_lag_positions", "Events committed to the store but not yet applied to a view.",
     ["view"], registry=REGISTRY)
+VIEW_STALLED = Gauge(
+    "smq_view_stalled", "1 while a view cannot move (failing on an event, or behind the store and"
+    " not moving), else 0.", ["view"], registry=REGISTRY)
+VIEW_FAILURES = Counter(
+    "smq_view_failures", "Failed attempts to apply events to a view (each retry counts).",
+    ["view"], registry=REGISTRY)
 RELAY_FAILURES = Gauge(
     "smq_relay_failures", "Publish failures of the relay in a row (0 while it publishes).",
     registry=REGISTRY)
@@ -121,6 +127,16 @@ def view_position(view: str, position: int) -> None:
         VIEW_LAG.labels(view).set(max(0, _store_pos - position))
 
 
+def view_stalled(view: str, stalled: bool) -> None:
+    """Whether view ``view`` cannot move (see ``workers.projector``)."""
+    VIEW_STALLED.labels(view).set(1 if stalled else 0)
+
+
+def view_failure(view: str) -> None:
+    """One failed attempt to apply events to view ``view``."""
+    VIEW_FAILURES.labels(view).inc()
+
+
 def relay_lag(positions: int) -> None:
     """Set the relay's lag directly, for a caller that measured it itself."""
     RELAY_LAG.set(max(0, positions))
@@ -166,3 +182,4 @@ def forget_positions() -> None:
         STORE_POSITION.set(0)
         RELAY_LAG.set(0)
         VIEW_LAG.clear()
+        VIEW_STALLED.clear()

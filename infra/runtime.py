@@ -10,11 +10,13 @@ from typing import Any
 from aiohttp import web
 
 from command_api.app import create_app
-from infra.apiprocs import ApiProcesses, inherited_socket
+from command_api.server import ApiRunner
+from infra.apiprocs import ApiProcesses, inherited_socket, listen_failure
 from infra.container import Container
 from infra.lease import Lease
 from infra.replay import SQL_TABLES
 from infra.settings import Settings
+from infra.treemetrics import PARENT_METRICS, ParentMetrics
 from projections.redisview import RedisView
 from projections.statistics import Statistics
 from workers.projector import Projector, ViewRunner
@@ -59,6 +61,7 @@ class Service:
     # The API in this many child processes (`smq serve`); 0: in this process.
     api_processes: int = 0
     children: ApiProcesses | None = None
+    parent_metrics: ParentMetrics | None = None
 
     @classmethod
     async def start(cls, settings: Settings, roles: set[str] | frozenset[str] = ALL_ROLES,
@@ -95,7 +98,8 @@ class Service:
                 await guard.start(wait=GUARD_START_WAIT)
             self.projector = Projector([
                 ViewRunner(guard.wrap(views), c.js, s.stream, s.events_subject,
-                           advanced=c.freshness.advanced)], guard=guard if guard.states else None)
+                           advanced=c.freshness.advanced, pool=c.pool)], head=c.store.max_position,
+                guard=guard if guard.states else None)
             self._worker(self.projector.run(), "projector")
             tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
             if tables:
@@ -105,18 +109,24 @@ class Service:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
             self._worker(self.saga.run(), "saga")
         if "api" in self.roles and self.api_processes:
+            # The children's /metrics show this process's metrics too.
+            self.parent_metrics = ParentMetrics(s.data_dir)
+            await self.parent_metrics.start()
             servers = {"SMQ_DATABASE_URL": c.database_url, "SMQ_NATS_URL": c.nats_url,
-                       "SMQ_REDIS_URL": c.redis_url}
+                       "SMQ_REDIS_URL": c.redis_url, PARENT_METRICS: self.parent_metrics.path}
             self.children = ApiProcesses(s, servers, self.api_processes)
             await self.children.start()
             self.port = self.children.port
         elif "api" in self.roles:
-            self.runner = web.AppRunner(create_app(c), access_log=None)
+            self.runner = ApiRunner(create_app(c), access_log=None)
             await self.runner.setup()
             sock = inherited_socket()
             site = (web.SockSite(self.runner, sock) if sock is not None
                     else web.TCPSite(self.runner, s.http_host, s.http_port, reuse_port=True))
-            await site.start()
+            try:
+                await site.start()
+            except OSError as exc:
+                raise listen_failure(s.http_host, s.http_port, exc) from None
             self.port = self.runner.addresses[0][1]
 
     @property
@@ -135,6 +145,8 @@ class Service:
             await self.children.stop()
         if self.runner is not None:
             await self.runner.cleanup()
+        if self.parent_metrics is not None:
+            await self.parent_metrics.stop()
         for worker in (self.relay, self.projector, self.saga, self.statistics):
             if worker is not None:
                 worker.stop()

@@ -65,11 +65,12 @@ class Settings:
     provision_at_once: bool = True
     # `smq serve`: the HTTP API in this many child processes beside the workers (0: all in one).
     api_processes: int = 1
-    # POST /users/tokens/issue: attempts per window by one identity and by one client address
-    # (0: no limit).
-    issue_limit_identity: int = 10
-    issue_limit_address: int = 30
-    issue_limit_window: float = 60.0
+    # Failed secret checks (token issue, identify, access, the HTTP adapter, the bootstrap fetch)
+    # allowed per window for one identity and for one client address (0: no limit); see
+    # command_api.ratelimit for the rule.
+    failure_limit_identity: int = 5
+    failure_limit_address: int = 30
+    failure_limit_window: float = 15 * 60.0
     # The certificate authority's PEM files; unset: one generated into the data folder.
     ca_cert_file: str | None = None
     ca_key_file: str | None = None
@@ -113,9 +114,12 @@ class Settings:
             store_workers=int(get("STORE_WORKERS") or s.store_workers),
             provision_at_once=(get("PROVISION_AT_ONCE") or "true").strip().lower() not in ("0", "false", "no", "off"),
             api_processes=max(0, int(get("API_PROCESSES") or s.api_processes)),
-            issue_limit_identity=int(get("ISSUE_LIMIT_IDENTITY") or s.issue_limit_identity),
-            issue_limit_address=int(get("ISSUE_LIMIT_ADDRESS") or s.issue_limit_address),
-            issue_limit_window=parse_duration(get("ISSUE_LIMIT_WINDOW") or "1m"),
+            # The ISSUE_LIMIT_* names of earlier releases are still read (they now count failures).
+            failure_limit_identity=int(get("FAILURE_LIMIT_IDENTITY") or get("ISSUE_LIMIT_IDENTITY")
+                                       or s.failure_limit_identity),
+            failure_limit_address=int(get("FAILURE_LIMIT_ADDRESS") or get("ISSUE_LIMIT_ADDRESS")
+                                      or s.failure_limit_address),
+            failure_limit_window=parse_duration(get("FAILURE_LIMIT_WINDOW") or get("ISSUE_LIMIT_WINDOW") or "15m"),
             ca_cert_file=get("CERTS_CA_CERT"),
             ca_key_file=get("CERTS_CA_KEY"),
             bootstrap_key=get("BOOTSTRAP_ENCRYPT_KEY"),

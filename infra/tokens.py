@@ -1,4 +1,6 @@
-"""JWT access and refresh tokens: HS512, with sub, identity, type, iat and exp."""
+"""JWT access and refresh tokens: HS512, with sub, identity, type, iat, exp and epoch (the user's
+token epoch when issued: a secret change or a disable starts a new one and ends older tokens;
+a counter, not a time, so no clock and no one-second ``iat`` decides)."""
 
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ class Claims:
     identity: str
     role: str
     type: str
+    epoch: int = 0  # tokens of earlier releases carry none: epoch 0
 
 
 class Tokens:
@@ -39,18 +42,19 @@ class Tokens:
         # every request, and its signature is checked once. Bounded; the oldest go first.
         self._verified: dict[tuple[str, str], tuple[Claims, float]] = {}
 
-    def _encode(self, user_id: UUID, identity: str, role: str, kind: str, ttl: float, now: float) -> str:
+    def _encode(self, user_id: UUID, identity: str, role: str, kind: str, ttl: float, now: float,
+                epoch: int) -> str:
         claims: dict[str, Any] = {
             "iss": ISSUER, "sub": str(user_id), "identity": identity, "role": role,
-            "type": kind, "iat": int(now), "exp": int(now + ttl),
+            "type": kind, "iat": int(now), "exp": int(now + ttl), "epoch": epoch,
         }
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM)
 
-    def issue(self, user_id: UUID, identity: str, role: str) -> dict[str, str]:
+    def issue(self, user_id: UUID, identity: str, role: str, epoch: int = 0) -> dict[str, str]:
         now = time.time()
         return {
-            "access_token": self._encode(user_id, identity, role, "access", self.access_ttl, now),
-            "refresh_token": self._encode(user_id, identity, role, "refresh", self.refresh_ttl, now),
+            "access_token": self._encode(user_id, identity, role, "access", self.access_ttl, now, epoch),
+            "refresh_token": self._encode(user_id, identity, role, "refresh", self.refresh_ttl, now, epoch),
             "access_type": "Bearer",
         }
 
@@ -76,7 +80,10 @@ class Tokens:
             )
             if claims.get("type") != kind:
                 raise Unauthenticated(f"not an {kind} token" if kind == "access" else f"not a {kind} token")
+            epoch = claims.get("epoch", 0)
+            if not isinstance(epoch, int) or isinstance(epoch, bool):
+                raise ValueError("epoch")
             return Claims(UUID(claims["sub"]), str(claims.get("identity", "")),
-                          str(claims.get("role", "user")), kind), float(claims["exp"])
+                          str(claims.get("role", "user")), kind, epoch), float(claims["exp"])
         except (jwt.PyJWTError, ValueError, TypeError, KeyError) as exc:
             raise Unauthenticated("invalid or expired token") from exc

@@ -27,8 +27,9 @@ NAME = "access"
 
 # One round trip, one instant: what a secret names, that thing's connection to the channel,
 # the channel's status, the positions the caller must see (recorded under the thing's and the
-# channel's ids by every command that changes them), the positions the views have reached and
-# their markers (is each view whole?).
+# channel's ids by every command that changes them), the positions the views have reached,
+# their markers (is each view whole?) and, with ARGV[11], the milliseconds left of that key
+# (the caller's failure block, if any).
 _SNAPSHOT = """
 local found = redis.call('HMGET', ARGV[1], 'id', 'status')
 local tid = found[1]
@@ -42,7 +43,8 @@ return {tid or false, found[2] or false, held or false, conn or false,
         redis.call('GET', ARGV[4]) or false, rw_thing or false,
         redis.call('GET', ARGV[5] .. ARGV[6]) or false,
         redis.call('GET', ARGV[7]) or false, redis.call('GET', ARGV[8]) or false,
-        redis.call('GET', ARGV[9]) or false, redis.call('GET', ARGV[10]) or false}
+        redis.call('GET', ARGV[9]) or false, redis.call('GET', ARGV[10]) or false,
+        ARGV[11] and redis.call('PTTL', ARGV[11]) or -2}
 """
 
 
@@ -62,6 +64,7 @@ class Snapshot:
     target: int               # the position the views must reach for this to be fresh
     reached: int              # the lower of the two views' positions
     whole: bool = True        # False while a Redis view is lost or rebuilt: ask SQL instead
+    blocked_ms: int = -2      # the PTTL of the block key asked for (-2: none)
 
 
 class AccessView(RedisView):
@@ -85,21 +88,24 @@ class AccessView(RedisView):
         return frozenset(raw.decode().split(",")) if raw else frozenset()
 
     async def snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str,
-                       channel_id: str) -> Snapshot:
-        """The secret's thing and its access to the channel, and how fresh that is."""
-        r = await self._snapshot(args=[
-            keys.by_key(key_hash), keys.by_thing(""), self.conn_key(channel_id, ""),
-            self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key,
-            keys.epoch_key, self.epoch_key])
-        r = [v if v is not False else None for v in r] + [None] * (11 - len(r))
-        tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access, m_keys, m_access = r
+                       channel_id: str, block_key: str | None = None) -> Snapshot:
+        """The secret's thing and its access to the channel, how fresh that is, whether the
+        views are whole (and, in the same round trip, how long ``block_key`` still lives)."""
+        args = [keys.by_key(key_hash), keys.by_thing(""), self.conn_key(channel_id, ""),
+                self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key,
+                keys.epoch_key, self.epoch_key]
+        r = await self._snapshot(args=args if block_key is None else [*args, block_key])
+        r = [v if v is not False else None for v in r] + [None] * (12 - len(r))
+        (tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access, m_keys, m_access,
+         blocked) = r
         return Snapshot(
             thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
             actions=frozenset(conn.decode().split(",")) if conn else frozenset(),
             channel_enabled=chan != b"disabled",
             target=max(int(rw_thing or 0), int(rw_chan or 0)),
             reached=min(int(pos_keys or 0), int(pos_access or 0)),
-            whole=whole(m_keys) and whole(m_access))
+            whole=whole(m_keys) and whole(m_access),
+            blocked_ms=int(blocked) if isinstance(blocked, int) else -2)
 
     def _change(self, env: Envelope) -> tuple[str, str, str | None] | None:
         """The write an event makes: (op, key, value), or None."""

@@ -68,8 +68,40 @@ def from_stored(position: int, topic: str, originator_id: Any, version: int,
     )
 
 
+# Text that UTF-8 (a lone surrogate) or PostgreSQL (NUL) cannot hold. The API has never let
+# it in since the text rule (domain.common), but an older version's store may hold some.
+_UNHOLDABLE = re.compile("[\x00\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+def _safe_value(value: Any) -> Any:
+    if isinstance(value, str):
+        return _UNHOLDABLE.sub(REPLACEMENT, value)
+    if isinstance(value, dict):
+        return {_safe_value(k): _safe_value(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_safe_value(v) for v in value]
+    return value
+
+
+def safe(env: Envelope) -> Envelope:
+    """``env`` with NUL and lone surrogates in its text replaced by U+FFFD (``env`` itself
+    when it holds none): what the bus and the SQL views carry of an event whose text they
+    cannot hold. The stored event stays as it is."""
+    texts = (env.actor, env.correlation_id, env.causation_id)
+    data = _safe_value(env.data)
+    if data == env.data and not any(t is not None and _UNHOLDABLE.search(t) for t in texts):
+        return env  # (U+FFFD never equals NUL or a surrogate: equal means nothing replaced)
+    actor, correlation_id, causation_id = (None if t is None else _safe_value(t) for t in texts)
+    return msgspec.structs.replace(env, data=data, actor=actor, correlation_id=correlation_id,
+                                   causation_id=causation_id)
+
+
 def encode(env: Envelope) -> bytes:
-    return _encoder.encode(env)
+    try:
+        return _encoder.encode(env)
+    except UnicodeEncodeError:  # a lone surrogate, stored by an older version: not UTF-8
+        return _encoder.encode(safe(env))
 
 
 def decode(raw: bytes) -> Envelope:

@@ -7,6 +7,18 @@ create table if not exists view_positions (
 -- The position of the last event a handler of the view ran for (rows may have changed there).
 alter table view_positions add column if not exists changed bigint not null default 0;
 
+-- Views that cannot move: written by the projector while a view fails on an event, deleted
+-- when it applies again; /health of any process reads it (infra.viewstatus).
+create table if not exists view_status (
+    view text primary key,
+    failing_since timestamptz not null,
+    position bigint,            -- the event it fails on (null: the failure is not an event's)
+    event_type text,
+    error text not null,        -- the cause, without the database's DETAIL (row values)
+    retries int not null default 0,
+    updated_at timestamptz not null
+);
+
 -- Each Redis view's own record of where it is: its marker (also in Redis, ``epoch:{view}``)
 -- and a position and stream sequence it reached. Redis without that marker, or behind that
 -- position, lost the view (workers.redisguard rebuilds it).

@@ -9,13 +9,16 @@ a group always move together.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from psycopg import AsyncCursor
+from psycopg import AsyncCursor, DataError
 from psycopg_pool import AsyncConnectionPool
 
-from projections.envelope import Envelope
+from projections.envelope import Envelope, safe
+
+log = logging.getLogger("smq.projector")
 
 Handler = Callable[[AsyncCursor, Envelope], Awaitable[None]]
 ANY = ("*", "*")  # the key of a handler for every event
@@ -96,9 +99,27 @@ class SqlView:
 
 
 async def apply_together(views: Sequence[SqlView], batch: Sequence[tuple[int, Envelope]]) -> list[int]:
-    """Apply ``batch`` to views sharing one pool, in one transaction; their new positions."""
+    """Apply ``batch`` to views sharing one pool, in one transaction; their new positions.
+
+    Text PostgreSQL cannot hold (NUL, a lone surrogate: an older version's store may have
+    events with some) is made safe in the views, never a reason to stop: a batch refused for
+    it is applied again with U+FFFD in its place (``envelope.safe``)."""
     if not views:
         return []
+    try:
+        return await _apply_together(views, batch)
+    except (DataError, UnicodeEncodeError) as exc:
+        made_safe = [(seq, safe(env)) for seq, env in batch]
+        changed = [env.position for (_, env), (_, s) in zip(batch, made_safe, strict=True) if s is not env]
+        if not changed:
+            raise
+        log.warning("views %s: events at positions %s hold text PostgreSQL cannot hold (%s); "
+                    "the views get U+FFFD in its place", [v.name for v in views], changed,
+                    type(exc).__name__)
+        return await _apply_together(views, made_safe)
+
+
+async def _apply_together(views: Sequence[SqlView], batch: Sequence[tuple[int, Envelope]]) -> list[int]:
     names = [v.name for v in views]
     # Pipeline mode: the statements of a batch go out without waiting for each answer.
     async with views[0].pool.connection() as conn, conn.pipeline(), conn.transaction(), conn.cursor() as cur:

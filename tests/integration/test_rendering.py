@@ -14,7 +14,7 @@ AWKWARD_NAME = 'q"uote \\ back/slash \u00e9\u4e2d\U0001f600 <&> end'
 # (Not 1.25e300: jsonb keeps numbers as numeric and writes it out as 125 followed by 298
 # zeros, an integer, on every read path; upstream stores metadata in jsonb too.)
 AWKWARD_META: dict[str, Any] = {
-    "s": AWKWARD_NAME, "ctl": "tab\t nl\n cr\r ctl\x01\x1f del\x7f", "n": None, "t": True, "f": False, "i": 12345678901234567890,
+    "s": AWKWARD_NAME, "ctl": "no control characters (the text rule): sep\u2029 zw\u200b bom\ufeff", "n": None, "t": True, "f": False, "i": 12345678901234567890,
     "neg": -7, "x": 1.5, "tiny": 1e-7, "empty": {}, "list": [1, "two", [3], {"4": None}],
     "nested": {"deep": {"deeper": ["\u2028", ""]}}, "": "empty key",
 }

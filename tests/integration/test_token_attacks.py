@@ -106,9 +106,14 @@ async def test_tokens_of_disabled_and_unknown_users(client: Client, service: Any
     assert st == 401
     st, _, _ = await client.call("POST", "/users/tokens/issue", {"identity": identity, "secret": "12345678"})
     assert st == 401
-    # Enabled again: the same token works again (it has not expired).
+    # Enabled again: the tokens issued before the disable stay ended; a new login works.
     assert (await client.call("POST", f"/users/{uid}/enable", token=admin["access_token"]))[0] == 200
-    assert (await client.call("GET", "/users/profile", token=pair["access_token"]))[0] == 200
+    await _refused(client, pair["access_token"], "token of before the disable")
+    st, _, _ = await client.call("POST", "/users/tokens/refresh", token=pair["refresh_token"])
+    assert st == 401
+    st, fresh, _ = await client.call("POST", "/users/tokens/issue", {"identity": identity, "secret": "12345678"})
+    assert st == 201
+    assert (await client.call("GET", "/users/profile", token=fresh["access_token"]))[0] == 200
 
     # A well-signed token of a user the store does not know (deleted, or never was).
     ghost = service.container.tokens.issue(uuid.uuid4(), "ghost@example.com", "admin")

@@ -81,6 +81,12 @@ async def test_sdk_users_flow(client: Client) -> None:
     st, got, _ = await sdk(client, "PATCH", "/users/secret", {"old_secret": "12345678", "new_secret": "87654321"},
                            token=token)
     assert st == 200, got
+    # A new secret ends the tokens issued before it: the SDK logs in again.
+    assert (await sdk(client, "GET", "/users/profile", token=token))[0] == 401
+    st, tok, _ = await sdk(client, "POST", "/users/tokens/issue",
+                           {"identity": created["credentials"]["identity"], "secret": "87654321"})
+    assert st == 201, tok
+    token = tok["access_token"]
     st, got, _ = await sdk(client, "POST", f"/users/{created['id']}/disable", token=token)
     assert st == 200 and got["status"] == "disabled", got
 

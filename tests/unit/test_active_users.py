@@ -26,3 +26,11 @@ def test_the_memory_is_bounded() -> None:
     for uid in ids:
         active.seen(uid)
     assert active.fresh(ids[3]) and not active.fresh(ids[0])
+
+
+def test_a_fresh_memory_holds_the_token_epoch() -> None:
+    uid = uuid.uuid4()
+    active = ActiveUsers(ttl=60)
+    active.seen(uid, 2)
+    assert active.fresh(uid, 2) and active.fresh(uid)
+    assert not active.fresh(uid, 1)  # an older token is checked against the store again

@@ -90,3 +90,15 @@ def test_events_carry_actor_and_correlation(app: Smq) -> None:
     decoded = [app.mapper.transcoder.decode(n.state) for n in stored]
     assert all(d["_meta"] == meta.as_dict() for d in decoded)
     assert isinstance(app.repository.get(u.id), User)
+
+
+def test_a_new_secret_or_a_disable_starts_a_new_token_epoch() -> None:
+    from domain.users import User
+
+    user = User(identity="e@example.com", name="", secret_hash="h", metadata={}, tags=[], role="user",
+                enabled=True)
+    assert user.tokens_epoch == 0
+    user.change_secret(secret_hash="h2")
+    user.disable()
+    user.enable()  # enabling again revives nothing
+    assert user.tokens_epoch == 2
