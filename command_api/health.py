@@ -1,8 +1,10 @@
-"""/health: answers 200 only when the store, the bus and the views are reachable."""
+"""/health: answers 200 only when the store, the bus and the views are reachable, and the
+Redis views whole (503 ``"views_redis": "rebuilding: …"`` while the projector rebuilds one)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from aiohttp import web
 
@@ -10,6 +12,7 @@ from command_api import wire
 from command_api.context import container
 from infra import viewstatus
 from infra.container import REDIS_VIEWS
+from projections.redisview import rebuilding
 
 routes = web.RouteTableDef()
 VERSION = "0.1.0"
@@ -54,6 +57,9 @@ async def health(request: web.Request) -> web.Response:
     await asyncio.gather(check("store", c.store.max_position), check("bus", bus),
                          check("views_sql", sql), check("views_redis", c.redis.ping),
                          check("views", views))
+    if checks["views_redis"] == "pass":  # reachable; but is every Redis view whole?
+        with contextlib.suppress(Exception):
+            checks["views_redis"] = await rebuilding(c.redis, c.settings.redis_prefix, REDIS_VIEWS) or "pass"
     ok = all(v == "pass" for v in checks.values())
     return wire.json({"status": "pass" if ok else "fail", "version": VERSION,
                       "description": "smq-es: event-sourced SuperMQ API", "checks": checks},

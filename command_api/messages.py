@@ -11,7 +11,7 @@ from uuid import UUID
 import msgspec
 from aiohttp import web
 
-from command_api import wire
+from command_api import sqlauth, wire
 from command_api.context import container
 from command_api.errors import BadRequest
 from command_api.listing import ID
@@ -60,14 +60,22 @@ async def authorized(c: Container, secret: str, channel_id: str, action: str,
     With ``limits``, the same script says whether ``address`` is refused for failing too
     often (429, nothing checked), and a wrong secret is counted against it: a right secret
     pays no round trip more.
+    While a Redis view is not whole (Redis lost it; the projector rebuilds it) the SQL views
+    answer the same way.
     """
     view, keys, fr = c.access(), c.thing_keys(), c.freshness
-    views = [keys.name, view.name]
     key_hash = secret_hash(secret)
     seen_thing, waited_head = False, False
     block = limits.block_key(THING, address) if limits is not None and limits.enabled else None
-    snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id, block)
-    refuse_after_ms(snap.blocked_ms)
+
+    async def read(block: str | None = None) -> tuple[Snapshot, tuple[str, ...]]:
+        snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id, block)
+        refuse_after_ms(snap.blocked_ms)
+        if snap.whole:
+            return snap, (keys.name, view.name)
+        return await sqlauth.snapshot(c, secret, key_hash, channel_id), sqlauth.ACCESS_VIEWS
+
+    snap, views = await read(block)
     for _ in range(ATTEMPTS):
         if snap.thing_id is None:
             if seen_thing or waited_head:
@@ -79,7 +87,7 @@ async def authorized(c: Container, secret: str, channel_id: str, action: str,
         else:
             seen_thing = True
             await fr.wait(views, snap.target)
-        snap = await view.snapshot(keys, fr.key(""), key_hash, channel_id)
+        snap, views = await read()
     try:
         return decide(snap, key_hash, action)
     except Unauthenticated:

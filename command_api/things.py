@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from command_api import docsql, wire
+from command_api import docsql, sqlauth, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
-from command_api.ratelimit import THING, address_of, failures
+from command_api.ratelimit import THING, Failures, address_of, failures
 from domain.errors import Invalid, Unauthenticated
 from domain.things import Thing
+from infra.container import Container
+from projections.lookups import ThingKey
+from projections.redisview import ViewNotReady
 
 routes = web.RouteTableDef()
 
@@ -208,15 +213,26 @@ async def identify(request: web.Request) -> web.Response:
     c = container(request)
     view = c.thing_keys()
     limits, address = failures(request), address_of(request)
-    # The failure limit is read beside the lookup: no wait more for a right secret.
-    found, _ = await asyncio.gather(view.lookup(secret), limits.check(THING, None, address))
+    try:
+        # The failure limit is read beside the lookup: no wait more for a right secret.
+        found, _ = await asyncio.gather(view.lookup(secret), limits.check(THING, None, address))
+        return await _identify(c, view.lookup, (view.name,), secret, found, limits, address)
+    except ViewNotReady:  # Redis lost the view and the projector rebuilds it: SQL answers
+        await limits.check(THING, None, address)
+        lookup = partial(sqlauth.thing_key, c)
+        return await _identify(c, lookup, sqlauth.THING_VIEWS, secret, await lookup(secret), limits, address)
+
+
+async def _identify(c: Container, lookup: Callable[[str], Awaitable[ThingKey | None]],
+                    views: tuple[str, ...], secret: str, found: ThingKey | None, limits: Failures,
+                    address: str) -> web.Response:
     if found is not None:
-        await c.freshness.wait([view.name], await c.freshness.target(found.thing_id))
-        again = await view.lookup(secret)
+        await c.freshness.wait(views, await c.freshness.target(found.thing_id))
+        again = await lookup(secret)
         if again is not None and again.thing_id == found.thing_id:
             return _identified(again.thing_id, again.enabled)
-    await c.freshness.wait([view.name], await c.store.max_position())
-    last = await view.lookup(secret)
+    await c.freshness.wait(views, await c.store.max_position())
+    last = await lookup(secret)
     if last is None:
         await limits.failed(THING, None, address)
     return _identified(last.thing_id if last else None, bool(last and last.enabled))

@@ -64,6 +64,12 @@ SAGA_STEPS = Counter(
     ["step", "outcome"], registry=REGISTRY)
 SAGA_COMPENSATIONS = Counter(
     "smq_saga_compensations", "Provisionings compensated (undone after a failure).", registry=REGISTRY)
+REDIS_VIEW_REBUILDS = Counter(
+    "smq_redis_view_rebuilds", "Rebuilds of a Redis view from the store, begun after Redis lost it.",
+    ["view"], registry=REGISTRY)
+REDIS_VIEW_REBUILDING = Gauge(
+    "smq_redis_view_rebuilding", "1 while a Redis view is rebuilt from the store, else 0.",
+    ["view"], registry=REGISTRY)
 
 _lock = threading.Lock()
 _store_pos = 0

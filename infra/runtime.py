@@ -17,13 +17,16 @@ from infra.lease import Lease
 from infra.replay import SQL_TABLES
 from infra.settings import Settings
 from infra.treemetrics import PARENT_METRICS, ParentMetrics
+from projections.redisview import RedisView
 from projections.statistics import Statistics
 from workers.projector import Projector, ViewRunner
+from workers.redisguard import RedisGuard
 from workers.relay import Relay
 from workers.saga import SagaWorker
 
 log = logging.getLogger("smq")
 ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
+GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt before the API
 
 
 def redact(url: str) -> str:
@@ -89,9 +92,14 @@ class Service:
             self._worker(self.relay.run(), "relay")
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
+            # Redis views rebuild themselves when Redis loses them (checked before the API starts).
+            guard = RedisGuard([v for v in views if isinstance(v, RedisView)], c.store, c.pool)
+            if guard.states:
+                await guard.start(wait=GUARD_START_WAIT)
             self.projector = Projector([
-                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced,
-                           pool=c.pool)], head=c.store.max_position)
+                ViewRunner(guard.wrap(views), c.js, s.stream, s.events_subject,
+                           advanced=c.freshness.advanced, pool=c.pool)], head=c.store.max_position,
+                guard=guard if guard.states else None)
             self._worker(self.projector.run(), "projector")
             tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
             if tables:

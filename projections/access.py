@@ -6,7 +6,9 @@ Keys (one scheme, written down here only):
       the thing is not connected;
   ``{prefix}chan:{channel}`` ``disabled`` while the channel is disabled, absent otherwise;
   ``{prefix}pos:access`` and ``{prefix}seq:access``: the view's position and stream sequence,
-      written in the same MULTI/EXEC as the changes they cover.
+      written in the same MULTI/EXEC as the changes they cover;
+  ``{prefix}epoch:access`` and ``{prefix}rebuild:access``: its marker and the progress of a
+      rebuild (``projections.redisview``).
 """
 
 from __future__ import annotations
@@ -19,14 +21,15 @@ from redis.asyncio import Redis
 
 from projections.envelope import Envelope
 from projections.lookups import ThingKeysView
-from projections.redisview import RedisView, Write
+from projections.redisview import RedisView, Write, whole
 
 NAME = "access"
 
 # One round trip, one instant: what a secret names, that thing's connection to the channel,
 # the channel's status, the positions the caller must see (recorded under the thing's and the
-# channel's ids by every command that changes them) and the positions the views have reached;
-# with ARGV[9], also the milliseconds left of that key (the caller's failure block, if any).
+# channel's ids by every command that changes them), the positions the views have reached,
+# their markers (is each view whole?) and, with ARGV[11], the milliseconds left of that key
+# (the caller's failure block, if any).
 _SNAPSHOT = """
 local found = redis.call('HMGET', ARGV[1], 'id', 'status')
 local tid = found[1]
@@ -40,7 +43,8 @@ return {tid or false, found[2] or false, held or false, conn or false,
         redis.call('GET', ARGV[4]) or false, rw_thing or false,
         redis.call('GET', ARGV[5] .. ARGV[6]) or false,
         redis.call('GET', ARGV[7]) or false, redis.call('GET', ARGV[8]) or false,
-        ARGV[9] and redis.call('PTTL', ARGV[9]) or -2}
+        redis.call('GET', ARGV[9]) or false, redis.call('GET', ARGV[10]) or false,
+        ARGV[11] and redis.call('PTTL', ARGV[11]) or -2}
 """
 
 
@@ -59,6 +63,7 @@ class Snapshot:
     channel_enabled: bool
     target: int               # the position the views must reach for this to be fresh
     reached: int              # the lower of the two views' positions
+    whole: bool = True        # False while a Redis view is lost or rebuilt: ask SQL instead
     blocked_ms: int = -2      # the PTTL of the block key asked for (-2: none)
 
 
@@ -84,19 +89,22 @@ class AccessView(RedisView):
 
     async def snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str,
                        channel_id: str, block_key: str | None = None) -> Snapshot:
-        """The secret's thing and its access to the channel, and how fresh that is (and, in
-        the same round trip, how long ``block_key`` still lives)."""
+        """The secret's thing and its access to the channel, how fresh that is, whether the
+        views are whole (and, in the same round trip, how long ``block_key`` still lives)."""
         args = [keys.by_key(key_hash), keys.by_thing(""), self.conn_key(channel_id, ""),
-                self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key]
+                self.channel_key(channel_id), rw_prefix, channel_id, keys.pos_key, self.pos_key,
+                keys.epoch_key, self.epoch_key]
         r = await self._snapshot(args=args if block_key is None else [*args, block_key])
-        r = list(r) + [None] * (10 - len(r))
-        tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access, blocked = r
+        r = [v if v is not False else None for v in r] + [None] * (12 - len(r))
+        (tid, status, held, conn, chan, rw_thing, rw_chan, pos_keys, pos_access, m_keys, m_access,
+         blocked) = r
         return Snapshot(
             thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
             actions=frozenset(conn.decode().split(",")) if conn else frozenset(),
             channel_enabled=chan != b"disabled",
             target=max(int(rw_thing or 0), int(rw_chan or 0)),
             reached=min(int(pos_keys or 0), int(pos_access or 0)),
+            whole=whole(m_keys) and whole(m_access),
             blocked_ms=int(blocked) if isinstance(blocked, int) else -2)
 
     def _change(self, env: Envelope) -> tuple[str, str, str | None] | None:

@@ -6,7 +6,9 @@ Keys (one scheme, written down here only):
       hash of the secret, so Redis never holds a secret;
   ``{prefix}thing:{id}`` hash {key, status}: which key a thing holds now, to drop it on change;
   ``{prefix}pos:thing_keys`` and ``{prefix}seq:thing_keys``: the view's position and stream
-      sequence, written in the same MULTI/EXEC as the changes they cover.
+      sequence, written in the same MULTI/EXEC as the changes they cover;
+  ``{prefix}epoch:thing_keys`` and ``{prefix}rebuild:thing_keys``: its marker and the
+      progress of a rebuild (``projections.redisview``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from projections.envelope import Envelope
-from projections.redisview import RedisView, Write
+from projections.redisview import RedisView, ViewNotReady, Write, whole
 
 NAME = "thing_keys"
 
@@ -48,9 +50,13 @@ class ThingKeysView(RedisView):
         return f"{self.prefix}thing:{thing_id}"
 
     async def lookup(self, secret: str) -> ThingKey | None:
-        """The thing whose secret this is, or None."""
+        """The thing whose secret this is, or None; ``ViewNotReady`` while the view is not
+        whole (Redis lost it, or it is being rebuilt)."""
         wanted = secret_hash(secret)
-        found = await self.redis.hgetall(self.by_key(wanted))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            found, marker = await pipe.hgetall(self.by_key(wanted)).get(self.epoch_key).execute()
+        if not whole(marker):
+            raise ViewNotReady(f"the Redis view {self.name} is not whole")
         if not found:
             return None
         held = await self.redis.hget(self.by_thing(found[b"id"].decode()), "key")

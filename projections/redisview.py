@@ -1,9 +1,14 @@
 """What the Redis views share: a position and stream sequence kept in the same MULTI/EXEC as
-their keys, optimistic retries when another instance moved the view, and a reset."""
+their keys, optimistic retries when another instance moved the view, and a reset.
+
+Each Redis view also has a marker, ``{prefix}epoch:{view}``: a random id that the projector
+(``workers.redisguard``) also records in PostgreSQL. While it is there and final the view is
+whole; when it is missing (Redis lost its data) or says ``rebuilding:…``, readers answer
+from the SQL views instead, and ``{prefix}rebuild:{view}`` says how far the rebuild is."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -12,6 +17,45 @@ from redis.exceptions import WatchError
 from projections.envelope import Envelope
 
 Write = tuple[str, str, Any]
+# Told a view's marker (as read) and position: may a batch be applied to it?
+Check = Callable[[bytes | None, int], bool]
+REBUILDING = b"rebuilding:"
+
+
+class RedisLost(Exception):
+    """The view's marker or position is not what its writer expects: Redis lost (or was
+    replaced under) what the view wrote; nothing of the batch was applied."""
+
+    def __init__(self, view: str, marker: bytes | None, position: int) -> None:
+        super().__init__(f"{view}: marker {marker!r}, position {position}")
+        self.marker, self.position = marker, position
+
+
+class ViewNotReady(Exception):
+    """The view is not whole (lost or being rebuilt): ask the SQL views instead."""
+
+
+def whole(marker: bytes | None) -> bool:
+    """Whether a view with this marker holds everything up to its position."""
+    return marker is not None and not marker.startswith(REBUILDING)
+
+
+async def rebuilding(redis: Redis, prefix: str, views: Iterable[str]) -> str | None:
+    """None when every view is whole, else what /health shows, e.g.
+    ``rebuilding: thing_keys at 1200 of 5000``."""
+    views = list(views)
+    raw = await redis.mget([k for v in views for k in (f"{prefix}epoch:{v}", f"{prefix}rebuild:{v}")])
+    parts = []
+    for i, view in enumerate(views):
+        marker, progress = raw[2 * i], raw[2 * i + 1]
+        if whole(marker):
+            continue
+        if progress:
+            done, _, head = progress.decode().partition(" ")
+            parts.append(f"{view} at {done} of {head}")
+        else:
+            parts.append(f"{view} lost, waiting for the projector")
+    return "rebuilding: " + "; ".join(parts) if parts else None
 
 
 class RedisView:
@@ -24,18 +68,24 @@ class RedisView:
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis, self.prefix = redis, prefix
         self.pos_key, self.seq_key = f"{prefix}pos:{self.name}", f"{prefix}seq:{self.name}"
+        self.epoch_key, self.rebuild_key = f"{prefix}epoch:{self.name}", f"{prefix}rebuild:{self.name}"
 
     async def position(self) -> tuple[int, int]:
         pos, seq = await self.redis.mget(self.pos_key, self.seq_key)
         return int(pos or 0), int(seq or 0)
 
-    async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
-        """Apply the events not yet applied; a redelivered event changes nothing."""
+    async def apply(self, batch: Sequence[tuple[int, Envelope]], check: Check | None = None) -> int:
+        """Apply the events not yet applied; a redelivered event changes nothing. With
+        ``check``, the view's marker and position are read in the same watch, and the batch
+        is refused (``RedisLost``) unless ``check`` accepts them."""
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
-                    await pipe.watch(self.pos_key)
-                    done = int(await pipe.get(self.pos_key) or 0)
+                    await pipe.watch(self.pos_key, self.epoch_key)
+                    raw, marker = await pipe.mget(self.pos_key, self.epoch_key)
+                    done = int(raw or 0)
+                    if check is not None and not check(marker, done):
+                        raise RedisLost(self.name, marker, done)
                     fresh = [(seq, env) for seq, env in batch if env.position > done]
                     writes = await self._changes(pipe, fresh)
                     pipe.multi()
@@ -56,11 +106,17 @@ class RedisView:
         raise NotImplementedError
 
     async def reset(self) -> None:
-        """Drop the view: every key of it, and its position."""
+        """Drop the view: every key of it, its position and its marker."""
         for pattern in self.patterns:
+            keys: list[bytes] = []
             async for key in self.redis.scan_iter(match=f"{self.prefix}{pattern}", count=1000):
-                await self.redis.delete(key)
-        await self.redis.delete(self.pos_key, self.seq_key)
+                keys.append(key)
+                if len(keys) >= 1000:
+                    await self.redis.delete(*keys)
+                    keys = []
+            if keys:
+                await self.redis.delete(*keys)
+        await self.redis.delete(self.pos_key, self.seq_key, self.epoch_key, self.rebuild_key)
 
 
 def _queue(pipe: Any, writes: Sequence[Write]) -> None:

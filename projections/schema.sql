@@ -19,6 +19,16 @@ create table if not exists view_status (
     updated_at timestamptz not null
 );
 
+-- Each Redis view's own record of where it is: its marker (also in Redis, ``epoch:{view}``)
+-- and a position and stream sequence it reached. Redis without that marker, or behind that
+-- position, lost the view (workers.redisguard rebuilds it).
+create table if not exists redis_views (
+    view text primary key,
+    epoch text not null,
+    position bigint not null,
+    stream_seq bigint not null
+);
+
 create table if not exists relay_checkpoint (
     id int primary key,
     position bigint not null
@@ -59,6 +69,8 @@ create index if not exists things_view_owner_all on things_view (owner, created_
 create index if not exists things_view_order on things_view (created_pos);
 create index if not exists things_view_name on things_view (name);
 create index if not exists things_view_metadata on things_view using gin (metadata jsonb_path_ops);
+-- Thing secrets, for the message path while a Redis view is rebuilt (command_api.sqlauth).
+create index if not exists things_view_secret on things_view using hash (secret);
 
 -- Who else may see or change a thing: maintained from Thing.Shared events.
 create table if not exists thing_shares (

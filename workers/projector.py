@@ -23,7 +23,7 @@ import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Any, Protocol
 
 from nats.errors import TimeoutError as NatsTimeout
 from nats.js import JetStreamContext
@@ -237,17 +237,19 @@ class ViewRunner:
 
 
 class Projector:
-    """Runs the view groups of this process, and measures their lags from the store's head."""
+    """Runs the view groups of this process, and measures their lags from the store's head
+    (and runs the guard of their Redis views, if any: ``workers.redisguard``)."""
 
     def __init__(self, runners: list[ViewRunner],
-                 head: Callable[[], Awaitable[int]] | None = None) -> None:
-        self.runners, self.head = runners, head
+                 head: Callable[[], Awaitable[int]] | None = None, guard: Any = None) -> None:
+        self.runners, self.head, self.guard = runners, head, guard
         self.stalls = Stalls(viewstatus.STALL_AFTER)
         self._stop = asyncio.Event()
 
     async def run(self) -> None:
         watch = [self._watch()] if self.head is not None else []
-        await asyncio.gather(*(r.run() for r in self.runners), *watch)
+        guard = [self.guard.run()] if self.guard is not None else []
+        await asyncio.gather(*(r.run() for r in self.runners), *watch, *guard)
 
     async def _watch(self) -> None:
         """Read the store's head now and then: each view's lag, and whether it is stalled."""
@@ -271,3 +273,5 @@ class Projector:
         self._stop.set()
         for r in self.runners:
             r.stop()
+        if self.guard is not None:
+            self.guard.stop()

@@ -1,0 +1,312 @@
+"""Redis views that notice when Redis lost what they wrote, and rebuild themselves.
+
+Redis may lose its data (a restart without persistence, a FLUSHDB, a failover to a replica
+that is behind) while PostgreSQL and the stream keep theirs. So each Redis view has a marker,
+``{prefix}epoch:{view}`` (a random id), also recorded in PostgreSQL (``redis_views``) with a
+position and stream sequence the view has reached (moved every few seconds). The view is
+intact while Redis holds that marker and is not behind that position, nor behind what this
+process saw it reach. The guard checks it in the watch of every batch the projector applies
+(nothing is applied to a Redis that lost the view) and every second while idle (a loss with
+no write after it is noticed too).
+
+A lost view is rebuilt at once, in the running service: its marker becomes
+``rebuilding:<token>`` (readers answer from the SQL views from then on), its keys are dropped,
+and it is rebuilt from the event store (not the stream, which may have a retention limit)
+batch by batch up to the store's head, ``{prefix}rebuild:{view}`` telling how far (/health
+shows it). The projector's batches meanwhile are not applied to the view but remembered: the
+rebuild goes at least as far as the last of them before it hands over, so none is lost and
+none lands on a half-built view. Then a new marker is recorded in SQL and swapped into Redis,
+and the projector's batches apply again (the view skips what it has). A loss during the
+rebuild starts it over. One process holds a Redis view, as one projector group does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from infra import metrics
+from infra.replay import feed
+from infra.store import Store
+from projections.envelope import Envelope
+from projections.redisview import REBUILDING, RedisLost, RedisView
+
+log = logging.getLogger("smq.redisguard")
+CHECK_EVERY = 1.0   # seconds between two checks of an idle view
+RECORD_EVERY = 2.0  # seconds between two records of a view's position in SQL
+STEP = 0.5          # seconds of rebuilding between two reports of its progress
+RESET_BOUND = 10.0  # seconds a start waits for a lost view's keys to be dropped
+
+# The rebuild's marker swapped for the final one, only if Redis still holds it.
+_SWAP = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
+
+
+@dataclass
+class _State:
+    view: RedisView
+    accepted: set[bytes] = field(default_factory=set)  # markers under which batches apply
+    floor: int = 0                       # Redis behind this lost the view: it was reached
+    durable: tuple[int, int] = (0, 0)    # position and stream sequence recorded in SQL
+    recorded_at: float = 0.0
+    rebuild: asyncio.Task[None] | None = None  # set from the loss until the hand-over
+    reset: asyncio.Event = field(default_factory=asyncio.Event)  # the rebuild dropped the keys
+    must_reach: int = 0                  # the last position of a batch not applied meanwhile
+    progress: int = 0                    # how far the rebuild is
+
+
+class _Writer:
+    """The view as the rebuild writes it: only under its own marker, with the stream sequence
+    the view had recorded (the store's positions are no stream sequences)."""
+
+    def __init__(self, view: RedisView, token: bytes, seq: int) -> None:
+        self.view, self.name, self.token, self.seq = view, view.name, token, seq
+        self.reached = 0
+
+    async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
+        self.reached = await self.view.apply([(self.seq, env) for _, env in batch],
+                                             check=lambda marker, _done: marker == self.token)
+        return self.reached
+
+
+class Guarded:
+    """A Redis view as the projector's runner sees it: its batches go through the guard."""
+
+    def __init__(self, guard: RedisGuard, state: _State) -> None:
+        self.guard, self.state, self.name = guard, state, state.view.name
+
+    async def position(self) -> tuple[int, int]:
+        await self.guard.start()
+        return await self.state.view.position()
+
+    async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
+        return await self.guard.apply(self.state, batch)
+
+
+class RedisGuard:
+    """Watches the Redis views of one projector and rebuilds any that Redis lost."""
+
+    def __init__(self, views: Sequence[RedisView], store: Store, pool: AsyncConnectionPool,
+                 every: float = CHECK_EVERY) -> None:
+        self.states = {v.name: _State(v) for v in views}
+        self.store, self.pool, self.every = store, pool, every
+        self._started = False
+        self._lock = asyncio.Lock()
+        self._stop = asyncio.Event()
+
+    def wrap(self, views: Sequence[Any]) -> list[Any]:
+        """``views`` with the guarded ones in the guard's hands."""
+        return [Guarded(self, self.states[v.name]) if v.name in self.states else v for v in views]
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def rebuilding(self) -> list[str]:
+        return [name for name, st in self.states.items() if st.rebuild is not None]
+
+    # -- start ---------------------------------------------------------------------------
+    async def start(self, wait: float = 0.0) -> None:
+        """Check every view against its record (once); a lost one starts rebuilding, and
+        this returns once its keys are dropped, or once it is rebuilt if within ``wait``."""
+        if not self._started:
+            async with self._lock:
+                if not self._started:
+                    head = await self.store.max_position()
+                    for st in self.states.values():
+                        await self._open(st, head)
+                    self._started = True
+        tasks = [st.rebuild for st in self.states.values() if st.rebuild is not None]
+        if tasks and wait > 0:
+            await asyncio.wait([asyncio.shield(t) for t in tasks], timeout=wait)
+
+    async def _open(self, st: _State, head: int) -> None:
+        v = st.view
+        async with self.pool.connection() as conn:
+            row = await (await conn.execute(
+                "select epoch, position, stream_seq from redis_views where view=%s", (v.name,))).fetchone()
+        marker, pos, seq = await v.redis.mget(v.epoch_key, v.pos_key, v.seq_key)
+        done = int(pos or 0)
+        if row is not None:
+            st.durable = (int(row[1]), int(row[2]))
+            st.floor = st.durable[0]
+            if marker == row[0].encode() and done >= st.floor:
+                st.accepted = {marker}
+                return
+            why = _why(marker, done, st.floor)
+        elif marker is None and (pos is not None or head == 0):
+            # Written by a version without markers, or nothing to hold yet: taken as it is.
+            await self._stamp(st, done, int(seq or 0))
+            return
+        elif marker is not None:
+            why = "Redis holds a marker PostgreSQL has no record of"
+        else:  # a first start (nothing to lose), or Redis lost the view before markers were kept
+            log.info("building the Redis view %s from the event store", v.name)
+            why = ""
+        self._lost(st, why)
+        with contextlib.suppress(TimeoutError):  # the runner anchors after the recorded sequence
+            await asyncio.wait_for(asyncio.shield(st.reset.wait()), RESET_BOUND)
+
+    async def _stamp(self, st: _State, done: int, seq: int) -> None:
+        epoch = secrets.token_hex(8)
+        await self._record(st.view.name, epoch, done, seq)
+        await st.view.redis.set(st.view.epoch_key, epoch)
+        st.accepted, st.floor, st.durable = {epoch.encode()}, done, (done, seq)
+
+    async def _record(self, view: str, epoch: str, position: int, seq: int) -> None:
+        async with self.pool.connection() as conn:
+            await conn.execute(
+                "insert into redis_views (view, epoch, position, stream_seq) values (%s, %s, %s, %s)"
+                " on conflict (view) do update set epoch = excluded.epoch, position = excluded.position,"
+                " stream_seq = excluded.stream_seq", (view, epoch, position, seq))
+
+    # -- the projector's batches ---------------------------------------------------------
+    @staticmethod
+    def _intact(st: _State, marker: bytes | None, done: int, floor: int | None = None) -> bool:
+        return marker in st.accepted and done >= (st.floor if floor is None else floor)
+
+    async def apply(self, st: _State, batch: Sequence[tuple[int, Envelope]]) -> int:
+        await self.start()
+        if st.rebuild is None:
+            floor = st.floor
+            try:
+                reached = await st.view.apply(batch, check=lambda m, d: self._intact(st, m, d))
+            except RedisLost as exc:
+                self._lost(st, _why(exc.marker, exc.position, floor))
+            else:
+                st.floor = max(st.floor, reached)
+                return reached
+        # Being rebuilt: not applied; the rebuild goes at least this far before it hands over.
+        st.must_reach = max([st.must_reach, *(env.position for _seq, env in batch)])
+        return st.progress
+
+    # -- watching ------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Check the views every ``every`` seconds until stopped; record their positions."""
+        failures = 0
+        try:
+            while not self._stop.is_set():
+                try:
+                    await self.start()
+                    for st in self.states.values():
+                        await self._check(st)
+                    failures = 0
+                except Exception as exc:  # noqa: BLE001 - Redis or PostgreSQL away: said, retried
+                    failures += 1
+                    if failures == 1 or failures % 30 == 0:
+                        log.error("checking the Redis views failed (%d in a row): %s: %s",
+                                  failures, type(exc).__name__, exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), self.every)
+        finally:
+            for st in self.states.values():
+                if st.rebuild is not None:
+                    st.rebuild.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await st.rebuild
+
+    async def _check(self, st: _State) -> None:
+        if st.rebuild is not None:
+            return
+        v, floor, accepted = st.view, st.floor, set(st.accepted)
+        marker, pos, seq = await v.redis.mget(v.epoch_key, v.pos_key, v.seq_key)
+        done = int(pos or 0)
+        if st.rebuild is not None:
+            return
+        if not (marker in accepted and done >= floor):
+            self._lost(st, _why(marker, done, floor))
+        elif done > st.durable[0] and time.monotonic() - st.recorded_at >= RECORD_EVERY:
+            async with self.pool.connection() as conn:
+                await conn.execute(
+                    "update redis_views set position = %s, stream_seq = %s"
+                    " where view = %s and epoch = %s and position < %s",
+                    (done, int(seq or 0), v.name, marker.decode(), done))  # type: ignore[union-attr]
+            st.durable, st.recorded_at = (done, int(seq or 0)), time.monotonic()
+
+    # -- rebuilding ----------------------------------------------------------------------
+    def _lost(self, st: _State, why: str) -> None:
+        if st.rebuild is not None:
+            return
+        if why:
+            log.warning("Redis lost the view %s (%s): rebuilding it from the event store; message"
+                        " authorization answers from PostgreSQL meanwhile", st.view.name, why)
+        st.accepted, st.progress = set(), 0
+        st.reset.clear()
+        st.rebuild = asyncio.create_task(self._rebuild(st, bool(why)), name=f"rebuild-{st.view.name}")
+
+    async def _rebuild(self, st: _State, lost: bool) -> None:
+        name, started, failures = st.view.name, time.monotonic(), 0
+        metrics.REDIS_VIEW_REBUILDS.labels(name).inc()
+        metrics.REDIS_VIEW_REBUILDING.labels(name).set(1)
+        try:
+            while not self._stop.is_set():
+                try:
+                    if await self._rebuild_once(st):
+                        log.log(logging.WARNING if lost else logging.INFO,
+                                "Redis view %s rebuilt from the event store up to position %d in %.1fs",
+                                name, st.progress, time.monotonic() - started)
+                        return
+                    log.warning("Redis lost the view %s again while it was rebuilt; starting over", name)
+                except Exception as exc:  # noqa: BLE001 - Redis or PostgreSQL away: said, retried
+                    failures += 1
+                    if failures == 1 or failures % 10 == 0:
+                        log.error("rebuilding the Redis view %s failed (%d in a row): %s: %s",
+                                  name, failures, type(exc).__name__, exc)
+                    await asyncio.sleep(min(5.0, 0.1 * 2 ** failures))
+        finally:
+            metrics.REDIS_VIEW_REBUILDING.labels(name).set(0)
+
+    async def _rebuild_once(self, st: _State) -> bool:
+        """One rebuild: True once handed over, False when Redis lost the view meanwhile."""
+        v, seq = st.view, st.durable[1]
+        token = REBUILDING + secrets.token_hex(8).encode()
+        await v.redis.set(v.epoch_key, token)  # readers go to SQL; a batch in flight fails its watch
+        await v.reset()
+        st.progress = 0
+        await v.redis.mset({v.epoch_key: token, v.seq_key: seq,
+                            v.rebuild_key: f"0 {await self.store.max_position()}"})
+        st.reset.set()
+        writer = _Writer(v, token, seq)
+        try:
+            while True:
+                target = max(await self.store.max_position(), st.must_reach)
+                if st.progress >= target:
+                    break
+                await feed(self.store, [writer], st.progress, target, until=time.monotonic() + STEP)
+                st.progress = max(st.progress, writer.reached)
+                await v.redis.set(v.rebuild_key, f"{st.progress} {target}")
+        except RedisLost:
+            return False
+        # Whole up to ``progress`` (nothing awaited since the last look at ``must_reach``):
+        # the projector's batches apply again, under this marker and then the final one.
+        epoch = secrets.token_hex(8)
+        st.accepted, st.floor, st.rebuild = {token, epoch.encode()}, st.progress, None
+        await self._record(v.name, epoch, st.progress, seq)
+        swapped = await v.redis.eval(_SWAP, 2, v.epoch_key, v.rebuild_key, token, epoch)
+        st.accepted, st.durable = {epoch.encode()}, (st.progress, seq)
+        if not swapped:  # lost again at the last moment: the next check starts over
+            log.warning("Redis lost the view %s again as its rebuild ended", v.name)
+        return True
+
+
+def _why(marker: bytes | None, done: int, floor: int) -> str:
+    if marker is None:
+        return f"its marker is missing; position {done}, {floor} was reached"
+    if marker.startswith(REBUILDING):
+        return "a rebuild was cut short"
+    if done < floor:
+        return f"position {done}, behind {floor} which was reached"
+    return "its marker is not the one recorded"
