@@ -8,6 +8,7 @@ from aiohttp import web
 
 from command_api import wire
 from command_api.context import container
+from infra import streamowner
 
 routes = web.RouteTableDef()
 VERSION = "0.1.0"
@@ -36,6 +37,7 @@ async def health(request: web.Request) -> web.Response:
 
     await asyncio.gather(check("store", c.store.max_position), check("bus", bus),
                          check("views_sql", sql), check("views_redis", c.redis.ping))
+    checks["stream"] = await streamowner.health(c)  # refused: another store's, or ahead of ours
     ok = all(v == "pass" for v in checks.values())
     return wire.json({"status": "pass" if ok else "fail", "version": VERSION,
                       "description": "smq-es: event-sourced SuperMQ API", "checks": checks},

@@ -15,6 +15,7 @@ from infra.container import Container
 from infra.lease import Lease
 from infra.replay import SQL_TABLES
 from infra.settings import Settings
+from infra.streamowner import owner_of
 from projections.statistics import Statistics
 from workers.projector import Projector, ViewRunner
 from workers.relay import Relay
@@ -82,12 +83,13 @@ class Service:
             lease = Lease(c.database_url, f"smq-relay:{s.stream}")
             channel = getattr(c.store.app.recorder, "channel_name", None)
             self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease,
-                               listen=(c.database_url, channel) if channel else None)
+                               listen=(c.database_url, channel) if channel else None, owner=owner_of(c))
             self._worker(self.relay.run(), "relay")
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             self.projector = Projector([
-                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced)])
+                ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced,
+                           guard=lambda stop: owner_of(c).wait_usable(stop, "projector"))])
             self._worker(self.projector.run(), "projector")
             tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
             if tables:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol
 
 from nats.errors import TimeoutError as NatsTimeout
@@ -49,8 +49,11 @@ class ViewRunner:
     """Feeds a group of views from one durable consumer until stopped."""
 
     def __init__(self, views: View | Sequence[View], js: JetStreamContext, stream: str, root: str,
-                 advanced: Callable[[str, int], None] | None = None, batch: int = 512) -> None:
+                 advanced: Callable[[str, int], None] | None = None, batch: int = 512,
+                 guard: Callable[[asyncio.Event], Awaitable[object | None]] | None = None) -> None:
         self.views = list(views) if isinstance(views, Sequence) else [views]
+        # Waits (loudly) until the stream is this store's (infra.streamowner); None: stopped.
+        self.guard = guard
         self.js, self.stream, self.root = js, stream, root
         self.advanced, self.batch = advanced, batch
         self.durable = durable_name(self.views)
@@ -92,6 +95,8 @@ class ViewRunner:
 
     async def run(self) -> None:
         while not self._stop.is_set():
+            if self.guard is not None and await self.guard(self._stop) is None:
+                return
             try:
                 sub = await self._subscribe()
                 try:
