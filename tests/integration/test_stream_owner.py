@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import msgspec
 import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
@@ -184,3 +185,28 @@ async def test_a_stream_ahead_of_the_store_is_refused_until_adopted(
             assert st == 200 and body["id"] == kept[0][0], body
     finally:
         await svc.stop()
+
+
+async def test_a_stream_of_an_older_version_is_taken_only_when_its_last_event_is_ours(
+        settings: Settings) -> None:
+    """Messages without the store's identity (an older relay wrote them): the last one must be
+    the event this store holds at that position."""
+    from infra.container import Container
+    from infra.streamowner import FOREIGN, UNSTAMPED, inspect
+    from projections.envelope import encode
+
+    c = await Container.start(settings)
+    try:
+        envs = await c.store.read(0, 100)
+        assert envs
+        for env in envs:  # as the older relay published them: no Smq-Store header
+            await c.js.publish(env.subject(settings.events_subject), encode(env),
+                               headers={"Nats-Msg-Id": str(env.position), "Smq-Position": str(env.position)})
+        assert (await inspect(c.js, settings.stream, c.store)).status == UNSTAMPED
+        last = envs[-1]
+        other = msgspec.structs.replace(last, aggregate_id="00000000-0000-0000-0000-000000000001")
+        await c.js.publish(last.subject(settings.events_subject), encode(other),
+                           headers={"Nats-Msg-Id": f"x{last.position}", "Smq-Position": str(last.position)})
+        assert (await inspect(c.js, settings.stream, c.store)).status == FOREIGN
+    finally:
+        await c.close()
