@@ -10,7 +10,7 @@ from aiohttp import web
 
 from command_api import wire
 from command_api.context import container
-from infra import viewstatus
+from infra import streamowner, viewstatus
 from infra.container import REDIS_VIEWS
 from projections.redisview import rebuilding
 
@@ -60,6 +60,7 @@ async def health(request: web.Request) -> web.Response:
     if checks["views_redis"] == "pass":  # reachable; but is every Redis view whole?
         with contextlib.suppress(Exception):
             checks["views_redis"] = await rebuilding(c.redis, c.settings.redis_prefix, REDIS_VIEWS) or "pass"
+    checks["stream"] = await streamowner.health(c)  # refused: another store's, or ahead of ours
     ok = all(v == "pass" for v in checks.values())
     return wire.json({"status": "pass" if ok else "fail", "version": VERSION,
                       "description": "smq-es: event-sourced SuperMQ API", "checks": checks},

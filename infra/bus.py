@@ -14,6 +14,7 @@ from nats.js.errors import NotFoundError
 log = logging.getLogger("smq.bus")
 
 POSITION = "Smq-Position"
+STORE = "Smq-Store"  # the identity of the store that wrote the message (infra.streamowner)
 MSG_ID = "Nats-Msg-Id"
 EXPECTED_LAST_MSG_ID = "Nats-Expected-Last-Msg-Id"
 

@@ -19,7 +19,7 @@ from urllib.parse import urlencode
 
 import msgspec
 
-from infra import cli_gateways, jsonlog
+from infra import cli_gateways, cli_stream, jsonlog
 from infra.settings import Settings
 
 ROLES = ("serve", "api", "relay", "projector", "saga")
@@ -356,6 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     replay = sub.add_parser("replay", help="rebuild every view into fresh storage and compare with the live one")
     replay.add_argument("--keep", action="store_true", help="keep the fresh schema and Redis keys")
     replay.add_argument("--wait", type=float, default=30.0, help="how long the live views may take to catch up")
+    cli_stream.add_parser(sub)
     cli_gateways.add_parsers(sub)
     args = parser.parse_args(argv)
 
@@ -380,6 +381,12 @@ def main(argv: list[str] | None = None) -> int:
         try:
             return 0 if asyncio.run(replaying.run(settings, keep=args.keep, wait=args.wait)) else 1
         except (ValueError, OSError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    if args.command == "stream":
+        try:
+            return asyncio.run(cli_stream.run(settings, args))
+        except (OSError, ValueError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
     try:

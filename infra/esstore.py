@@ -15,6 +15,7 @@ hundred things) hung for good over a Unix socket (the embedded PostgreSQL's; psy
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from typing import Any
 
@@ -25,6 +26,9 @@ from psycopg.sql import SQL, Identifier
 
 TOPIC = "infra.esstore:Factory"
 FUNCTION = "smq_insert_events"
+# The store's identity: one row, written once when the store's tables are first created (every
+# start proposes a fresh id; only the first insert takes). The relay stamps it on the stream.
+IDENTITY_TABLE = "smq_store"
 
 
 class Recorder(PostgresApplicationRecorder):
@@ -44,6 +48,14 @@ class Recorder(PostgresApplicationRecorder):
             "  RETURN QUERY INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state)"
             "   SELECT * FROM unnest(ids, versions, topics, states) RETURNING notification_id;"
             " END; $BODY$").format(**names))
+        names["identity"] = Identifier(IDENTITY_TABLE)
+        self.sql_create_statements.append(SQL(
+            "CREATE TABLE IF NOT EXISTS {schema}.{identity} (one boolean PRIMARY KEY DEFAULT true CHECK (one),"
+            " store_id uuid NOT NULL, created_at timestamptz NOT NULL DEFAULT now())").format(**names))
+        self.sql_create_statements.append(SQL(
+            "INSERT INTO {schema}.{identity} (store_id) VALUES ('" + str(uuid.uuid4()) + "')"
+            " ON CONFLICT DO NOTHING").format(**names))
+        self._identity_query = SQL("SELECT store_id FROM {schema}.{identity}").format(**names)
         self._insert_call = SQL(
             "SELECT n AS notification_id FROM {schema}.{function}(%b, %b, %b, %b) AS n").format(**names)
 
@@ -57,6 +69,16 @@ class Recorder(PostgresApplicationRecorder):
                 [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
                 [e.topic for e in stored_events], [e.state for e in stored_events]))
             return [row["notification_id"] for row in curs.fetchall()]
+
+
+    def store_id(self) -> str:
+        """The identity of this store (created with its tables, never changed)."""
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._identity_query)
+            row = curs.fetchone()
+        if row is None:
+            raise RuntimeError(f"the event store has no identity row in {IDENTITY_TABLE}")
+        return str(row["store_id"])
 
 
 class Factory(PostgresFactory):

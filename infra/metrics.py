@@ -59,6 +59,9 @@ VIEW_FAILURES = Counter(
 RELAY_FAILURES = Gauge(
     "smq_relay_failures", "Publish failures of the relay in a row (0 while it publishes).",
     registry=REGISTRY)
+STREAM_REFUSED = Gauge(
+    "smq_stream_refused", "1 while the relay refuses the events stream (another store's, or ahead"
+    " of this store): it publishes nothing until `smq stream adopt --reset`.", registry=REGISTRY)
 SAGA_STEPS = Counter(
     "smq_saga_steps", "Provisioning saga commands, by step and outcome.",
     ["step", "outcome"], registry=REGISTRY)
@@ -106,6 +109,10 @@ def store_position(position: int) -> None:
 
 def relay_failures(count: int) -> None:
     RELAY_FAILURES.set(count)
+
+
+def stream_refused(refused: bool) -> None:
+    STREAM_REFUSED.set(1 if refused else 0)
 
 
 def relay_position(position: int) -> None:

@@ -16,6 +16,7 @@ from infra.container import Container
 from infra.lease import Lease
 from infra.replay import SQL_TABLES
 from infra.settings import Settings
+from infra.streamowner import owner_of
 from infra.treemetrics import PARENT_METRICS, ParentMetrics
 from projections.redisview import RedisView
 from projections.statistics import Statistics
@@ -88,7 +89,7 @@ class Service:
             lease = Lease(c.database_url, f"smq-relay:{s.stream}")
             channel = getattr(c.store.app.recorder, "channel_name", None)
             self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease,
-                               listen=(c.database_url, channel) if channel else None)
+                               listen=(c.database_url, channel) if channel else None, owner=owner_of(c))
             self._worker(self.relay.run(), "relay")
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
@@ -98,8 +99,9 @@ class Service:
                 await guard.start(wait=GUARD_START_WAIT)
             self.projector = Projector([
                 ViewRunner(guard.wrap(views), c.js, s.stream, s.events_subject,
-                           advanced=c.freshness.advanced, pool=c.pool)], head=c.store.max_position,
-                guard=guard if guard.states else None)
+                           advanced=c.freshness.advanced, pool=c.pool,
+                           guard=lambda stop: owner_of(c).wait_usable(stop, "projector"))],
+                head=c.store.max_position, guard=guard if guard.states else None)
             self._worker(self.projector.run(), "projector")
             tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
             if tables:

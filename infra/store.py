@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -21,6 +22,7 @@ class Store:
         self.app = app
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="store")
         self._committed: list[Callable[[int], None]] = []
+        self._identity: str | None = None
 
     def on_commit(self, callback: Callable[[int], None]) -> None:
         """Called (on the loop) with the position of each commit made through this gateway."""
@@ -49,6 +51,23 @@ class Store:
 
     async def max_position(self) -> int:
         return await self.run(lambda: self.app.recorder.max_notification_id() or 0)
+
+    async def identity(self) -> str:
+        """The store's identity: kept with its tables (an in-memory store has one per process)."""
+        if self._identity is None:
+            recorder = self.app.recorder
+            self._identity = (await self.run(recorder.store_id) if hasattr(recorder, "store_id")
+                              else str(uuid.uuid4()))
+        return self._identity
+
+    async def event_at(self, position: int) -> tuple[str, int] | None:
+        """(aggregate id, version) of the event at ``position``, if the store holds one there."""
+        def read() -> tuple[str, int] | None:
+            rows = self.app.recorder.select_notifications(position, 1)
+            if not rows or rows[0].id != position:
+                return None
+            return str(rows[0].originator_id), int(rows[0].originator_version)
+        return await self.run(read)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -64,8 +64,11 @@ class ViewRunner:
 
     def __init__(self, views: View | Sequence[View], js: JetStreamContext, stream: str, root: str,
                  advanced: Callable[[str, int], None] | None = None, batch: int = 512,
-                 pool: AsyncConnectionPool | None = None) -> None:
+                 pool: AsyncConnectionPool | None = None,
+                 guard: Callable[[asyncio.Event], Awaitable[object | None]] | None = None) -> None:
         self.views = list(views) if isinstance(views, Sequence) else [views]
+        # Waits (loudly) until the stream is this store's (infra.streamowner); None: stopped.
+        self.guard = guard
         self.js, self.stream, self.root = js, stream, root
         self.advanced, self.batch = advanced, batch
         self.durable = durable_name(self.views)
@@ -115,6 +118,8 @@ class ViewRunner:
 
     async def run(self) -> None:
         while not self._stop.is_set():
+            if self.guard is not None and await self.guard(self._stop) is None:
+                return
             try:
                 sub = await self._subscribe()
                 try:

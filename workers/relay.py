@@ -4,7 +4,9 @@ Each event is published with ``Nats-Msg-Id`` = its position and
 ``Nats-Expected-Last-Msg-Id`` = the previous event's position, so the stream
 accepts events only in store order, never twice and never with a gap, however
 often the relay is killed and restarted. Where to resume is read off the stream
-itself (the position header of its last message).
+itself (the position header of its last message), once the stream is known to be this
+store's: every message carries the store's identity (``Smq-Store``), and a stream of another
+store, or one ahead of this store, is refused (``infra.streamowner``).
 """
 
 from __future__ import annotations
@@ -20,9 +22,10 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from infra import metrics
-from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID, POSITION
+from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID, POSITION, STORE
 from infra.lease import Lease
 from infra.store import Store
+from infra.streamowner import StreamOwner
 from projections.envelope import encode
 
 log = logging.getLogger("smq.relay")
@@ -34,8 +37,11 @@ class Relay:
     def __init__(self, store: Store, js: JetStreamContext, stream: str, root: str,
                  pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02,
                  ack_wait: float = 10.0, lease: Lease | None = None, standby_poll: float = 1.0,
-                 listen: tuple[str, str] | None = None, idle_listening: float = 0.25) -> None:
+                 listen: tuple[str, str] | None = None, idle_listening: float = 0.25,
+                 owner: StreamOwner | None = None) -> None:
         self.store, self.js, self.stream, self.root = store, js, stream, root
+        self.owner = owner or StreamOwner(js, stream, store)
+        self.store_id: str | None = None
         self.pool, self.batch, self.idle, self.ack_wait = pool, batch, idle, ack_wait
         self.lease, self.standby_poll = lease, standby_poll
         self.position = 0
@@ -138,8 +144,9 @@ class Relay:
                 self._wake.set()  # a relay waiting on the long poll goes back to the short one
 
     async def _resume(self, delay: float = 0.0) -> bool:
-        """Take up the position of the stream's last message, retrying (with a growing pause)
-        while the bus cannot tell it; False when stopped meanwhile."""
+        """Take up the position of the stream's last message once the stream is this store's
+        (waiting, loudly, while it is not), retrying (with a growing pause) while the bus cannot
+        tell it; False when stopped meanwhile."""
         while not self._stop.is_set():
             if delay:
                 with contextlib.suppress(TimeoutError):
@@ -147,6 +154,8 @@ class Relay:
                 if self._stop.is_set():
                     return False
             try:
+                if await self.owner.wait_usable(self._stop, "relay") is None:
+                    return False
                 self.position = await self.published_position()
                 return True
             except Exception as exc:  # noqa: BLE001 - the bus may be restarting: try again
@@ -196,13 +205,15 @@ class Relay:
         nats-py never resolves a pipelined publish that the server refuses, so the
         acknowledgements are awaited within a bound.
         """
+        if self.store_id is None:
+            self.store_id = await self.store.identity()
         batch = await self.store.read(self.position, self.batch)
         if not batch:
             return 0
         previous = self.position
         futures = []
         for i, env in enumerate(batch):
-            headers = {MSG_ID: str(env.position), POSITION: str(env.position)}
+            headers = {MSG_ID: str(env.position), POSITION: str(env.position), STORE: self.store_id}
             if previous:
                 headers[EXPECTED_LAST_MSG_ID] = str(previous)
             if i == 0:
