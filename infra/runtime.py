@@ -90,7 +90,7 @@ class Service:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             self.projector = Projector([
                 ViewRunner(views, c.js, s.stream, s.events_subject, advanced=c.freshness.advanced,
-                           pool=c.pool)], head=c.store.max_position)
+                           pool=c.pool, sealer=c.store.sealer)], head=c.store.max_position)
             self._worker(self.projector.run(), "projector")
             tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
             if tables:
@@ -123,7 +123,7 @@ class Service:
 
     def describe(self) -> dict[str, Any]:
         c = self.container
-        return {"http": self.url if self.port else None, "nats": c.nats_url, "redis": c.redis_url,
+        return {"http": self.url if self.port else None, "nats": redact(c.nats_url), "redis": c.redis_url,
                 "database": redact(c.database_url), "roles": sorted(self.roles),
                 "data_dir": str(self.settings.data_dir)}
 
