@@ -91,3 +91,18 @@ def test_envelopes_carry_credentials_sealed_and_a_trusted_consumer_opens_them() 
 
 def test_the_sealed_fields_are_the_credentials_of_the_events() -> None:
     assert {"secret", "external_key", "client_key"} <= SEALED and "secret_hash" not in SEALED
+
+
+def test_the_recipe_of_docs_events_md_opens_a_sealed_field() -> None:
+    """A consumer without this package: only `cryptography` and the documented format."""
+    import hashlib
+
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+    topic, tid, state = _stored_thing("device-secret-1")
+    env = json.loads(encode(from_stored(7, topic, tid, 3, dict(state), Sealer(KEY))))
+    aead = AESGCM(hashlib.sha256(b"smq-es/bus/" + KEY.encode()).digest())
+    version, _key_id, text = env["data"]["secret"]["sealed"].split(":", 2)
+    blob = base64.urlsafe_b64decode(text)
+    ad = f"smq-es/{version}\n{env['aggregate']}\n{env['aggregate_id']}\n{env['version']}\nsecret"
+    assert aead.decrypt(blob[:12], blob[12:], ad.encode()).decode() == "device-secret-1"
