@@ -39,6 +39,7 @@ from projections.connections import connections_view
 from projections.events import events_view
 from projections.lookups import ThingKeysView
 from projections.provisionings import provisionings_view
+from projections.sealing import Sealer
 from projections.sqlview import SqlView
 from projections.things import things_view
 from projections.users import users_view
@@ -94,6 +95,11 @@ def bootstrap_key(settings: Settings) -> bytes:
     return key.encode()
 
 
+def bus_sealer(settings: Settings) -> Sealer:
+    """What seals the credentials of events on the bus and opens them for the views."""
+    return Sealer(kept_secret(settings, settings.bus_key, "bus.key", lambda: secrets.token_urlsafe(32)))
+
+
 def open_app(database_url: str) -> Smq:
     """The application over the event store. Its recorder creates (or replaces) the store's
     tables and functions on every start; roles starting at once would race on that DDL
@@ -136,7 +142,7 @@ class Container:
             redis_url = settings.redis_url or embedded.start_redis(data)
             app = open_app(database_url)
             app.saver = GroupCommitter(app.record)
-            store = Store(app, settings.store_workers)
+            store = Store(app, settings.store_workers, bus_sealer(settings))
             pool = await sql.open_pool(database_url)
             redis = Redis.from_url(redis_url)
             await redis.ping()

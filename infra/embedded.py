@@ -16,6 +16,7 @@ import glob
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -27,7 +28,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from infra.files import write_once
+
 log = logging.getLogger("smq.embedded")
+NATS_USER = "smq"
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child
@@ -69,6 +73,23 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str, b
     raise RuntimeError(f"{what} did not listen on {host}:{port} within {bound}s")
 
 
+def nats_password(data_dir: Path) -> str:
+    """The embedded nats-server's password, generated once into the data folder (mode 0600)."""
+    path = data_dir / "nats.password"
+    if path.exists():
+        return path.read_text().strip()
+    return write_once(path, secrets.token_urlsafe(32).encode()).decode().strip()
+
+
+def write_private(path: Path, text: str) -> None:
+    """Replace ``path`` whole with ``text``, readable by us alone."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
 def nats_server_binary() -> str:
     here = Path(sys.executable).parent / "nats-server"
     found = str(here) if here.exists() else shutil.which("nats-server")
@@ -100,6 +121,8 @@ class Embedded:
     locks: dict[Path, int] = field(default_factory=dict)  # data folder: its lock file's descriptor
 
     def start_nats(self, data_dir: Path) -> str:
+        """A nats-server that only the holders of its generated password (``nats.password`` in
+        the data folder) may use; the URL returned carries it (``redact`` it before showing)."""
         data_dir = data_dir.resolve()
         store = data_dir / "nats"
         run = data_dir / "run"
@@ -107,8 +130,12 @@ class Embedded:
         run.mkdir(parents=True, exist_ok=True)
         for stale in glob.glob(str(run / "nats-server_*.ports")):
             os.unlink(stale)
+        password = nats_password(data_dir)
+        config = run / "nats.conf"  # the password in a file of ours, not on the command line
+        write_private(config, (f"jetstream {{\n  store_dir: {json.dumps(str(store))}\n}}\n"
+                               f"authorization {{\n  user: {NATS_USER}\n  password: {json.dumps(password)}\n}}\n"))
         proc = subprocess.Popen(
-            [nats_server_binary(), "-a", "127.0.0.1", "-p", "-1", "-js", "-sd", str(store),
+            [nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", "-1",
              "--ports_file_dir", str(run), "-l", str(data_dir / "nats.log")],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
         )
@@ -127,7 +154,7 @@ class Embedded:
                 time.sleep(0.02)
         host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
         _wait_port(host, int(port), proc, "nats-server")
-        return url
+        return f"nats://{NATS_USER}:{password}@{host}:{port}"
 
     def start_redis(self, data_dir: Path) -> str:
         data_dir = data_dir.resolve()  # redis-server changes into --dir before opening its log

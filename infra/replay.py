@@ -124,7 +124,7 @@ async def _read(store: Store, after: int, upto: int, size: int) -> list[tuple[in
     """The next batch in (after, upto], each envelope through the bus format."""
     envs = [e for e in await store.read(after, size) if e.position <= upto]
     # The stream sequence has no meaning in fresh storage: the position stands in for it.
-    return [(e.position, decode(encode(e))) for e in envs]
+    return [(e.position, decode(encode(e), store.sealer)) for e in envs]
 
 
 async def feed(store: Store, views: list[Any], after: int, upto: int, size: int = BATCH,

@@ -99,7 +99,7 @@ class Service:
                 await guard.start(wait=GUARD_START_WAIT)
             self.projector = Projector([
                 ViewRunner(guard.wrap(views), c.js, s.stream, s.events_subject,
-                           advanced=c.freshness.advanced, pool=c.pool,
+                           advanced=c.freshness.advanced, pool=c.pool, sealer=c.store.sealer,
                            guard=lambda stop: owner_of(c).wait_usable(stop, "projector"))],
                 head=c.store.max_position, guard=guard if guard.states else None)
             self._worker(self.projector.run(), "projector")
@@ -137,7 +137,7 @@ class Service:
 
     def describe(self) -> dict[str, Any]:
         c = self.container
-        return {"http": self.url if self.port else None, "nats": c.nats_url, "redis": c.redis_url,
+        return {"http": self.url if self.port else None, "nats": redact(c.nats_url), "redis": c.redis_url,
                 "database": redact(c.database_url), "roles": sorted(self.roles),
                 "data_dir": str(self.settings.data_dir)}
 

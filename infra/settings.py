@@ -76,6 +76,9 @@ class Settings:
     ca_key_file: str | None = None
     # AES key (16, 24 or 32 bytes) of the secure bootstrap; unset: generated into the data folder.
     bootstrap_key: str | None = None
+    # Key(s) that seal the credentials in events on the bus (comma-separated: the first seals,
+    # all open); unset: generated into the data folder. Every role of a deployment shares it.
+    bus_key: str | None = None
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -123,6 +126,7 @@ class Settings:
             ca_cert_file=get("CERTS_CA_CERT"),
             ca_key_file=get("CERTS_CA_KEY"),
             bootstrap_key=get("BOOTSTRAP_ENCRYPT_KEY"),
+            bus_key=get("BUS_KEY"),
             log_level=get("LOG_LEVEL") or s.log_level,
             extra={k[4:]: v for k, v in e.items() if k.startswith("SMQ_")},
         )

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from domain.app import Done, Smq
 from projections.envelope import Envelope, from_stored
+from projections.sealing import Sealer
 
 T = TypeVar("T")
 
@@ -18,8 +19,9 @@ T = TypeVar("T")
 class Store:
     """Async face of the store; every call runs in a small thread pool."""
 
-    def __init__(self, app: Smq, workers: int = 8) -> None:
+    def __init__(self, app: Smq, workers: int = 8, sealer: Sealer | None = None) -> None:
         self.app = app
+        self.sealer = sealer  # seals the credentials of what ``read`` returns (the bus format)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="store")
         self._committed: list[Callable[[int], None]] = []
         self._identity: str | None = None
@@ -42,11 +44,11 @@ class Store:
     def _read(self, after: int, limit: int) -> list[Envelope]:
         rows = self.app.recorder.select_notifications(after + 1, limit)
         decode = self.app.mapper.transcoder.decode
-        return [from_stored(n.id, n.topic, n.originator_id, n.originator_version, decode(n.state))
-                for n in rows]
+        return [from_stored(n.id, n.topic, n.originator_id, n.originator_version, decode(n.state),
+                            self.sealer) for n in rows]
 
     async def read(self, after: int, limit: int = 500) -> list[Envelope]:
-        """Envelopes of the events after ``after``, in global order."""
+        """Envelopes of the events after ``after``, in global order, as they go on the bus."""
         return await self.run(self._read, after, limit)
 
     async def max_position(self) -> int:

@@ -9,6 +9,8 @@ from typing import Any
 import msgspec
 from eventsourcing.utils import resolve_topic
 
+from projections.sealing import Sealer
+
 # Fields that stay in the store (to rebuild aggregates) but never travel on the bus.
 REDACTED = frozenset({"secret_hash"})
 _SNAKE = re.compile(r"(?<!^)(?=[A-Z])")
@@ -52,16 +54,20 @@ def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
 
 
 def from_stored(position: int, topic: str, originator_id: Any, version: int,
-                state: dict[str, Any]) -> Envelope:
-    """Build the envelope of a stored event from its decoded state."""
+                state: dict[str, Any], sealer: Sealer | None = None) -> Envelope:
+    """Build the envelope of a stored event from its decoded state, its credentials sealed
+    with ``sealer`` (projections/sealing.py) as they travel on the bus."""
     cls_path = topic.split(":", 1)[1]  # e.g. "User.Created"
     aggregate, _, event = cls_path.rpartition(".")
     state = upcast(topic, state)
     meta = state.get("_meta") or {}
     data = {k: v for k, v in state.items()
             if k not in REDACTED and k not in ("timestamp", "originator_topic", "_meta")}
+    name, aggregate_id = snake(aggregate.split(".")[-1]), str(originator_id)
+    if sealer is not None:
+        data = sealer.seal_data(data, name, aggregate_id, version)
     return Envelope(
-        position=position, aggregate=snake(aggregate.split(".")[-1]), aggregate_id=str(originator_id),
+        position=position, aggregate=name, aggregate_id=aggregate_id,
         version=version, type=snake(event), occurred_at=state["timestamp"],
         actor=meta.get("actor"), correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"), data=data,
@@ -104,5 +110,10 @@ def encode(env: Envelope) -> bytes:
         return _encoder.encode(safe(env))
 
 
-def decode(raw: bytes) -> Envelope:
-    return _decoder.decode(raw)
+def decode(raw: bytes, sealer: Sealer | None = None) -> Envelope:
+    """An envelope from the bus; with ``sealer``, its sealed fields opened (``Unsealable``
+    when one does not open: another key, or altered)."""
+    env = _decoder.decode(raw)
+    if sealer is not None:
+        env.data = sealer.open_data(env.data, env.aggregate, env.aggregate_id, env.version)
+    return env

@@ -9,12 +9,13 @@ from psycopg import AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from projections.envelope import Envelope
+from projections.envelope import REDACTED, Envelope
+from projections.sealing import SEALED
 from projections.sqlview import ANY, Batched, SqlView
 
 TABLES = ("events_view",)
 # Fields that hold a credential: kept in the store (aggregates need them), shown as "***".
-SECRET_FIELDS = frozenset({"secret", "secret_hash", "external_key", "client_key", "key", "new_secret"})
+SECRET_FIELDS = SEALED | REDACTED
 
 
 def redact(value: Any) -> Any:

@@ -34,6 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 from infra import metrics, viewstatus
 from infra.viewstatus import Failure, Stalls, ViewsFailed, cause_of
 from projections.envelope import Envelope, decode
+from projections.sealing import Sealer
 from projections.sqlview import apply_batch
 
 log = logging.getLogger("smq.projector")
@@ -64,12 +65,13 @@ class ViewRunner:
 
     def __init__(self, views: View | Sequence[View], js: JetStreamContext, stream: str, root: str,
                  advanced: Callable[[str, int], None] | None = None, batch: int = 512,
-                 pool: AsyncConnectionPool | None = None,
+                 pool: AsyncConnectionPool | None = None, sealer: Sealer | None = None,
                  guard: Callable[[asyncio.Event], Awaitable[object | None]] | None = None) -> None:
         self.views = list(views) if isinstance(views, Sequence) else [views]
         # Waits (loudly) until the stream is this store's (infra.streamowner); None: stopped.
         self.guard = guard
         self.js, self.stream, self.root = js, stream, root
+        self.sealer = sealer  # opens the sealed credentials the views hold or hash
         self.advanced, self.batch = advanced, batch
         self.durable = durable_name(self.views)
         self.positions: dict[str, int] = {}
@@ -199,7 +201,7 @@ class ViewRunner:
                 continue
             if not msgs:
                 continue
-            batch = [(m.metadata.sequence.stream, decode(m.data)) for m in msgs]
+            batch = [(m.metadata.sequence.stream, decode(m.data, self.sealer)) for m in msgs]
             reached = await self._apply(batch)
             await msgs[-1].ack()
             for view, pos in zip(self.views, reached, strict=True):

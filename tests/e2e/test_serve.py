@@ -63,7 +63,9 @@ def test_serve_embedded_default_survives_restart(tmp_path: Path) -> None:
     proc, where = _start(data)
     try:
         base = where["http"]
-        assert where["nats"].startswith("nats://127.0.0.1:") and where["redis"].startswith("redis://127.0.0.1:")
+        assert where["nats"].startswith("nats://smq:***@127.0.0.1:") and where["redis"].startswith("redis://127.0.0.1:")
+        # The embedded NATS takes a generated password, which the printed line does not show.
+        assert (data / "nats.password").read_text().strip() not in json.dumps(where)
         children = _children_of(proc.pid)
         assert len(children) >= 2  # its own nats-server and redis-server (and PostgreSQL)
         assert _call(base, "GET", "/health")[0] == 200

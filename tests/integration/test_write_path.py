@@ -187,7 +187,7 @@ async def _rows(c: Container, table: str, order: str) -> list[tuple[Any, ...]]:
 
 async def _as_on_the_bus(c: Container) -> list[Envelope]:
     """The store's events as the projector gets them (encoded and decoded as on the bus)."""
-    return [decode(encode(e)) for e in await c.store.read(0, 10_000)]
+    return [decode(encode(e), c.store.sealer) for e in await c.store.read(0, 10_000)]
 
 
 async def _positions(c: Container, names: list[str]) -> dict[str, tuple[int, int]]:
