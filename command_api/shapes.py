@@ -54,7 +54,8 @@ Email = Annotated[str, Meta(max_length=254, pattern="^[^@\\s\\x00-\\x1f\\x7f-\\x
 Secret = Annotated[str, Meta(min_length=8, max_length=1024, pattern=TEXT_PATTERN)]
 ThingSecret = Annotated[str, Meta(pattern="^[\\x21-\\x7e]{1,1024}$",
                                   description="printable ASCII without spaces: it travels in a header")]
-External = Annotated[str, Meta(min_length=1, max_length=1024, pattern="^[^\\x00-\\x1f\\x7f-\\x9f]*\\S"
+External = Annotated[str, Meta(min_length=1, max_length=1024, pattern="^[^\\x00-\\x1f\\x7f-\\x9f]*"
+                                                                      "[^\\s\\x00-\\x1f\\x7f-\\x9f]"
                                                                       "[^\\x00-\\x1f\\x7f-\\x9f]*$")]
 Pem = Annotated[str, Meta(max_length=64 * 1024, pattern=PEM_PATTERN)]
 ChannelIds = Annotated[list[UUID], Meta(max_length=1000)]
@@ -145,7 +146,7 @@ class UserCredentials(msgspec.Struct):
 
 class CreateUser(msgspec.Struct):
     credentials: UserCredentials
-    name: Text | None = None
+    name: Text | UnsetType = UNSET
     metadata: Metadata | None = None
     tags: Tags | None = None
     status: Literal["enabled", "disabled"] = "enabled"
@@ -228,6 +229,9 @@ class AccessRequest(msgspec.Struct):
     action: ConnectionAction
 
 
+Time = Annotated[datetime, Meta(tz=True)]  # RFC 3339 with its zone: "format": "date-time"
+
+
 # -- answers ---------------------------------------------------------------------------------
 class Answer(msgspec.Struct, forbid_unknown_fields=True):
     """An answer's shape: no key beyond those named."""
@@ -246,8 +250,8 @@ class Thing(Answer):
     name: str
     owner: UUID
     credentials: SecretOf
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
     status: Literal["enabled", "disabled"]
     tags: list[str] = []
     metadata: dict[str, Any] = {}
@@ -257,8 +261,8 @@ class Channel(Answer):
     id: UUID
     owner_id: UUID
     name: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
     status: Literal["enabled", "disabled"]
     description: str = ""
     metadata: dict[str, Any] = {}
@@ -273,8 +277,8 @@ class User(Answer):
     name: str
     credentials: IdentityOf
     role: Literal["user", "admin"]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
     status: Literal["enabled", "disabled"]
     tags: list[str] = []
     metadata: dict[str, Any] = {}
@@ -331,8 +335,8 @@ class Policy(Answer):
     subject: UUID
     object: UUID
     actions: list[str]
-    created_at: datetime
-    updated_at: datetime
+    created_at: Time
+    updated_at: Time
 
 
 class PoliciesPage(Page):
@@ -345,7 +349,7 @@ class Event(Answer):
     aggregate_id: UUID
     version: int
     type: str
-    occurred_at: datetime
+    occurred_at: Time
     actor: str | None
     correlation_id: str | None
     causation_id: str | None
@@ -406,17 +410,17 @@ class IssuedCert(Answer):
     client_cert: str
     client_key: str
     cert_serial: str
-    expiration: datetime
+    expiration: Time
     issuing_ca: str
 
 
 class Cert(Answer):
     thing_id: UUID
     cert_serial: str
-    expiration: datetime
+    expiration: Time
     revoked: bool
     client_cert: str = ""
-    revocation_time: datetime | None = None
+    revocation_time: Time | None = None
 
 
 class SerialsPage(Page):
@@ -425,7 +429,7 @@ class SerialsPage(Page):
 
 
 class Revoked(Answer):
-    revocation_time: datetime
+    revocation_time: Time
     revoked: list[str]
 
 
@@ -530,7 +534,7 @@ ANSWERS: dict[str, dict[int, Any]] = {
 # parameter or a command: 403, 404, 409), by handler.
 MORE_ERRORS: dict[str, set[int]] = {
     "provision.provision": {409, 504},
-    "users.issue_token": {429},
+    "users.issue_token": {401, 429},
     "things.identify": {429},
     "messages.access": {401, 403, 429},
     "messages.publish": {429},
@@ -551,7 +555,7 @@ MAX_OFFSET = 2**62
 QUERY: dict[str, dict[str, Any]] = {
     "state": {"type": "string", "enum": ["0", "1"]},
     "identity": {"type": "string", "pattern": NO_NUL},
-    "dry_run": {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]},
+    "dry_run": {"type": "string", "description": "true, 1 or yes: a dry run; anything else: none"},
 }
 # Path parameters whose route pattern admits more than the route takes.
 PATH: dict[str, dict[str, Any]] = {
