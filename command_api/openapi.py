@@ -1,6 +1,8 @@
-"""The OpenAPI 3 document of the API, generated from the app's router so that it cannot
+"""The OpenAPI 3.1 document of the API, generated from the app's router so that it cannot
 drift from the routes: every method and path, path parameters, query parameters, the
-request body's schema (from the msgspec type the route decodes) and who may call it."""
+request body's schema (the msgspec type the route decodes, or its shape in
+``command_api.shapes`` when the route reads it loosely), who may call it, and its answers:
+statuses and bodies (``command_api.shapes``), refusals as ``{"error": …}``."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from command_api import wire
+from command_api import shapes, wire
 from command_api.listing import ID
 
 TITLE = "smq-es"
@@ -23,11 +25,12 @@ _UUID_REGEX = ID[ID.index(":") + 1:-1]
 _DEFAULT_REGEX = "[^{}/]+"
 _BODY = re.compile(r"wire\.body\(\s*request\s*,\s*(?P<type>[\w.]+(?:\[[^\]]*\])?)(?P<rest>[^)]*)\)")
 _QUERY = [re.compile(p) for p in (
-    r"query\.get\(\s*\"(\w+)\"", r"query\[\"(\w+)\"\]", r"_int\(\s*request\s*,\s*\"(\w+)\"",
-    r"_time\(\s*request\s*,\s*\"(\w+)\"")]
+    r"query\.get\(\s*\"(\w+)\"", r"query\[\"(\w+)\"\]",
+)]
+_QUERY_INT = re.compile(r"_int\(\s*request\s*,\s*\"(\w+)\"\s*,\s*([^,]+),\s*([^,]+),\s*([^)]+)\)")
+_QUERY_TIME = re.compile(r"_time\(\s*request\s*,\s*\"(\w+)\"")
 _QUERY_LOOP = re.compile(r"\(\"(\w+)\", \"\w+\"\)")  # ``for name, column in (("a", "a"), …)``
 _NOT_ROUTES = {__name__, "command_api.observability", "command_api.app"}
-_STATUS = re.compile(r"status=(\d{3})\b|web\.HTTP(NoContent)\b")
 
 DOC = web.AppKey("smq.openapi", dict)
 
@@ -72,10 +75,12 @@ def _path_parameters(resource: web.AbstractResource) -> list[dict[str, Any]]:
     out = []
     for name in sorted(compiled.groupindex, key=compiled.groupindex.__getitem__):
         regex = _group(compiled.pattern, name)
-        if regex == _UUID_REGEX:
+        if name in shapes.PATH:
+            schema = shapes.PATH[name]
+        elif regex == _UUID_REGEX:
             schema: dict[str, Any] = {"type": "string", "format": "uuid"}
         elif regex == _DEFAULT_REGEX:
-            schema = {"type": "string", "pattern": "^[^/]+$"}
+            schema = {"type": "string", "pattern": "^[^/\\x00-\\x1f\\x7f-\\x9f]+$"}
         else:
             schema = {"type": "string", "pattern": f"^(?:{regex})$"}
         out.append({"name": name, "in": "path", "required": True, "schema": schema})
@@ -116,7 +121,9 @@ def _called(code: types.CodeType, namespace: dict[str, Any]) -> Iterator[Any]:
             yield from _called(const, namespace)
 
 
-def _query_parameters(src: str) -> list[dict[str, Any]]:
+def _query_parameters(sources: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    src = "\n".join(s for s, _ in sources)
+    text = {"type": "string", "pattern": shapes.NO_NUL}
     params: dict[str, dict[str, Any]] = {}
     if "wire.paging(" in src:
         params["offset"] = {"type": "integer", "minimum": 0, "maximum": wire.MAX_OFFSET, "default": 0}
@@ -124,15 +131,29 @@ def _query_parameters(src: str) -> list[dict[str, Any]]:
     if "wire.status_filter(" in src:
         params["status"] = {"type": "string", "enum": ["enabled", "disabled", "all"], "default": "enabled"}
     if "wire.name_filter(" in src:
-        params["name"] = {"type": "string"}
+        params["name"] = text
     if "wire.metadata_filter(" in src:
-        params["metadata"] = {"type": "string", "description": "a JSON object, matched partially"}
+        params["metadata"] = shapes.METADATA_QUERY
+    for body, namespace in sources:  # _int(request, name, default, low, high)
+        for m in _QUERY_INT.finditer(body):
+            default, low, high = (eval(x, dict(namespace)) for x in m.group(2, 3, 4))  # noqa: S307 - ours
+            params[m.group(1)] = {"type": "integer", "minimum": low, "maximum": high, "default": default}
+    for name in _QUERY_TIME.findall(src):
+        params[name] = {"type": "string", "format": "date-time"}
     found = [m for rx in _QUERY for m in rx.findall(src)]
     if "query.get(name" in src:
         found += _QUERY_LOOP.findall(src)
     for name in found:
-        params.setdefault(name, {"type": "string"})
-    return [{"name": n, "in": "query", "required": False, "schema": s} for n, s in params.items()]
+        params.setdefault(name, shapes.QUERY.get(name, text))
+    out = []
+    for n, schema in params.items():
+        param: dict[str, Any] = {"name": n, "in": "query", "required": False}
+        if schema.get("type") == "object":  # JSON text in the query
+            param["content"] = {"application/json": {"schema": schema}}
+        else:
+            param["schema"] = schema
+        out.append(param)
+    return out
 
 
 def _body_type(sources: list[tuple[str, dict[str, Any]]]) -> tuple[Any, bool] | None:
@@ -145,7 +166,11 @@ def _body_type(sources: list[tuple[str, dict[str, Any]]]) -> tuple[Any, bool] | 
     return None
 
 
-def _security(src: str) -> list[dict[str, list[str]]] | None:
+def _security(key: str, src: str) -> list[dict[str, list[str]]] | None:
+    if key in shapes.PUBLIC:
+        return None
+    if key in shapes.OPTIONAL_AUTH:
+        return [{shapes.OPTIONAL_AUTH[key]: []}, {}]
     if "principal(" in src or "bearer(" in src:
         return [{"bearerAuth": []}]
     if "thing_secret(" in src or "_external_key(" in src or "Thing " in src:
@@ -160,93 +185,110 @@ def _summary(fn: Callable[..., Any]) -> str:
     return fn.__name__.replace("_", " ").strip().capitalize()
 
 
-def _responses(src: str) -> dict[str, Any]:
-    codes = sorted({m[0] or "204" for m in _STATUS.findall(src) if not m[0] or m[0].startswith("2")})
-    out: dict[str, Any] = {code: {"description": "Success"} for code in codes or ["200"]}
-    out["default"] = {"description": "An error",
-                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-    return out
+_REASONS = {400: "Malformed request: the error names the field", 401: "Missing or invalid credentials",
+            403: "Not allowed", 404: "Not found (or not visible to the caller)", 409: "Conflict",
+            413: "Body too large", 415: "Body is not JSON", 429: "Too many attempts: see Retry-After",
+            503: "A dependency is unavailable", 504: "Still running: repeat the request for its result"}
+
+
+def _errors(key: str, src: str, has_body: bool, params: list[dict[str, Any]],
+            security: list[dict[str, list[str]]] | None) -> set[int]:
+    """The refusals an operation may answer, from what it reads and does."""
+    codes = set(shapes.MORE_ERRORS.get(key, ()))
+    if has_body:
+        codes |= {400, 413, 415}
+    if any(p["in"] == "query" for p in params):
+        codes.add(400)
+    if security:
+        codes.add(401)
+    if any(p["in"] == "path" for p in params):
+        codes.add(404)
+    if "store.command(" in src:
+        codes |= {400, 403, 404, 409}
+    if "Forbidden(" in src:
+        codes.add(403)
+    return codes
+
+
+def _content(answer: Any, refs: list[Any]) -> dict[str, Any] | None:
+    """The ``content`` of an answer: a media type, or a type whose schema comes later."""
+    if answer is None:
+        return None
+    if isinstance(answer, str):
+        return {answer: {"schema": {"type": "string"}}}
+    refs.append(answer)
+    return {"application/json": {"schema": len(refs) - 1}}
 
 
 def build(app: web.Application) -> dict[str, Any]:
-    """The OpenAPI 3.0 document of ``app``'s routes."""
+    """The OpenAPI 3.1 document of ``app``'s routes."""
     paths: dict[str, dict[str, Any]] = {}
-    bodies: list[tuple[dict[str, Any], Any, bool]] = []
+    types_: list[Any] = [shapes.Error]  # every schema msgspec renders; ints in ops point here
     used_ids: set[str] = set()
     for method, path, route in operations(app):
         handler = route.handler
         sources = _sources(handler)
         src = "\n".join(s for s, _ in sources)
         module = getattr(handler, "__module__", "").rsplit(".", 1)[-1]
-        op_id = f"{module}_{getattr(handler, '__name__', 'handler')}"
+        key = f"{module}.{getattr(handler, '__name__', 'handler')}"
+        op_id = key.replace(".", "_")
         while op_id in used_ids:
             op_id += "_"
         used_ids.add(op_id)
         op: dict[str, Any] = {"operationId": op_id, "summary": _summary(handler),
-                              "tags": [path.strip("/").split("/")[0] or "root"],
-                              "responses": _responses(src)}
-        params = _path_parameters(route.resource) + _query_parameters(src)  # type: ignore[arg-type]
+                              "tags": [path.strip("/").split("/")[0] or "root"]}
+        params = _path_parameters(route.resource) + _query_parameters(sources)  # type: ignore[arg-type]
         if params:
             op["parameters"] = params
-        security = _security(src)
+        security = _security(key, src)
         if security is not None:
             op["security"] = security
         body = _body_type(sources)
-        if body is not None:
-            bodies.append((op, *body))
+        if key in shapes.RAW_BODIES:
+            op["requestBody"] = {"required": False, "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+                "application/json": {"schema": {"$ref": shapes.JSON_VALUE}}}}
+        elif key in shapes.REQUESTS or body is not None:
+            tp = shapes.REQUESTS.get(key, body[0] if body else None)
+            required = bool(body and body[1]) and key not in shapes.OPTIONAL_BODIES
+            types_.append(tp)
+            op["requestBody"] = {"required": required,
+                                 "content": {"application/json": {"schema": len(types_) - 1}}}
+        responses: dict[str, Any] = {}
+        for status, answer in sorted(shapes.ANSWERS[key].items()):
+            out: dict[str, Any] = {"description": "Success" if status < 400 else _REASONS.get(status, "Error")}
+            content = _content(answer, types_)
+            if content is not None:
+                out["content"] = content
+            responses[str(status)] = out
+        for status in sorted(_errors(key, src, "requestBody" in op, params, security) - set(shapes.ANSWERS[key])):
+            responses[str(status)] = {"description": _REASONS.get(status, "Error"), "content": {
+                "application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        op["responses"] = responses
         paths.setdefault(path, {})[method.lower()] = op
-    components = _components(bodies)
+    schemas, defs = msgspec.json.schema_components(types_, ref_template="#/components/schemas/{name}")
+    for item in paths.values():
+        for op in item.values():
+            for media in [*op.get("requestBody", {}).get("content", {}).values(),
+                          *(c for r in op["responses"].values() for c in r.get("content", {}).values())]:
+                if isinstance(media["schema"], int):
+                    media["schema"] = schemas[media["schema"]]
+    defs["JsonValue"] = shapes.JSON_VALUE_SCHEMA
     return {
-        "openapi": "3.0.3",
+        "openapi": "3.1.0",
         "info": {"title": TITLE, "version": VERSION,
                  "description": "Event-sourced CQRS backend that speaks the SuperMQ HTTP API."},
         "paths": dict(sorted(paths.items())),
-        "components": components,
-    }
-
-
-def _components(bodies: list[tuple[dict[str, Any], Any, bool]]) -> dict[str, Any]:
-    schemas, defs = msgspec.json.schema_components(
-        [tp for _, tp, _ in bodies], ref_template="#/components/schemas/{name}")
-    for (op, _, required), schema in zip(bodies, schemas, strict=True):
-        op["requestBody"] = {"required": required,
-                             "content": {"application/json": {"schema": _openapi30(schema)}}}
-    defs = {name: _openapi30(s) for name, s in defs.items()}
-    defs["Error"] = {"type": "object", "required": ["error"],
-                     "properties": {"error": {"type": "string"}}}
-    return {
-        "schemas": dict(sorted(defs.items())),
-        "securitySchemes": {
-            "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                           "description": "a user's access token (a refresh token on /users/tokens/refresh)"},
-            "thingKey": {"type": "apiKey", "in": "header", "name": "Authorization",
-                         "description": "`Thing <secret>` (a thing's secret, or a config's external key)"},
+        "components": {
+            "schemas": dict(sorted(defs.items())),
+            "securitySchemes": {
+                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                               "description": "a user's access token (a refresh token on /users/tokens/refresh)"},
+                "thingKey": {"type": "apiKey", "in": "header", "name": "Authorization",
+                             "description": "`Thing <secret>` (a thing's secret, or a config's external key)"},
+            },
         },
     }
-
-
-def _openapi30(schema: Any) -> Any:
-    """JSON Schema from msgspec, made OpenAPI 3.0: ``anyOf [X, null]`` becomes ``nullable``,
-    and an empty ``required`` goes."""
-    if isinstance(schema, list):
-        return [_openapi30(s) for s in schema]
-    if not isinstance(schema, dict):
-        return schema
-    schema = dict(schema)
-    variants = schema.get("anyOf")
-    if isinstance(variants, list) and {"type": "null"} in variants:
-        rest = [v for v in variants if v != {"type": "null"}]
-        del schema["anyOf"]
-        if len(rest) == 1 and "$ref" not in rest[0]:
-            schema.update(rest[0])
-        elif len(rest) == 1:
-            schema["allOf"] = rest
-        else:
-            schema["anyOf"] = rest
-        schema["nullable"] = True
-    if schema.get("required") == []:
-        del schema["required"]
-    return {k: _openapi30(v) for k, v in schema.items()}
 
 
 async def prepare(app: web.Application) -> None:

@@ -52,9 +52,71 @@ async def test_operations_are_described(client: Client) -> None:
     schema = users["requestBody"]["content"]["application/json"]["schema"]
     create_user = doc["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
     assert "credentials" in create_user["required"]
+    creds = doc["components"]["schemas"]["UserCredentials"]
+    assert set(creds["required"]) == {"identity", "secret"}
+    assert creds["properties"]["secret"]["minLength"] == 8
     assert doc["paths"]["/users/profile"]["get"]["security"] == [{"bearerAuth": []}]
     assert "security" not in doc["paths"]["/users"]["post"]
     listing = {p["name"] for p in doc["paths"]["/things"]["get"]["parameters"]}
     assert {"offset", "limit", "status", "name", "metadata"} <= listing
     thing_id = doc["paths"]["/things/{id}"]["get"]["parameters"][0]
     assert thing_id["schema"]["format"] == "uuid"
+    limit = next(p for p in doc["paths"]["/things"]["get"]["parameters"] if p["name"] == "limit")
+    assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 100)
+
+
+async def test_every_operation_has_its_answers(client: Client) -> None:
+    _, doc, _ = await client.call("GET", "/openapi.json")
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            codes = set(op["responses"])
+            assert "default" not in codes, (method, path)
+            assert any(c.startswith("2") for c in codes), (method, path)
+            for code, answer in op["responses"].items():
+                if code.startswith("4"):
+                    assert answer["content"]["application/json"]["schema"] == {
+                        "$ref": "#/components/schemas/Error"}, (method, path, code)
+                elif code != "204" and method != "delete" or code == "200":
+                    assert answer.get("content") or code in ("201", "202"), (method, path, code)
+            if op.get("security"):
+                assert "401" in codes, (method, path)
+            if "requestBody" in op:
+                assert {"400", "415"} <= codes, (method, path)
+    page = doc["components"]["schemas"]["ThingsPage"]
+    assert set(page["required"]) == {"limit", "offset", "total", "things"}
+    assert doc["components"]["schemas"]["Thing"]["properties"]["created_at"]["format"] == "date-time"
+    assert doc["components"]["schemas"]["Error"]["required"] == ["error"]
+
+
+async def test_security_only_where_required(client: Client) -> None:
+    _, doc, _ = await client.call("GET", "/openapi.json")
+    paths = doc["paths"]
+    assert "security" not in paths["/certs/crl"]["get"]
+    assert "security" not in paths["/health"]["get"] and "security" not in paths["/users/tokens/issue"]["post"]
+    assert {} in paths["/identify"]["post"]["security"]
+    assert paths["/things"]["post"]["security"] == [{"bearerAuth": []}]
+    st, _, _ = await client.call("GET", "/certs/crl")
+    assert st == 200
+
+
+def test_struct_bodies_keep_their_required_fields() -> None:
+    """Where a route decodes a Struct and the document shows another shape, the two agree on
+    field names, and every field the route requires is required in the document."""
+    import msgspec
+
+    from command_api import shapes
+    from command_api.openapi import _body_type, _sources
+    app = create_app(None)  # type: ignore[arg-type]
+    for _method, _path, route in operations(app):
+        handler = route.handler
+        key = f"{handler.__module__.rsplit('.', 1)[-1]}.{handler.__name__}"
+        body = _body_type(_sources(handler))
+        if body is None or key not in shapes.REQUESTS:
+            continue
+        decoded, shown = body[0], shapes.REQUESTS[key]
+        shown = getattr(shown, "__origin__", shown)
+        if not (isinstance(decoded, type) and issubclass(decoded, msgspec.Struct)):
+            continue
+        d, s = msgspec.structs.fields(decoded), msgspec.structs.fields(shown)
+        assert {f.name for f in d} == {f.name for f in s}, key
+        assert {f.name for f in d if f.required} <= {f.name for f in s if f.required}, key
