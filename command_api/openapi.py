@@ -273,6 +273,10 @@ def build(app: web.Application) -> dict[str, Any]:
                           *(c for r in op["responses"].values() for c in r.get("content", {}).values())]:
                 if isinstance(media["schema"], int):
                     media["schema"] = schemas[media["schema"]]
+    for schema in defs.values():  # the text rule holds for every member of a body, known or not
+        if schema.get("type") == "object" and schema.get("additionalProperties") is not False:
+            schema.setdefault("propertyNames", {"pattern": shapes.TEXT_PATTERN})
+            schema.setdefault("additionalProperties", {"$ref": shapes.JSON_VALUE})
     defs["JsonValue"] = shapes.JSON_VALUE_SCHEMA
     return {
         "openapi": "3.1.0",

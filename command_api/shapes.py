@@ -28,11 +28,12 @@ JSON_VALUE_SCHEMA: dict[str, Any] = {
     "additionalProperties": {"$ref": JSON_VALUE}, "items": {"$ref": JSON_VALUE},
 }
 NO_NUL = "^[^\\x00]*$"
-# A metadata filter in the query: a JSON object, its text without NUL; small enough for a URL.
+# A metadata filter in the query: a JSON object under the text rule (as what it matches);
+# small enough for a URL.
 METADATA_QUERY: dict[str, Any] = {
     "type": "object", "description": "a JSON object, matched partially", "maxProperties": 4,
-    "propertyNames": {"pattern": NO_NUL, "maxLength": 32},
-    "additionalProperties": {"type": ["string", "number", "boolean", "null"], "pattern": NO_NUL,
+    "propertyNames": {"pattern": TEXT_PATTERN, "maxLength": 32},
+    "additionalProperties": {"type": ["string", "number", "boolean", "null"], "pattern": TEXT_PATTERN,
                              "maxLength": 64},
 }
 
@@ -115,13 +116,13 @@ class ConfigUpdate(msgspec.Struct):
 
 
 class CertsUpdate(msgspec.Struct):
-    client_cert: Pem | None = None
-    client_key: Pem | None = None
-    ca_cert: Pem | None = None
+    client_cert: Pem | None
+    client_key: Pem | None
+    ca_cert: Pem | None
 
 
 class ChannelsUpdate(msgspec.Struct):
-    channels: ChannelIds | None = None
+    channels: ChannelIds | None
 
 
 class StateUpdate(msgspec.Struct):
@@ -225,7 +226,7 @@ class NewPolicy(msgspec.Struct):
 
 
 class AccessRequest(msgspec.Struct):
-    secret: Annotated[str, Meta(min_length=1)]
+    secret: Annotated[str, Meta(min_length=1, pattern=TEXT_PATTERN)]
     action: ConnectionAction
 
 
