@@ -176,7 +176,7 @@ class UpdateChannel(msgspec.Struct):
 class IdentifyBody(msgspec.Struct):
     """Without ``Authorization: Thing <secret>``, the secret as upstream's SDK sends it."""
 
-    token: Annotated[str, Meta(min_length=1)]
+    token: Annotated[str, Meta(min_length=1, pattern=TEXT_PATTERN)]
 
 
 class UpdateThingSecret(msgspec.Struct):

@@ -14,7 +14,7 @@ from command_api import docsql, sqlauth, wire
 from command_api.context import committed, container, meta, principal
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.ratelimit import THING, Failures, address_of, failures
-from domain.errors import Invalid, Unauthenticated
+from domain.errors import Unauthenticated
 from domain.things import Thing
 from infra.container import Container
 from projections.lookups import ThingKey
@@ -185,13 +185,11 @@ def thing_secret(request: web.Request) -> str:
 
 async def identify_secret(request: web.Request) -> str:
     """``Authorization: Thing <secret>``; without that header, the body ``{"token": <secret>}``
-    that the guide's SDK (``IdentifyThing``) sends. Anything else is 401."""
+    that the guide's SDK (``IdentifyThing``) sends. A body that is not JSON under the text rule
+    is 400 naming what is wrong; no secret is 401."""
     if request.headers.get("Authorization"):
         return thing_secret(request)
-    try:
-        body = wire.decode_json(await request.read()) if request.can_read_body else None
-    except Invalid:
-        body = None
+    body = wire.decode_json(await request.read(), Any, "token") if request.can_read_body else None
     token = body.get("token") if isinstance(body, dict) else None
     if not isinstance(token, str) or not token.strip():
         raise Unauthenticated("missing or invalid thing secret")
