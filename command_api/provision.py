@@ -12,7 +12,8 @@ from command_api import wire
 from command_api.bootstrap import gateway_key
 from command_api.context import POSITION_HEADER, PRINCIPAL, container, meta, principal
 from command_api.errors import status_of_kind
-from domain.common import Principal
+from domain.bootstrap import check_external
+from domain.common import Principal, check_text
 from domain.errors import Unauthenticated
 from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
 from infra.container import Container
@@ -56,15 +57,16 @@ async def _dry_run(request: web.Request, who: Principal, body: MappingRequest) -
     app = c.store.app
     layout = c.provision.layout
     conflicts = []
+    # The real run's rules: what it refuses (400), a dry run refuses too.
+    check_external(body.external_id, "external_id")
+    check_external(body.external_key, "external_key")
+    check_text(body.name, "name")
     existing = await c.store.run(app.get_or_none, Provisioning, provisioning_id(who.user_id, str(body.external_id)))
     if existing is not None and existing.status == COMPLETED:
         return wire.json({"dry_run": True, "exists": True, **await c.store.run(app.provisioned, existing)})
     holder = await c.store.run(app.holder_of, "external_id", str(body.external_id))
     if holder is not None:
         conflicts.append("external_id already exists")
-    for field in ("external_id", "external_key"):
-        if not isinstance(getattr(body, field), str) or not getattr(body, field).strip():
-            conflicts.append(f"{field} is required")
     things = [{"name": body.name or t["name"],
                "metadata": {**t["metadata"], **({"external_id": body.external_id}
                                                if "external_id" in t["metadata"] else {})}}

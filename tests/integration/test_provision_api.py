@@ -132,6 +132,9 @@ async def test_bad_requests_and_dry_run_append_nothing(client: Client, service: 
                  {"external_id": 5, "external_key": "k"}):
         st, err, _ = await client.call("POST", "/mapping", body, token=token)
         assert st == 400, (body, err)
+        # A dry run refuses what the real run refuses (it answered 200 with "conflicts").
+        st, err, _ = await client.call("POST", "/mapping?dry_run=true", body, token=token)
+        assert st == 400 and "external_" in err["error"], (body, err)
     st, dry, _ = await client.call("POST", "/mapping?dry_run=true", {"external_id": "gw-d", "external_key": "k",
                                                                      "name": "n"}, token=token)
     assert st == 200 and dry["conflicts"] == [] and dry["things"][0] == {
