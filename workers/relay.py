@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from typing import Any
 
 import psycopg
 from nats.js import JetStreamContext
@@ -197,6 +198,19 @@ class Relay:
                 except TimeoutError:
                     pass
 
+    async def _check_repeat(self, position: int, ack: Any) -> None:
+        """A duplicate acknowledgement: the stream already held a message with this position's
+        id. This store's (a repeat): nothing to do. Another store's (its relay published on this
+        stream between our look at it and our publish, JetStream dropping ours as a repeat):
+        refused, or the events that follow would be appended after another store's."""
+        if not getattr(ack, "duplicate", False):
+            return
+        msg = await self.js.get_msg(self.stream, ack.seq)
+        found = (msg.headers or {}).get(STORE)
+        if found is not None and found != self.store_id:
+            raise RuntimeError(f"stream {self.stream} holds position {position} of another store "
+                               f"({found}), published meanwhile: this store's event was dropped as a repeat")
+
     async def publish_once(self) -> int:
         """Publish the next batch; returns how many events it carried.
 
@@ -217,7 +231,8 @@ class Relay:
             if previous:
                 headers[EXPECTED_LAST_MSG_ID] = str(previous)
             if i == 0:
-                await self.js.publish(env.subject(self.root), encode(env), headers=headers)
+                await self._check_repeat(env.position, await self.js.publish(
+                    env.subject(self.root), encode(env), headers=headers))
             else:
                 futures.append(await self.js.publish_async(env.subject(self.root), encode(env),
                                                            headers=headers))
@@ -227,6 +242,7 @@ class Relay:
         for env, result in zip(batch[1:], results, strict=True):
             if isinstance(result, BaseException):
                 raise result if isinstance(result, Exception) else RuntimeError(str(result))
+            await self._check_repeat(env.position, result)
             self.position = env.position
         await self._save_checkpoint()
         metrics.relay_position(self.position)

@@ -202,3 +202,23 @@ async def _true(value: bool) -> bool:
 async def _reached(c: Container, s: Settings, position: int) -> bool:
     info = await c.js.stream_info(s.stream)
     return info.state.last_seq >= position
+
+
+async def test_relay_stops_on_a_position_another_store_published(container: Container, settings: Settings) -> None:
+    """Two stores racing on an empty stream: another store's relay publishes position 1 between
+    this relay's look at the stream and its first publish. JetStream answers this relay's
+    position 1 as a duplicate (same Nats-Msg-Id); the relay must not take that for its own
+    event and go on appending its events after the other store's."""
+    from infra.bus import STORE
+
+    c, s = container, settings
+    await _create_users(c, 2, "race")
+    ack = await c.js.publish(f"{s.events_subject}.user.created", b"{}",
+                             headers={MSG_ID: "1", POSITION: "1", STORE: "another-store"})
+    assert not ack.duplicate
+    relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool)
+    with pytest.raises(Exception, match="another store"):
+        await relay.publish_once()
+    info = await c.js.stream_info(s.stream)
+    assert info.state.messages == 1  # nothing of this store after the other store's event
+    assert relay.position == 0
