@@ -44,6 +44,7 @@ class ParentMetrics:
 
     async def start(self) -> None:
         if not self.path.startswith("@"):
+            _forget_dead(Path(self.path).parent)
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)  # left by a run killed with -9 (same pid, reused)
         self._server = await asyncio.start_unix_server(self._answer, path=_address(self.path))
@@ -68,6 +69,21 @@ class ParentMetrics:
         if not self.path.startswith("@"):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(self.path)
+
+
+def _forget_dead(run: Path) -> None:
+    """Remove the sockets of runs killed with -9 (their process is gone)."""
+    for stale in run.glob("metrics-*.sock"):
+        try:
+            pid = int(stale.stem.removeprefix("metrics-"))
+            os.kill(pid, 0)
+        except ValueError:
+            continue
+        except ProcessLookupError:
+            with contextlib.suppress(FileNotFoundError):
+                stale.unlink()
+        except PermissionError:
+            continue  # alive, someone else's
 
 
 def _address(path: str) -> str:
@@ -111,9 +127,20 @@ async def page() -> bytes:
     path = os.environ.get(PARENT_METRICS)
     if not path:
         return own
+    global _unreadable
     try:
         parent = await asyncio.wait_for(_fetch(path), FETCH_BOUND)
     except (OSError, TimeoutError) as exc:
-        log.warning("metrics: the workers' metrics could not be read (%s); answering this process's", exc)
+        # Once per streak (a scrape every few seconds must not repeat it), then at debug.
+        (log.debug if _unreadable else log.warning)(
+            "metrics: the workers' metrics could not be read (%s); answering this process's",
+            f"{type(exc).__name__}: {exc}")
+        _unreadable = True
         return merge([("api", own.decode())])
+    if _unreadable:
+        _unreadable = False
+        log.info("metrics: the workers' metrics are readable again")
     return merge([("workers", parent), ("api", own.decode())])
+
+
+_unreadable = False  # the last fetch of the workers' metrics failed
