@@ -294,8 +294,14 @@ class RedisGuard:
         # the projector's batches apply again, under this marker and then the final one.
         epoch = secrets.token_hex(8)
         st.accepted, st.floor, st.rebuild = {token, epoch.encode()}, st.progress, None
-        await self._record(v.name, epoch, st.progress, seq)
-        swapped = await v.redis.eval(_SWAP, 2, v.epoch_key, v.rebuild_key, token, epoch)
+        try:
+            await self._record(v.name, epoch, st.progress, seq)
+            swapped = await v.redis.eval(_SWAP, 2, v.epoch_key, v.rebuild_key, token, epoch)
+        except BaseException:
+            # Not handed over after all: this task goes on (it retries), and no second one
+            # may start beside it while the projector sees the view as lost meanwhile.
+            st.rebuild = asyncio.current_task()
+            raise
         st.accepted, st.durable = {epoch.encode()}, (st.progress, seq)
         if not swapped:  # lost again at the last moment: the next check starts over
             log.warning("Redis lost the view %s again as its rebuild ended", v.name)

@@ -191,3 +191,50 @@ async def _recorded(c: Any) -> bool:
         rows = await (await conn.execute("select view, position from redis_views")).fetchall()
     head = await c.store.max_position()
     return len(rows) == 2 and all(pos >= head for _view, pos in rows)
+
+
+async def test_a_rebuild_whose_handover_fails_is_retried_by_the_same_task(client: Client, service: Any,
+                                                                          monkeypatch: Any) -> None:
+    """PostgreSQL refuses the record that ends a rebuild: the same rebuild task tries again,
+    and no second one starts beside it (the projector sees the view as lost meanwhile)."""
+    c = service.container
+    guard = service.projector.guard
+    _, token = await client.user()
+    _, ch, _ = await client.call("POST", "/channels", {"name": "ch"}, token=token)
+    things = await _things(client, token, ch["id"], 3)
+    await eventually(lambda: _redis_whole(service, ch["id"], things), what="views at the head")
+    real, refused, started = guard._record, [], []
+
+    async def record_once_refused(*args: Any) -> None:
+        if not refused:
+            refused.append(args[0])
+            raise RuntimeError("PostgreSQL away (injected)")
+        await real(*args)
+
+    real_rebuild = guard._rebuild
+
+    async def counted(st: Any, lost: bool) -> None:
+        started.append(st.view.name)
+        await real_rebuild(st, lost)
+
+    monkeypatch.setattr(guard, "_record", record_once_refused)
+    monkeypatch.setattr(guard, "_rebuild", counted)
+    more: list[Thing] = []
+    writing = asyncio.Event()
+
+    async def write() -> None:  # batches keep coming while it rebuilds and retries
+        while not writing.is_set():
+            more.extend(await _things(client, token, ch["id"], 1))
+
+    writer = asyncio.create_task(write())
+    try:
+        await _drop_prefix(c.redis, c.settings.redis_prefix)
+        await eventually(lambda: _health_passes(client), bound=15, what="/health passes again")
+    finally:
+        writing.set()
+        await writer
+    await eventually(lambda: _redis_whole(service, ch["id"], things + more), bound=15,
+                     what="the Redis views rebuilt")
+    await eventually(lambda: _health_passes(client), bound=10, what="/health passes again")
+    assert refused, "the injected failure never happened"
+    assert sorted(started) == sorted(set(started)), started  # one rebuild task per view
