@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import shutil
+import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -24,11 +26,16 @@ ADMIN = ("admin@example.com", "admin-secret-1")
 
 
 def _session_service(kind: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    # Not under pytest's own temporary folder: another pytest session starting on this machine
+    # removes all but its three newest, and PostgreSQL shuts down when its data folder goes.
+    workdir = Path(tempfile.mkdtemp(prefix=f"smq-test-{kind}-"))
     try:
-        with find_service(kind, Path(tmp_path_factory.mktemp(kind))) as url:
+        with find_service(kind, workdir) as url:
             yield url
     except Unavailable as exc:
         pytest.skip(str(exc))
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
