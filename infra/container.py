@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nats.errors
 import psycopg
+from eventsourcing import persistence as es_persistence
 from nats.aio.client import Client
 from nats.js import JetStreamContext
+from nats.js.errors import ServiceUnavailableError
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from domain.app import Smq
 from domain.base import SYSTEM
 from domain.errors import Conflict
 from domain.provisioning import Layout
-from infra import bus, esstore, layout, sql
+from infra import bus, esstore, layout, sql, startup
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
 from infra.files import write_once
@@ -47,15 +53,57 @@ from workers.saga import SagaRunner
 
 log = logging.getLogger("smq")
 
+# A server not there (yet): the start waits for it (infra.startup.reach), any other error ends it.
+PG_DOWN: tuple[type[BaseException], ...] = (OSError, psycopg.OperationalError, PoolTimeout,
+                                            es_persistence.OperationalError, es_persistence.InterfaceError)
+REDIS_DOWN: tuple[type[BaseException], ...] = (OSError, RedisConnectionError, RedisTimeoutError)
+NATS_DOWN: tuple[type[BaseException], ...] = (OSError, nats.errors.Error)
+JETSTREAM_DOWN: tuple[type[BaseException], ...] = (nats.errors.TimeoutError, nats.errors.NoRespondersError,
+                                                   ServiceUnavailableError)
+
+
+def _embedded(what: str, start: Callable[[Path], str], data: Path) -> str:
+    """An embedded server's start (synchronous, on the loop's thread: SIGTERM interrupts it)."""
+    with startup.interruptible(f"starting the embedded {what}"):
+        log.info("start: starting the embedded %s in %s", what, data)
+        return start(data)
+
+
+async def _connect_nats(url: str) -> Client:
+    """A server of the list first answers as NATS, then the client connects (whose own first
+    connect would otherwise retry a dead server every half second, logging each try)."""
+    await startup.nats_answers(url)
+    return await bus.connect(url, "smq")
+
 # Views kept in Redis: their positions live in Redis too (``{prefix}pos:{view}``).
 REDIS_VIEWS: tuple[str, ...] = (ThingKeysView.name, AccessView.name)
 
 
-def store_env(database_url: str | None) -> dict[str, str]:
-    """The eventsourcing library's settings for our event store."""
+# Each role's share of its process's PostgreSQL connections at most: (the event store's pool,
+# the views' pool). A process's pools are the sum of its roles' shares, unless
+# SMQ_PG_STORE_POOL / SMQ_PG_VIEWS_POOL set them; the relay holds two more (its LISTEN and its
+# lease). The API's store share is the store's thread count (SMQ_STORE_WORKERS, 16): no thread
+# waits for a connection. docs/deploy.md adds them up for compose.yaml.
+POOL_SHARES: dict[str, tuple[int, int]] = {"api": (16, 10), "relay": (2, 2), "projector": (2, 4),
+                                           "saga": (2, 2)}
+
+
+def pool_sizes(settings: Settings, roles: Iterable[str] | None = None) -> tuple[int, int]:
+    """The most connections of the event store's pool and of the views' pool of a process
+    running ``roles`` (None: every role)."""
+    shares = [POOL_SHARES[r] for r in (POOL_SHARES if roles is None else roles) if r in POOL_SHARES]
+    store = sum(s for s, _ in shares) or 2
+    views = sum(v for _, v in shares) or 2
+    return settings.pg_store_pool or store, settings.pg_views_pool or views
+
+
+def store_env(database_url: str | None, pool: int = 4) -> dict[str, str]:
+    """The eventsourcing library's settings for our event store, whose pool keeps up to two
+    connections open and opens more on demand up to ``pool``."""
     if not database_url:
         return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
     info = conninfo_to_dict(database_url)
+    kept = min(2, pool)
     return {
         "PERSISTENCE_MODULE": esstore.TOPIC,
         "POSTGRES_DBNAME": str(info.get("dbname") or "postgres"),
@@ -63,10 +111,8 @@ def store_env(database_url: str | None) -> dict[str, str]:
         "POSTGRES_PORT": str(info.get("port") or "5432"),
         "POSTGRES_USER": str(info.get("user") or "postgres"),
         "POSTGRES_PASSWORD": str(info.get("password") or ""),
-        # Connections kept open (min) and opened on demand up to 20: a scaled-out deployment
-        # runs many processes, most of which (relay, projector, saga) need one or two.
-        "POSTGRES_POOL_SIZE": "2",
-        "POSTGRES_MAX_OVERFLOW": "18",
+        "POSTGRES_POOL_SIZE": str(kept),
+        "POSTGRES_MAX_OVERFLOW": str(pool - kept),
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
     }
@@ -100,13 +146,16 @@ def bus_sealer(settings: Settings) -> Sealer:
     return Sealer(kept_secret(settings, settings.bus_key, "bus.key", lambda: secrets.token_urlsafe(32)))
 
 
-def open_app(database_url: str) -> Smq:
+def open_app(database_url: str, pool: int = 4) -> Smq:
     """The application over the event store. Its recorder creates (or replaces) the store's
     tables and functions on every start; roles starting at once would race on that DDL
-    ("tuple concurrently updated"), so it runs under the views' schema lock (``sql.migrate``)."""
-    with psycopg.connect(database_url, autocommit=True) as conn:
+    ("tuple concurrently updated"), so it runs under the views' schema lock (``sql.migrate``).
+    Bounded: the connection within 5 s, the lock within 30 s (a PostgreSQL that does not answer,
+    or a start that holds the lock for good, is an error the start retries and logs)."""
+    with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
+        conn.execute("set lock_timeout = '30s'")
         conn.execute("select pg_advisory_lock(7423001)")  # released when the session closes
-        return Smq(env=store_env(database_url), hasher=Argon2Hasher())
+        return Smq(env=store_env(database_url, pool), hasher=Argon2Hasher())
 
 
 @dataclass
@@ -133,37 +182,52 @@ class Container:
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    async def start(cls, settings: Settings) -> Container:
+    async def start(cls, settings: Settings, roles: Iterable[str] | None = None) -> Container:
+        """Every client, each server waited for (``infra.startup``: logged with back-off,
+        cancellable); a start that fails or is cancelled undoes what it started."""
         embedded = Embedded()
-        try:
+        store_pool, views_pool = pool_sizes(settings, roles)
+        async with contextlib.AsyncExitStack() as undo:
+            undo.callback(embedded.stop)
             data = Path(settings.data_dir)
-            database_url = settings.database_url or embedded.start_postgres(data)
-            nats_url = settings.nats_url or embedded.start_nats(data)
-            redis_url = settings.redis_url or embedded.start_redis(data)
-            app = open_app(database_url)
+            database_url = settings.database_url or _embedded("PostgreSQL", embedded.start_postgres, data)
+            nats_url = settings.nats_url or _embedded("NATS", embedded.start_nats, data)
+            redis_url = settings.redis_url or _embedded("Redis", embedded.start_redis, data)
+            pg = startup.redact(database_url)
+            app = await startup.reach("PostgreSQL", pg, lambda: startup.in_thread(open_app, database_url, store_pool),
+                                      PG_DOWN, bound=None)  # bounded within (connect and lock timeouts)
             app.saver = GroupCommitter(app.record)
             store = Store(app, settings.store_workers, bus_sealer(settings))
-            pool = await sql.open_pool(database_url)
+            undo.callback(store.close)
+            pool = await startup.reach("PostgreSQL", pg, lambda: sql.open_pool(database_url, views_pool),
+                                       PG_DOWN, bound=30)
+            undo.push_async_callback(pool.close)
             redis = Redis.from_url(redis_url)
-            await redis.ping()
-            nc = await bus.connect(nats_url, "smq")
+            undo.push_async_callback(redis.aclose)
+            await startup.reach("Redis", startup.redact(redis_url), redis.ping, REDIS_DOWN, bound=5)
+            nc = await startup.reach("NATS", startup.redact(nats_url), lambda: _connect_nats(nats_url),
+                                     NATS_DOWN, bound=30)
+            undo.push_async_callback(nc.close)
             js = nc.jetstream(timeout=10)
-            await bus.ensure_stream(js, settings.stream, settings.events_subject,
-                                    settings.stream_max_age, settings.stream_max_bytes)
-        except BaseException:
-            embedded.stop()
-            raise
-        tokens = Tokens(jwt_secret(settings), settings.access_ttl, settings.refresh_ttl)
-        freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait, REDIS_VIEWS)
-        c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
-                freshness, embedded if embedded.procs or embedded.pg else None)
-        c.ca = CertificateAuthority.load_or_create(Path(settings.data_dir), settings.ca_cert_file,
-                                                   settings.ca_key_file)
-        c.bootstrap_key = bootstrap_key(settings)
-        c.provision = layout.load(settings)
-        c.saga = SagaRunner(store, c.ca, whole=settings.provision_at_once)
-        await c.seed_admin()
-        return c
+            await startup.reach(
+                "NATS JetStream", f"stream {settings.stream}",
+                lambda: bus.ensure_stream(js, settings.stream, settings.events_subject,
+                                          settings.stream_max_age, settings.stream_max_bytes),
+                JETSTREAM_DOWN, bound=30)
+            startup.set_stage("starting the roles")
+            tokens = Tokens(jwt_secret(settings), settings.access_ttl, settings.refresh_ttl)
+            freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait, REDIS_VIEWS)
+            c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
+                    freshness, embedded if embedded.procs or embedded.pg else None)
+            c.ca = CertificateAuthority.load_or_create(Path(settings.data_dir), settings.ca_cert_file,
+                                                       settings.ca_key_file)
+            c.bootstrap_key = bootstrap_key(settings)
+            c.provision = layout.load(settings)
+            c.saga = SagaRunner(store, c.ca, whole=settings.provision_at_once)
+            await c.seed_admin()
+            undo.pop_all()  # started: the container owns them now (``close``)
+            return c
+        raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
 
     async def seed_admin(self) -> None:
         """Create the configured administrator once; later starts find it by identity."""

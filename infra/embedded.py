@@ -187,8 +187,13 @@ class Embedded:
         stop_left_postmaster(pgdata)
         user = _postgres_user(pgdata, Path(pg.POSTGRES_BIN_PATH))
         if not (pgdata / "PG_VERSION").exists():
-            pg.initdb(["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
-                      pgdata=pgdata, user=user)
+            try:
+                pg.initdb(["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
+                          pgdata=pgdata, user=user)
+            except BaseException:  # a start cut short (SIGTERM): no half-made cluster for the next one
+                for entry in pgdata.iterdir():
+                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                raise
         sockets = _socket_dir(pgdata, user)
         logfile = pgdata.parent / "postgres.log"
         with open(logfile, "ab") as log_file:

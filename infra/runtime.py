@@ -67,7 +67,8 @@ class Service:
     @classmethod
     async def start(cls, settings: Settings, roles: set[str] | frozenset[str] = ALL_ROLES,
                     api_processes: int = 0) -> Service:
-        c = await Container.start(settings)
+        # The API in children: their own pools, not this process's.
+        c = await Container.start(settings, set(roles) - {"api"} if api_processes else roles)
         svc = cls(settings, frozenset(roles), c, api_processes=api_processes)
         try:
             await svc._start_roles()

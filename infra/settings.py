@@ -27,6 +27,14 @@ def parse_duration(text: str) -> float:
     return total
 
 
+def _pool_size(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) < 1:
+        raise ValueError(f"{name} must be a whole number of connections, at least 1 (got {text!r})")
+    return int(text)
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service, read once from the environment."""
@@ -60,6 +68,10 @@ class Settings:
     # The views this process's projector feeds (empty: all); how projectors share the work.
     projector_views: tuple[str, ...] = ()
     store_workers: int = 16
+    # PostgreSQL connections of one process at most: the event store's pool and the views'
+    # pool (unset: by the process's roles, infra.container.POOL_SHARES; docs/deploy.md).
+    pg_store_pool: int | None = None
+    pg_views_pool: int | None = None
     # POST /mapping: a new gateway in one transaction (every step and its saga record), or
     # step by step, each step committed with its record (the saga's progress visible as it goes).
     provision_at_once: bool = True
@@ -115,6 +127,8 @@ class Settings:
             saga_stale=parse_duration(get("SAGA_STALE") or "30s"),
             projector_views=tuple(v.strip() for v in (get("PROJECTOR_VIEWS") or "").split(",") if v.strip()),
             store_workers=int(get("STORE_WORKERS") or s.store_workers),
+            pg_store_pool=_pool_size(get("PG_STORE_POOL"), "SMQ_PG_STORE_POOL"),
+            pg_views_pool=_pool_size(get("PG_VIEWS_POOL"), "SMQ_PG_VIEWS_POOL"),
             provision_at_once=(get("PROVISION_AT_ONCE") or "true").strip().lower() not in ("0", "false", "no", "off"),
             api_processes=max(0, int(get("API_PROCESSES") or s.api_processes)),
             # The ISSUE_LIMIT_* names of earlier releases are still read (they now count failures).

@@ -15,9 +15,13 @@ async def open_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
     # where a pooler loses it, rendering converts, as before.
     pool = AsyncConnectionPool(url, min_size=1, max_size=max_size, open=False,
                                kwargs={"autocommit": True}, configure=_utc)
-    await pool.open(wait=True, timeout=15)
-    async with pool.connection() as conn:
-        await migrate(conn)
+    try:
+        await pool.open(wait=True, timeout=15)
+        async with pool.connection() as conn:
+            await migrate(conn)
+    except BaseException:  # not left trying to connect in the background
+        await pool.close()
+        raise
     return pool
 
 
