@@ -149,7 +149,8 @@ class Container:
             nc = await bus.connect(nats_url, "smq")
             js = nc.jetstream(timeout=10)
             await bus.ensure_stream(js, settings.stream, settings.events_subject,
-                                    settings.stream_max_age, settings.stream_max_bytes)
+                                    settings.stream_max_age, settings.stream_max_bytes,
+                                    settings.stream_replicas)
         except BaseException:
             embedded.stop()
             raise
