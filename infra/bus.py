@@ -7,15 +7,19 @@ import contextlib
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from nats import errors as nats_errors
 from nats.aio.client import Client
 from nats.js import JetStreamContext
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-from nats.js.errors import NotFoundError
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamInfo
+from nats.js.errors import APIError, NotFoundError, ServiceUnavailableError
 
 log = logging.getLogger("smq.bus")
+T = TypeVar("T")
 
 POSITION = "Smq-Position"
 STORE = "Smq-Store"  # the identity of the store that wrote the message (infra.streamowner)
@@ -172,6 +176,43 @@ def differences(found: StreamConfig, wanted: StreamConfig) -> list[str]:
 UPDATABLE = frozenset({"replicas", "max_age", "max_bytes"})
 
 
+def transient(exc: BaseException) -> bool:
+    """A JetStream that will answer soon: no reply (a leader being elected), no responders, or
+    "temporarily unavailable" (503)."""
+    return isinstance(exc, (nats_errors.TimeoutError, nats_errors.NoRespondersError, TimeoutError,
+                            ServiceUnavailableError)) or (isinstance(exc, APIError) and exc.code == 503)
+
+
+async def _settled(call: Callable[[], Awaitable[T]], what: str, pause: tuple[float, float] = (0.25, 5.0)) -> T:
+    """``call()``, tried again while JetStream answers nothing or "temporarily unavailable" (a
+    cluster electing its leader: seconds): a WARNING at once, then reminders with back-off."""
+    delay, started, next_reminder, reminder = pause[0], time.monotonic(), 0.0, 10.0
+    while True:
+        try:
+            return await call()
+        except Exception as exc:
+            if not transient(exc):
+                raise
+            now = time.monotonic()
+            if now >= next_reminder:
+                log.warning("nats: %s: JetStream does not answer yet (%s, for %.1fs); trying again",
+                            what, cause(exc), now - started)
+                if next_reminder:
+                    reminder = min(reminder * 2, 300.0)
+                next_reminder = now + reminder
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, pause[1])
+
+
+async def _info_or_create(js: JetStreamContext, wanted: StreamConfig) -> StreamInfo | None:
+    """The stream's info, or None once it is created as ``wanted``."""
+    try:
+        return await js.stream_info(wanted.name or "")
+    except NotFoundError:
+        await js.add_stream(wanted)
+        return None
+
+
 async def ensure_stream(js: JetStreamContext, stream: str, root: str, max_age: float = 0.0,
                         max_bytes: int = -1, replicas: int = 1) -> list[str]:
     """Create the events stream (``stream_config``), or check an existing one: a changed limit
@@ -179,10 +220,8 @@ async def ensure_stream(js: JetStreamContext, stream: str, root: str, max_age: f
     logged as a WARNING), anything else that differs is an ERROR in the log and in the
     ``stream_config`` check of ``/health``. Returns what still differs."""
     wanted = stream_config(stream, root, max_age, max_bytes, replicas)
-    try:
-        info = await js.stream_info(stream)
-    except NotFoundError:
-        await js.add_stream(wanted)
+    info = await _settled(lambda: _info_or_create(js, wanted), f"looking up stream {stream}")
+    if info is None:
         log.info("nats: stream %s created (%d replica%s)", stream, replicas, "" if replicas == 1 else "s")
         return []
     found = differences(info.config, wanted)

@@ -148,7 +148,9 @@ class Container:
             await redis.ping()
             nc = await bus.connect(nats_url, "smq")
             js = nc.jetstream(timeout=10)
-            await bus.ensure_stream(js, settings.stream, settings.events_subject,
+            # A short bound on each lookup: a cluster electing a leader answers nothing, and
+            # ensure_stream tries again (saying so) until it does.
+            await bus.ensure_stream(nc.jetstream(timeout=3), settings.stream, settings.events_subject,
                                     settings.stream_max_age, settings.stream_max_bytes,
                                     settings.stream_replicas)
         except BaseException:

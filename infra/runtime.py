@@ -27,7 +27,8 @@ from workers.saga import SagaWorker
 
 log = logging.getLogger("smq")
 ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
-RELAY_TIMEOUT = 2.0  # the relay's bound on a publish's acknowledgement and on a stream lookup
+# The relay's bound on a stream lookup (its publishes have theirs: ``Relay.ack_wait``, 2 s).
+RELAY_LOOKUP = 0.75
 GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt before the API
 
 
@@ -93,10 +94,9 @@ class Service:
             channel = getattr(c.store.app.recorder, "channel_name", None)
             # Its own JetStream context, with a short bound on every request: a stream whose leader
             # was lost answers nothing until another is elected, and the relay tries again at once.
-            js = c.nc.jetstream(timeout=RELAY_TIMEOUT)
+            js = c.nc.jetstream(timeout=RELAY_LOOKUP)
             self.relay = Relay(c.store, js, s.stream, s.events_subject, c.pool, lease=lease,
-                               listen=(c.database_url, channel) if channel else None,
-                               ack_wait=RELAY_TIMEOUT)
+                               listen=(c.database_url, channel) if channel else None)
             self._worker(self.relay.run(), "relay")
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]

@@ -90,7 +90,7 @@ class Cluster:
     async def _has_meta_leader(self) -> bool:
         try:
             nc = await asyncio.wait_for(nats.connect([n.url for n in self.nodes], connect_timeout=1,
-                                                     allow_reconnect=False), 2.0)
+                                                     allow_reconnect=False, error_cb=_quiet), 2.0)
         except Exception:  # noqa: BLE001 - not up yet
             return False
         try:
@@ -103,8 +103,13 @@ class Cluster:
 
     async def client(self) -> Client:
         return await nats.connect([n.url for n in self.nodes if n.proc and n.proc.poll() is None],
-                                  connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.2)
+                                  connect_timeout=2, max_reconnect_attempts=-1, reconnect_time_wait=0.2,
+                                  error_cb=_quiet)
 
     def stop(self) -> None:
         for n in self.nodes:
             n.stop()
+
+
+async def _quiet(_exc: Exception) -> None:
+    """The test's own clients: a node killed on purpose is no news."""

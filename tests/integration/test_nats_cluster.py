@@ -54,7 +54,7 @@ async def _stream_positions(cl: Cluster, stream: str) -> list[int]:
 
 async def _store_positions(database_url: str) -> list[int]:
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
-        rows = await (await conn.execute("select notification_id from stored_events order by 1")).fetchall()
+        rows = await (await conn.execute("select notification_id from smq_events order by 1")).fetchall()
     return [int(r[0]) for r in rows]
 
 
@@ -92,9 +92,11 @@ async def test_a_stream_leader_killed_under_load(cluster: Cluster, settings: Set
             victim.kill9()
             at_kill = len(acked)
 
+            probe = nc.jetstream(timeout=0.3)  # a stream without a leader answers nothing
+
             async def new_leader() -> bool:
                 try:
-                    found = (await js.stream_info(s.stream)).cluster
+                    found = (await probe.stream_info(s.stream)).cluster
                 except Exception:  # noqa: BLE001 - no leader yet
                     return False
                 return found is not None and found.leader not in (None, victim.name)
@@ -150,3 +152,21 @@ async def test_a_role_starts_while_the_first_listed_node_is_down(cluster: Cluste
 
 async def _true(value: bool) -> bool:
     return value
+
+
+async def test_a_stream_unlike_its_configuration_is_said(client: Client, service: Any, settings: Settings,
+                                                        caplog: Any) -> None:
+    """Not silently used: a stream whose subjects (or retention, storage, replicas) differ from
+    the configuration fails /health's ``stream_config`` check, and a start says so in the log."""
+    from infra.bus import ensure_stream
+
+    s, js = settings, service.container.js
+    st, body, _ = await client.call("GET", "/health")
+    assert body["checks"]["stream_config"] == "pass", body
+    info = await js.stream_info(s.stream)
+    await js.update_stream(replace(info.config, subjects=[*info.config.subjects, f"{s.events_subject}x.>"]))
+    st, body, _ = await client.call("GET", "/health")
+    assert st == 503 and "subjects" in body["checks"]["stream_config"], body
+    caplog.set_level(logging.ERROR, logger="smq.bus")
+    found = await ensure_stream(js, s.stream, s.events_subject)
+    assert found and found[0].startswith("subjects") and "differs from its configuration" in caplog.text
