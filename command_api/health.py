@@ -10,6 +10,7 @@ from aiohttp import web
 
 from command_api import wire
 from command_api.context import container
+from infra import bus as nats_bus
 from infra import streamowner, viewstatus
 from infra.container import REDIS_VIEWS
 from projections.redisview import rebuilding
@@ -45,6 +46,14 @@ async def health(request: web.Request) -> web.Response:
             raise ConnectionError("nats is not connected")
         await c.js.stream_info(c.settings.stream)
 
+    async def stream_config() -> None:  # the stream as configured (replicas, subjects, limits, …)
+        s = c.settings
+        info = await c.js.stream_info(s.stream)
+        wanted = nats_bus.stream_config(s.stream, s.events_subject, s.stream_max_age, s.stream_max_bytes,
+                                   s.stream_replicas)
+        if found := nats_bus.differences(info.config, wanted):
+            raise CheckFailed("; ".join(found))
+
     async def views() -> None:  # every view moves: none failing on an event, none stalled
         names = c.extras.get("sql_view_names") or [v.name for v in c.sql_views()]
         c.extras["sql_view_names"] = names
@@ -56,7 +65,7 @@ async def health(request: web.Request) -> web.Response:
 
     await asyncio.gather(check("store", c.store.max_position), check("bus", bus),
                          check("views_sql", sql), check("views_redis", c.redis.ping),
-                         check("views", views))
+                         check("views", views), check("stream_config", stream_config))
     if checks["views_redis"] == "pass":  # reachable; but is every Redis view whole?
         with contextlib.suppress(Exception):
             checks["views_redis"] = await rebuilding(c.redis, c.settings.redis_prefix, REDIS_VIEWS) or "pass"

@@ -53,7 +53,8 @@ async def reset(c: Storage, js: JetStreamContext) -> None:
     async with c.pool.connection() as conn:
         await conn.execute("delete from relay_checkpoint")
     await js.delete_stream(s.stream)
-    await bus.ensure_stream(js, s.stream, s.events_subject, s.stream_max_age, s.stream_max_bytes)
+    await bus.ensure_stream(js, s.stream, s.events_subject, s.stream_max_age, s.stream_max_bytes,
+                            s.stream_replicas)
 
 
 async def run(settings: Settings, args: argparse.Namespace) -> int:

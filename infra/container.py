@@ -211,8 +211,11 @@ class Container:
             js = nc.jetstream(timeout=10)
             await startup.reach(
                 "NATS JetStream", f"stream {settings.stream}",
-                lambda: bus.ensure_stream(js, settings.stream, settings.events_subject,
-                                          settings.stream_max_age, settings.stream_max_bytes),
+                # A short bound on each lookup: a cluster electing a leader answers nothing,
+                # and ensure_stream tries again (saying so) until it does.
+                lambda: bus.ensure_stream(nc.jetstream(timeout=3), settings.stream,
+                                          settings.events_subject, settings.stream_max_age,
+                                          settings.stream_max_bytes, settings.stream_replicas),
                 JETSTREAM_DOWN, bound=30)
             startup.set_stage("starting the roles")
             tokens = Tokens(jwt_secret(settings), settings.access_ttl, settings.refresh_ttl)

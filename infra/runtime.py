@@ -27,11 +27,15 @@ from workers.saga import SagaWorker
 
 log = logging.getLogger("smq")
 ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
+# The relay's bound on a stream lookup (its publishes have theirs: ``Relay.ack_wait``, 2 s).
+RELAY_LOOKUP = 0.75
 GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt before the API
 
 
 def redact(url: str) -> str:
-    """A URL without its password."""
+    """A URL without its password (each of a comma-separated list: ``SMQ_NATS_URL``)."""
+    if "," in url:
+        return ",".join(redact(u) for u in url.split(","))
     if "@" not in url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
@@ -89,8 +93,11 @@ class Service:
         if "relay" in self.roles:
             lease = Lease(c.database_url, f"smq-relay:{s.stream}")
             channel = getattr(c.store.app.recorder, "channel_name", None)
-            self.relay = Relay(c.store, c.js, s.stream, s.events_subject, c.pool, lease=lease,
-                               listen=(c.database_url, channel) if channel else None, owner=owner_of(c))
+            # Its own JetStream context, with a short bound on every request: a stream whose leader
+            # was lost answers nothing until another is elected, and the relay tries again at once.
+            js = c.nc.jetstream(timeout=RELAY_LOOKUP)
+            self.relay = Relay(c.store, js, s.stream, s.events_subject, c.pool, lease=lease,
+                               listen=(c.database_url, channel) if channel else None)
             self._worker(self.relay.run(), "relay")
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]

@@ -35,6 +35,13 @@ def _pool_size(text: str | None, name: str) -> int | None:
     return int(text)
 
 
+def _replicas(text: str) -> int:
+    n = int(text)
+    if not 1 <= n <= 5:  # JetStream's own bound
+        raise ValueError(f"SMQ_STREAM_REPLICAS must be 1 to 5, not {n}")
+    return n
+
+
 @dataclass(frozen=True)
 class Settings:
     """Every knob of the service, read once from the environment."""
@@ -57,6 +64,8 @@ class Settings:
     # older positions stay readable with GET /events?after= (from the store).
     stream_max_age: float = 0.0
     stream_max_bytes: int = -1
+    # Copies of each stream the service creates, on as many nodes of a NATS cluster (1 to 5).
+    stream_replicas: int = 1
     messages_subject: str = "channels"
     redis_prefix: str = "smq:"
     # How long a query waits for the views to reach the caller's last write.
@@ -120,6 +129,7 @@ class Settings:
             events_subject=get("EVENTS_SUBJECT") or s.events_subject,
             stream_max_age=parse_duration(get("STREAM_MAX_AGE") or "0"),
             stream_max_bytes=int(get("STREAM_MAX_BYTES") or s.stream_max_bytes),
+            stream_replicas=_replicas(get("STREAM_REPLICAS") or str(s.stream_replicas)),
             messages_subject=get("MESSAGES_SUBJECT") or s.messages_subject,
             redis_prefix=get("REDIS_PREFIX") or s.redis_prefix,
             rw_wait=parse_duration(get("RW_WAIT") or "5s"),

@@ -7,6 +7,15 @@ often the relay is killed and restarted. Where to resume is read off the stream
 itself (the position header of its last message), once the stream is known to be this
 store's: every message carries the store's identity (``Smq-Store``), and a stream of another
 store, or one ahead of this store, is refused (``infra.streamowner``).
+
+On a NATS cluster the stream's leader may be lost (a node killed): publishing fails (no
+responders while the others elect a new leader, or no acknowledgement from the dead one) and
+the relay tries again after a short pause (growing to ``retry`` seconds), each try bounded by
+``ack_wait``, so it publishes again within about ``retry`` of the new leader's election, never
+waiting out a long bound. Whatever was acknowledged is on the stream; where to go on is read
+off the stream again, and the message ids keep it exact (no duplicate, gap or reordering). A
+failure is logged with its cause, once, then as reminders with back-off while it lasts, and the
+recovery is logged.
 """
 
 from __future__ import annotations
@@ -14,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 import psycopg
@@ -23,7 +33,7 @@ from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from infra import metrics
-from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID, POSITION, STORE
+from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID, POSITION, STORE, cause
 from infra.lease import Lease
 from infra.store import Store
 from infra.streamowner import StreamOwner
@@ -37,11 +47,11 @@ class Relay:
 
     def __init__(self, store: Store, js: JetStreamContext, stream: str, root: str,
                  pool: AsyncConnectionPool | None = None, batch: int = 500, idle: float = 0.02,
-                 ack_wait: float = 10.0, lease: Lease | None = None, standby_poll: float = 1.0,
+                 ack_wait: float = 2.0, lease: Lease | None = None, standby_poll: float = 1.0,
                  listen: tuple[str, str] | None = None, idle_listening: float = 0.25,
-                 owner: StreamOwner | None = None) -> None:
+                 owner: StreamOwner | None = None, retry: float = 0.25) -> None:
         self.store, self.js, self.stream, self.root = store, js, stream, root
-        self.owner = owner or StreamOwner(js, stream, store)
+        self.owner = owner or StreamOwner(js, stream, store, poll=(retry, 5.0))
         self.store_id: str | None = None
         self.pool, self.batch, self.idle, self.ack_wait = pool, batch, idle, ack_wait
         self.lease, self.standby_poll = lease, standby_poll
@@ -58,7 +68,11 @@ class Relay:
         # polling every 20 ms was most of an idle server's CPU (7 % of a core).
         self.idle_listening = idle_listening
         self.listening = False
-        self.failures = 0  # publish failures in a row (the pause before the next try grows)
+        self.failures = 0  # failures in a row (publishing, or reading where to resume)
+        self.retry = retry  # the longest pause between two tries while failing
+        self.failing_since = 0.0  # monotonic time of the first failure of the current run
+        self.recovered_at = 0.0  # monotonic time of the last recovery (publishing again)
+        self._next_reminder, self._reminder = 0.0, 5.0
 
     async def published_position(self) -> int:
         """Position of the last event on the stream (0 for an empty stream)."""
@@ -144,9 +158,38 @@ class Relay:
                 self.listening = False
                 self._wake.set()  # a relay waiting on the long poll goes back to the short one
 
+    def _failed(self, what: str, exc: BaseException) -> None:
+        """Count a failure and say it with its cause: the first at once (WARNING), then a
+        reminder (ERROR, with the traceback) after 5 s, 10 s, … (at most every minute)."""
+        now = time.monotonic()
+        self.failures += 1
+        metrics.relay_failures(self.failures)
+        if self.failures == 1:
+            self.failing_since, self._reminder = now, 5.0
+            self._next_reminder = now + self._reminder
+            log.warning("relay: %s failed (%s); resuming from the stream", what, cause(exc))
+        elif now >= self._next_reminder:
+            log.error("relay: failing for %.1fs (%d tries; this time %s: %s); retrying",
+                      now - self.failing_since, self.failures, what, cause(exc), exc_info=exc)
+            self._reminder = min(self._reminder * 2, 60.0)
+            self._next_reminder = now + self._reminder
+
+    def _recovered(self) -> None:
+        if self.failures:
+            self.recovered_at = time.monotonic()
+            log.warning("relay: publishing again after %.2fs (%d failed tries)",
+                        self.recovered_at - self.failing_since, self.failures)
+            self.failures = 0
+            metrics.relay_failures(0)
+
+    def _pause(self) -> float:
+        """The pause before the next try: short (a leader election is over in seconds, and a
+        refused publish costs one round trip), growing to ``retry``."""
+        return min(0.02 * 2 ** max(self.failures - 1, 0), self.retry)
+
     async def _resume(self, delay: float = 0.0) -> bool:
         """Take up the position of the stream's last message once the stream is this store's
-        (waiting, loudly, while it is not), retrying (with a growing pause) while the bus cannot
+        (waiting, loudly, while it is not), retrying (after a short pause) while the bus cannot
         tell it; False when stopped meanwhile."""
         while not self._stop.is_set():
             if delay:
@@ -155,13 +198,14 @@ class Relay:
                 if self._stop.is_set():
                     return False
             try:
+                await self.js.stream_info(self.stream)  # the stream answers again (has a leader)
                 if await self.owner.wait_usable(self._stop, "relay") is None:
                     return False
                 self.position = await self.published_position()
                 return True
             except Exception as exc:  # noqa: BLE001 - the bus may be restarting: try again
-                log.warning("relay: reading the stream's last position failed (%s); retrying", exc)
-                delay = min(max(delay * 2, 0.2), 2.0)
+                self._failed("reading the stream's last position", exc)
+                delay = self._pause()
         return False
 
     async def _publish_while_held(self) -> None:
@@ -176,21 +220,13 @@ class Relay:
             self._wake.clear()
             try:
                 sent = await self.publish_once()
-            except Exception as exc:  # noqa: BLE001 - any failure (a restarting NATS answers
+            except Exception as exc:  # noqa: BLE001 - any failure (a stream without a leader answers
                 # NoStreamResponseError, PostgreSQL OperationalError): the relay must not die
-                self.failures += 1
-                if self.failures >= 5:  # no longer a blip: say so loudly, with the cause
-                    log.error("relay: publish failed %d times in a row; resuming from the stream",
-                              self.failures, exc_info=exc)
-                else:
-                    log.warning("relay: publish failed (%s); resuming from the stream", exc)
-                metrics.relay_failures(self.failures)
-                if not await self._resume(min(0.2 * 2 ** (self.failures - 1), 5.0)):
+                self._failed("publish", exc)
+                if not await self._resume(self._pause()):
                     return
                 continue
-            if self.failures:
-                self.failures = 0
-                metrics.relay_failures(0)
+            self._recovered()
             if sent < self.batch:
                 try:
                     idle = self.idle_listening if self.listening else self.idle
@@ -217,7 +253,8 @@ class Relay:
         The first event goes out with a plain publish, whose refusal (a wrong last
         message id: another relay got ahead) raises at once; the rest are pipelined.
         nats-py never resolves a pipelined publish that the server refuses, so the
-        acknowledgements are awaited within a bound.
+        acknowledgements are awaited within a bound (``ack_wait``, as the first publish: short,
+        so that a leader lost mid-batch costs little; a bound passed only means trying again).
         """
         if self.store_id is None:
             self.store_id = await self.store.identity()
@@ -232,7 +269,7 @@ class Relay:
                 headers[EXPECTED_LAST_MSG_ID] = str(previous)
             if i == 0:
                 await self._check_repeat(env.position, await self.js.publish(
-                    env.subject(self.root), encode(env), headers=headers))
+                    env.subject(self.root), encode(env), headers=headers, timeout=self.ack_wait))
             else:
                 futures.append(await self.js.publish_async(env.subject(self.root), encode(env),
                                                            headers=headers))
