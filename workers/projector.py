@@ -41,6 +41,7 @@ log = logging.getLogger("smq.projector")
 
 RETRY_FIRST = 0.5  # the pause after a failure, doubled at each repeat of it up to RETRY_MAX
 RETRY_MAX = 30.0
+BUS_RETRY_MAX = 1.0  # the pause's bound when the bus, not a view, fails
 REMIND_EVERY = 300.0  # seconds between the ERROR reminders of a failure that goes on
 WATCH_EVERY = 1.0  # how often the store's head is read (the lags and stalls follow it)
 
@@ -148,6 +149,10 @@ class ViewRunner:
         # event); a cause whose text changes at each try (a server away) keeps it growing.
         moved = self._failure is None or [k[:2] for k in key] != [k[:2] for k in self._failure]
         self._delay = RETRY_FIRST if moved else min(self._delay * 2, RETRY_MAX)
+        if not isinstance(exc, ViewsFailed):
+            # Not a view's own failure but the bus's (a cluster electing a stream leader, a
+            # restarting server): it is back within seconds, and reads wait for the views.
+            self._delay = min(self._delay, BUS_RETRY_MAX)
         if key != self._failure:
             self._failure, self._reminded = key, now
             log.error("projector: %s; retrying in %.1fs, then less and less often",
