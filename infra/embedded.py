@@ -191,8 +191,12 @@ class Embedded:
                 pg.initdb(["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
                           pgdata=pgdata, user=user)
             except BaseException:  # a start cut short (SIGTERM): no half-made cluster for the next one
+                # (initdb's own children may still be removing their files meanwhile)
                 for entry in pgdata.iterdir():
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+                    if entry.is_dir():
+                        shutil.rmtree(entry, ignore_errors=True)
+                    else:
+                        entry.unlink(missing_ok=True)
                 raise
         sockets = _socket_dir(pgdata, user)
         logfile = pgdata.parent / "postgres.log"
