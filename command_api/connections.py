@@ -13,6 +13,7 @@ from command_api import docsql, wire
 from command_api.channels import CHANNELS
 from command_api.context import committed, container, fresh, meta, principal
 from command_api.errors import BadRequest
+from command_api.filters import Filters
 from command_api.listing import ID, Table, total_and_page, visible
 from command_api.things import THINGS
 from domain.connections import Connection
@@ -127,21 +128,11 @@ async def connected_page(request: web.Request, parent: Table, parent_id: UUID, p
     those the caller may see itself, under the usual filters, in the order of connection."""
     who = principal(request)
     offset, limit = wire.paging(request)
-    status = wire.status_filter(request)
-    name = wire.name_filter(request)
-    metadata = wire.metadata_filter(request)
+    filters, filter_args = Filters.of(request).sql()
     pcond, pargs = visible(parent, who)
     cond, args = visible(listed, who)
-    where = [cond]
-    if status:
-        where.append("status = %s")
-        args.append(status)
-    if name is not None:
-        where.append("name = %s")
-        args.append(name)
-    if metadata is not None:
-        where.append("metadata @> %s::jsonb")
-        args.append(msgspec.json.encode(metadata).decode())
+    where = [cond, *filters]
+    args = [*args, *filter_args]
     sql_from = (f"{listed.table} join (select {listed_column} as conn_item, created_pos as conn_pos"  # noqa: S608
                 f" from connections where {parent_column} = %s and active) k on k.conn_item = id"
                 f" where {' and '.join(where)}")

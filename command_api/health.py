@@ -12,7 +12,7 @@ from command_api import wire
 from command_api.context import container
 from infra import bus as nats_bus
 from infra import streamowner, viewstatus
-from infra.container import REDIS_VIEWS
+from projections import catalogue
 from projections.redisview import rebuilding
 
 routes = web.RouteTableDef()
@@ -55,11 +55,10 @@ async def health(request: web.Request) -> web.Response:
             raise CheckFailed("; ".join(found))
 
     async def views() -> None:  # every view moves: none failing on an event, none stalled
-        names = c.extras.get("sql_view_names") or [v.name for v in c.sql_views()]
-        c.extras["sql_view_names"] = names
+        names = [v.name for v in catalogue.SQL_VIEWS]
         stalls = c.extras.setdefault("view_stalls", viewstatus.Stalls())
-        found = await viewstatus.standings(c.pool, c.redis, c.settings.redis_prefix, names,
-                                           REDIS_VIEWS, await c.store.max_position())
+        found = await viewstatus.standings(c.pool, c.redis, names, catalogue.redis_positions(c.settings.redis_prefix),
+                                           await c.store.max_position())
         if problems := viewstatus.problems(found, stalls):
             raise CheckFailed("; ".join(problems))
 
@@ -68,7 +67,8 @@ async def health(request: web.Request) -> web.Response:
                          check("views", views), check("stream_config", stream_config))
     if checks["views_redis"] == "pass":  # reachable; but is every Redis view whole?
         with contextlib.suppress(Exception):
-            checks["views_redis"] = await rebuilding(c.redis, c.settings.redis_prefix, REDIS_VIEWS) or "pass"
+            checks["views_redis"] = await rebuilding(c.redis, c.settings.redis_prefix,
+                                                               catalogue.REDIS_VIEW_NAMES) or "pass"
     checks["stream"] = await streamowner.health(c)  # refused: another store's, or ahead of ours
     ok = all(v == "pass" for v in checks.values())
     return wire.json({"status": "pass" if ok else "fail", "version": VERSION,

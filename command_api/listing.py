@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from aiohttp import web
 
 from command_api import docsql, wire
 from command_api.context import container, fresh, principal
+from command_api.filters import Filters
 from domain.common import Principal
 from domain.errors import NotFound
 
@@ -194,24 +194,13 @@ async def list_page(request: web.Request, t: Table) -> web.Response:
     """``{limit, offset, total, <plural>}``: exact total under the filters, creation order."""
     who = principal(request)
     offset, limit = wire.paging(request)
-    status = wire.status_filter(request)
-    name = wire.name_filter(request)
-    metadata = wire.metadata_filter(request)
+    chosen = Filters.of(request)
+    status = chosen.status
     cond, args = visible(t, who)
-    filters: list[str] = []
-    filter_args: list[Any] = []
-    if status:
-        filters.append("status = %s")
-        filter_args.append(status)
-    if name is not None:
-        filters.append("name = %s")
-        filter_args.append(name)
-    if metadata is not None:
-        filters.append("metadata @> %s::jsonb")
-        filter_args.append(msgspec.json.encode(metadata).decode())
+    filters, filter_args = chosen.sql()
     sql_where = " and ".join([cond, *filters])
     args = [*args, *filter_args]
-    counted = not (t.counts and name is None and metadata is None)
+    counted = not (t.counts and not chosen.narrowed)
     if not counted:
         total_sql, total_args = _unfiltered_total(t, who, status)
     else:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from command_api import docsql, wire
 from command_api.context import bearer, committed, container, fresh, meta, principal
+from command_api.filters import Filters
 from command_api.listing import total_and_page
 from command_api.ratelimit import LOGIN, address_of, failures
 from command_api.revocation import ACTIVE
@@ -138,27 +139,13 @@ async def profile(request: web.Request) -> web.Response:
 async def list_users(request: web.Request) -> web.Response:
     who = principal(request)
     offset, limit = wire.paging(request)
-    status = wire.status_filter(request)
-    name = wire.name_filter(request)
-    identity = request.query.get("identity")
+    filters, filter_args = Filters.of(request, identity=True).sql()
     where, args = ["true"], []
     if not who.admin:
         where.append("id = %s")
         args.append(who.user_id)
-    if status:
-        where.append("status = %s")
-        args.append(status)
-    if name is not None:
-        where.append("name = %s")
-        args.append(name)
-    if identity is not None:
-        where.append("identity = %s")
-        args.append(identity)
-    metadata = wire.metadata_filter(request)
-    if metadata is not None:
-        where.append("metadata @> %s::jsonb")
-        args.append(msgspec.json.encode(metadata).decode())
-    cond = " and ".join(where)
+    cond = " and ".join([*where, *filters])
+    args = [*args, *filter_args]
     c = container(request)
     await fresh(request, "users")
     async with c.pool.connection() as conn:

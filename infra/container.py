@@ -37,18 +37,12 @@ from infra.layout import ProvisionSettings
 from infra.settings import Settings
 from infra.store import Store
 from infra.tokens import Tokens
+from projections import catalogue
 from projections.access import AccessView
-from projections.bootstrap import configs_view
-from projections.certs import certs_view
-from projections.channels import channels_view
-from projections.connections import connections_view
-from projections.events import events_view
 from projections.lookups import ThingKeysView
-from projections.provisionings import provisionings_view
+from projections.redisview import RedisView
 from projections.sealing import Sealer
 from projections.sqlview import SqlView
-from projections.things import things_view
-from projections.users import users_view
 from workers.saga import SagaRunner
 
 log = logging.getLogger("smq")
@@ -74,9 +68,6 @@ async def _connect_nats(url: str) -> Client:
     connect would otherwise retry a dead server every half second, logging each try)."""
     await startup.nats_answers(url)
     return await bus.connect(url, "smq")
-
-# Views kept in Redis: their positions live in Redis too (``{prefix}pos:{view}``).
-REDIS_VIEWS: tuple[str, ...] = (ThingKeysView.name, AccessView.name)
 
 
 # Each role's share of its process's PostgreSQL connections at most: (the event store's pool,
@@ -219,7 +210,8 @@ class Container:
                 JETSTREAM_DOWN, bound=30)
             startup.set_stage("starting the roles")
             tokens = Tokens(jwt_secret(settings), settings.access_ttl, settings.refresh_ttl)
-            freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait, REDIS_VIEWS)
+            freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait,
+                                  catalogue.redis_positions(settings.redis_prefix))
             c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
                     freshness, embedded if embedded.procs or embedded.pg else None)
             c.ca = CertificateAuthority.load_or_create(Path(settings.data_dir), settings.ca_cert_file,
@@ -255,25 +247,27 @@ class Container:
                 self.admin_id = str(user.id)
 
     def sql_views(self) -> list[SqlView]:
-        return [users_view(self.pool), things_view(self.pool), channels_view(self.pool),
-                events_view(self.pool), configs_view(self.pool), certs_view(self.pool),
-                provisionings_view(self.pool),
-                connections_view(self.pool)]
+        """The SQL views of the catalogue, over the views' pool."""
+        return [v.over_sql(self.pool) for v in catalogue.SQL_VIEWS]
+
+    def redis_view(self, name: str) -> RedisView:
+        """A Redis view of the catalogue (one per container: it holds its registered scripts)."""
+        if name not in self.extras:
+            self.extras[name] = catalogue.view(name).over_redis(self.redis, self.settings.redis_prefix)
+        view: RedisView = self.extras[name]
+        return view
 
     def thing_keys(self) -> ThingKeysView:
-        """The Redis view of secrets (one per container: it holds its registered scripts)."""
-        if "thing_keys" not in self.extras:
-            self.extras["thing_keys"] = ThingKeysView(self.redis, self.settings.redis_prefix)
-        return self.extras["thing_keys"]
+        """The Redis view of secrets."""
+        return self.redis_view(ThingKeysView.name)  # type: ignore[return-value]
 
     def access(self) -> AccessView:
-        """The Redis view of connections (one per container, as ``thing_keys``)."""
-        if "access" not in self.extras:
-            self.extras["access"] = AccessView(self.redis, self.settings.redis_prefix)
-        return self.extras["access"]
+        """The Redis view of connections."""
+        return self.redis_view(AccessView.name)  # type: ignore[return-value]
 
     def views(self) -> list[Any]:
-        return [*self.sql_views(), self.thing_keys(), self.access()]
+        """Every view of the catalogue, in its order."""
+        return [*self.sql_views(), *(self.redis_view(v.name) for v in catalogue.REDIS_VIEWS)]
 
     async def close(self) -> None:
         try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
@@ -45,9 +45,10 @@ def _fail(waiters: list[asyncio.Future[Any]], exc: BaseException) -> None:
 
 class Freshness:
     def __init__(self, redis: Redis, pool: AsyncConnectionPool, prefix: str, bound: float,
-                 redis_views: Iterable[str] = ()) -> None:
+                 redis_views: Mapping[str, str] | None = None) -> None:
         self.redis, self.pool, self.prefix, self.bound = redis, pool, prefix, bound
-        self.redis_views = set(redis_views)
+        # The Redis views, each with the key of its position (``catalogue.redis_positions``).
+        self.redis_views: dict[str, str] = dict(redis_views or {})
         self.known: dict[str, int] = {}
         self._changed = asyncio.Event()
         self._max = redis.register_script(_MAX)
@@ -143,7 +144,7 @@ class Freshness:
                 self.advanced(view, int(pos))
         for view in views:
             if view in self.redis_views:
-                self.advanced(view, int(await self.redis.get(f"{self.prefix}pos:{view}") or 0))
+                self.advanced(view, int(await self.redis.get(self.redis_views[view]) or 0))
 
     async def wait(self, views: Iterable[str], target: int) -> bool:
         """True once every view has reached ``target``; False when the bound ran out."""

@@ -38,28 +38,13 @@ from infra import sql
 from infra.container import Container
 from infra.settings import Settings
 from infra.store import Store
-from projections import (
-    bootstrap,
-    certs,
-    channels,
-    connections,
-    events,
-    provisionings,
-    things,
-    users,
-)
-from projections.access import NAME as ACCESS
+from projections import catalogue
 from projections.envelope import Envelope, decode, encode
-from projections.lookups import NAME as THING_KEYS
 from projections.sqlview import apply_batch
 
-# The tables of each SQL view, and the key patterns of each Redis view (after the prefix).
-SQL_TABLES: dict[str, tuple[str, ...]] = {
-    "users": users.TABLES, "things": things.TABLES, "channels": channels.TABLES,
-    "events": events.TABLES, "configs": bootstrap.TABLES, "certs": certs.TABLES,
-    "provisionings": provisionings.TABLES, connections.NAME: connections.TABLES,
-}
-REDIS_KEYS: dict[str, tuple[str, ...]] = {THING_KEYS: ("thingkey:", "thing:"), ACCESS: ("conn:", "chan:")}
+# The tables of each SQL view, and the key prefixes of each Redis view (from the catalogue).
+SQL_TABLES: dict[str, tuple[str, ...]] = {v.name: v.tables for v in catalogue.SQL_VIEWS}
+REDIS_KEYS: dict[str, tuple[str, ...]] = {v.name: v.key_prefixes() for v in catalogue.REDIS_VIEWS}
 BATCH = 1000
 SNAPSHOT_ATTEMPTS = 20
 
@@ -69,6 +54,7 @@ class Storage:
     the container's own list, built over this storage."""
 
     sql_views = Container.sql_views
+    redis_view = Container.redis_view
     thing_keys = Container.thing_keys
     access = Container.access
     views = Container.views

@@ -14,10 +14,10 @@ from command_api.server import ApiRunner
 from infra.apiprocs import ApiProcesses, inherited_socket, listen_failure
 from infra.container import Container
 from infra.lease import Lease
-from infra.replay import SQL_TABLES
 from infra.settings import Settings
 from infra.streamowner import owner_of
 from infra.treemetrics import PARENT_METRICS, ParentMetrics
+from projections import catalogue
 from projections.redisview import RedisView
 from projections.statistics import Statistics
 from workers.projector import Projector, ViewRunner
@@ -111,7 +111,7 @@ class Service:
                            guard=lambda stop: owner_of(c).wait_usable(stop, "projector"))],
                 head=c.store.max_position, guard=guard if guard.states else None)
             self._worker(self.projector.run(), "projector")
-            tables = [t for v in views for t in SQL_TABLES.get(v.name, ())]
+            tables = catalogue.tables_of(v.name for v in views)
             if tables:
                 self.statistics = Statistics(c.pool, tables)
                 self._worker(self.statistics.run(), "statistics")

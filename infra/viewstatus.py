@@ -2,14 +2,14 @@
 that cannot move (``view_status``, beside ``view_positions``), and deletes it on recovery.
 
 A view's lag is the store's head minus its position (SQL ``view_positions``, Redis
-``{prefix}pos:{view}``); a view is failing while a recorded failure stands and it is behind,
+its position key, ``projections.catalogue``); a view is failing while a recorded failure stands and it is behind,
 and stalled when it is behind and its position has not moved for ``stall_after`` seconds.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -91,9 +91,10 @@ class Standing:
     error: str | None = None
 
 
-async def standings(pool: AsyncConnectionPool, redis: Redis, prefix: str, sql_views: Sequence[str],
-                    redis_views: Sequence[str], head: int) -> list[Standing]:
-    """Every view's position, lag and recorded failure: one SQL query and one MGET."""
+async def standings(pool: AsyncConnectionPool, redis: Redis, sql_views: Sequence[str],
+                    redis_views: Mapping[str, str], head: int) -> list[Standing]:
+    """Every view's position, lag and recorded failure: one SQL query and one MGET
+    (``redis_views``: each Redis view's position key)."""
     async with pool.connection() as conn:
         rows = await (await conn.execute(
             "select v.view, coalesce(p.position, 0), s.failing_since, s.position, s.event_type, s.error"
@@ -102,7 +103,7 @@ async def standings(pool: AsyncConnectionPool, redis: Redis, prefix: str, sql_vi
             "  left join view_status s on s.view = v.view", ([*sql_views, *redis_views],))).fetchall()
     found = {r[0]: r for r in rows}
     if redis_views:
-        values = await redis.mget([f"{prefix}pos:{v}" for v in redis_views])
+        values = await redis.mget(list(redis_views.values()))
         for view, value in zip(redis_views, values, strict=True):
             r = found[view]
             found[view] = (view, int(value or 0), *r[2:])

@@ -13,13 +13,15 @@ Keys (one scheme, written down here only):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 
-from projections.envelope import Envelope
+from domain.channels import Channel
+from domain.connections import Connection
+from projections.envelope import Envelope, name_of
 from projections.lookups import ThingKeysView
 from projections.redisview import RedisView, Write, whole
 
@@ -107,20 +109,37 @@ class AccessView(RedisView):
             whole=whole(m_keys) and whole(m_access),
             blocked_ms=int(blocked) if isinstance(blocked, int) else -2)
 
-    def _change(self, env: Envelope) -> tuple[str, str, str | None] | None:
+    def _change(self, env: Envelope) -> Change | None:
         """The write an event makes: (op, key, value), or None."""
-        d = env.data
-        if env.aggregate == "connection" and env.type == "connected":
-            return ("set", self.conn_key(str(d["channel_id"]), str(d["thing_id"])), ",".join(d["actions"]))
-        if env.aggregate == "connection" and env.type == "disconnected":
-            return ("del", self.conn_key(str(d["channel_id"]), str(d["thing_id"])), None)
-        if env.aggregate == "channel" and env.type == "disabled":
-            return ("set", self.channel_key(env.aggregate_id), "disabled")
-        if env.aggregate == "channel" and env.type == "enabled":
-            return ("del", self.channel_key(env.aggregate_id), None)
-        if env.aggregate == "channel" and env.type == "created" and env.data.get("enabled") is False:
-            return ("set", self.channel_key(env.aggregate_id), "disabled")
-        return None
+        handler = _BY_NAME.get((env.aggregate, env.type))
+        return handler(self, env) if handler is not None else None
 
     async def _changes(self, pipe: Any, batch: Sequence[tuple[int, Envelope]]) -> list[Write]:
         return [change for _seq, env in batch if (change := self._change(env)) is not None]
+
+
+Change = tuple[str, str, str | None]
+
+
+def _connected(view: AccessView, e: Envelope) -> Change:
+    d = e.data
+    return ("set", view.conn_key(str(d["channel_id"]), str(d["thing_id"])), ",".join(d["actions"]))
+
+
+def _disconnected(view: AccessView, e: Envelope) -> Change:
+    return ("del", view.conn_key(str(e.data["channel_id"]), str(e.data["thing_id"])), None)
+
+
+def _channel_created(view: AccessView, e: Envelope) -> Change | None:
+    return ("set", view.channel_key(e.aggregate_id), "disabled") if e.data.get("enabled") is False else None
+
+
+# The events the view follows, keyed by their classes (the catalogue lists the others it ignores).
+HANDLERS: dict[type, Callable[[AccessView, Envelope], Change | None]] = {
+    Connection.Connected: _connected,
+    Connection.Disconnected: _disconnected,
+    Channel.Disabled: lambda view, e: ("set", view.channel_key(e.aggregate_id), "disabled"),
+    Channel.Enabled: lambda view, e: ("del", view.channel_key(e.aggregate_id), None),
+    Channel.Created: _channel_created,
+}
+_BY_NAME = {name_of(cls): handler for cls, handler in HANDLERS.items()}

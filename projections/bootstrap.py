@@ -6,9 +6,11 @@ from psycopg import AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from domain.bootstrap import Config
 from projections.envelope import Envelope
-from projections.sqlview import SqlView
+from projections.sqlview import Handlers, SqlView
 
+NAME = "configs"
 TABLES = ("configs_view",)
 
 
@@ -61,13 +63,16 @@ async def _created_with_id(cur: AsyncCursor, e: Envelope) -> None:
                       (e.aggregate_id, str(e.data["thing_id"])))
 
 
+HANDLERS: Handlers = {
+    Config.Created: _created_with_id,
+    Config.Readded: _created_with_id,
+    Config.Updated: _updated,
+    Config.CertsUpdated: _certs,
+    Config.ChannelsUpdated: _channels,
+    Config.StateChanged: _state,
+    Config.Removed: _removed,
+}
+
+
 def configs_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("configs", pool, {
-        ("config", "created"): _created_with_id,
-        ("config", "readded"): _created_with_id,
-        ("config", "updated"): _updated,
-        ("config", "certs_updated"): _certs,
-        ("config", "channels_updated"): _channels,
-        ("config", "state_changed"): _state,
-        ("config", "removed"): _removed,
-    })
+    return SqlView(NAME, pool, HANDLERS)

@@ -5,9 +5,11 @@ from __future__ import annotations
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
+from domain.certs import CertBook
 from projections.envelope import Envelope
-from projections.sqlview import SqlView
+from projections.sqlview import Handlers, SqlView
 
+NAME = "certs"
 TABLES = ("certs_view",)
 
 
@@ -28,9 +30,12 @@ async def _revoked(cur: AsyncCursor, e: Envelope) -> None:
                       (e.data["revoked_at"], list(e.data["serials"])))
 
 
+HANDLERS: Handlers = {
+    CertBook.Opened: _opened,
+    CertBook.Issued: _issued,
+    CertBook.Revoked: _revoked,
+}
+
+
 def certs_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("certs", pool, {
-        ("cert_book", "opened"): _opened,
-        ("cert_book", "issued"): _issued,
-        ("cert_book", "revoked"): _revoked,
-    })
+    return SqlView(NAME, pool, HANDLERS)

@@ -6,10 +6,12 @@ from psycopg import AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from domain.channels import Channel
 from projections.envelope import Envelope
-from projections.sqlview import Batched, SqlView
+from projections.sqlview import Batched, Handlers, SqlView
 from projections.things import count_created, created_status, shared_handler, status_handler
 
+NAME = "channels"
 TABLES = ("channels_view", "channel_shares", "channels_counts")
 
 
@@ -30,11 +32,14 @@ async def _updated(cur: AsyncCursor, e: Envelope) -> None:
         (d["name"], d.get("description") or "", Jsonb(d["metadata"]), e.occurred_at, e.aggregate_id))
 
 
+HANDLERS: Handlers = {
+    Channel.Created: Batched(_created),
+    Channel.Updated: _updated,
+    Channel.Enabled: status_handler("channels_view", "enabled", "channels_counts"),
+    Channel.Disabled: status_handler("channels_view", "disabled", "channels_counts"),
+    Channel.Shared: shared_handler("channels_view", "channel_shares", "channel_id"),
+}
+
+
 def channels_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("channels", pool, {
-        ("channel", "created"): Batched(_created),
-        ("channel", "updated"): _updated,
-        ("channel", "enabled"): status_handler("channels_view", "enabled", "channels_counts"),
-        ("channel", "disabled"): status_handler("channels_view", "disabled", "channels_counts"),
-        ("channel", "shared"): shared_handler("channels_view", "channel_shares", "channel_id"),
-    })
+    return SqlView(NAME, pool, HANDLERS)

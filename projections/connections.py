@@ -12,8 +12,10 @@ from __future__ import annotations
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
+from domain.connections import Connection
+from domain.policies import Policy
 from projections.envelope import Envelope
-from projections.sqlview import Batched, SqlView
+from projections.sqlview import Batched, Handlers, SqlView
 
 NAME = "connections"
 TABLES = ("connections", "channel_policies")
@@ -59,12 +61,15 @@ async def _revoked(cur: AsyncCursor, e: Envelope) -> None:
                       (e.occurred_at, e.aggregate_id))
 
 
+HANDLERS: Handlers = {
+    Connection.Created: Batched(_conn_created),
+    Connection.Connected: _connected,
+    Connection.Disconnected: _disconnected,
+    Policy.Created: _policy_created,
+    Policy.Assigned: _assigned,
+    Policy.Revoked: _revoked,
+}
+
+
 def connections_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView(NAME, pool, {
-        ("connection", "created"): Batched(_conn_created),
-        ("connection", "connected"): _connected,
-        ("connection", "disconnected"): _disconnected,
-        ("policy", "created"): _policy_created,
-        ("policy", "assigned"): _assigned,
-        ("policy", "revoked"): _revoked,
-    })
+    return SqlView(NAME, pool, HANDLERS)

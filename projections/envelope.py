@@ -20,6 +20,20 @@ def snake(name: str) -> str:
     return _SNAKE.sub("_", name).lower()
 
 
+def event_name(cls_path: str) -> tuple[str, str]:
+    """The bus names (aggregate, event type) of an event class's path, e.g. ``("thing",
+    "tags_updated")`` for ``Thing.TagsUpdated``: the subject ``events.thing.tags_updated``
+    (a public contract: docs/events.md). The one place event names are made."""
+    aggregate, _, event = cls_path.rpartition(".")
+    return snake(aggregate.split(".")[-1]), snake(event)
+
+
+def name_of(cls: type) -> tuple[str, str]:
+    """The bus names of an event class (``Thing.TagsUpdated`` -> ``("thing", "tags_updated")``),
+    so views key their handlers by the classes themselves: a renamed event fails at import."""
+    return event_name(cls.__qualname__)
+
+
 class Envelope(msgspec.Struct, kw_only=True):
     """One event as subscribers see it on ``events.<aggregate>.<event>``."""
 
@@ -58,17 +72,17 @@ def from_stored(position: int, topic: str, originator_id: Any, version: int,
     """Build the envelope of a stored event from its decoded state, its credentials sealed
     with ``sealer`` (projections/sealing.py) as they travel on the bus."""
     cls_path = topic.split(":", 1)[1]  # e.g. "User.Created"
-    aggregate, _, event = cls_path.rpartition(".")
+    name, event = event_name(cls_path)
     state = upcast(topic, state)
     meta = state.get("_meta") or {}
     data = {k: v for k, v in state.items()
             if k not in REDACTED and k not in ("timestamp", "originator_topic", "_meta")}
-    name, aggregate_id = snake(aggregate.split(".")[-1]), str(originator_id)
+    aggregate_id = str(originator_id)
     if sealer is not None:
         data = sealer.seal_data(data, name, aggregate_id, version)
     return Envelope(
         position=position, aggregate=name, aggregate_id=aggregate_id,
-        version=version, type=snake(event), occurred_at=state["timestamp"],
+        version=version, type=event, occurred_at=state["timestamp"],
         actor=meta.get("actor"), correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"), data=data,
     )

@@ -11,8 +11,9 @@ from psycopg_pool import AsyncConnectionPool
 
 from projections.envelope import REDACTED, Envelope
 from projections.sealing import SEALED
-from projections.sqlview import ANY, Batched, SqlView
+from projections.sqlview import ANY, Batched, Handlers, SqlView
 
+NAME = "events"
 TABLES = ("events_view",)
 # Fields that hold a credential: kept in the store (aggregates need them), shown as "***".
 SECRET_FIELDS = SEALED | REDACTED
@@ -36,5 +37,8 @@ async def _any(cur: AsyncCursor, events: list[Envelope]) -> None:
           e.correlation_id, e.causation_id, Jsonb(redact(e.data))) for e in events])
 
 
+HANDLERS: Handlers = {ANY: Batched(_any)}  # every event
+
+
 def events_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("events", pool, {ANY: Batched(_any)})
+    return SqlView(NAME, pool, HANDLERS)

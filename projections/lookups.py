@@ -19,10 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from projections.envelope import Envelope
+from domain.things import Thing
+from projections.envelope import Envelope, name_of
 from projections.redisview import RedisView, ViewNotReady, Write, whole
 
 NAME = "thing_keys"
+# The events the view follows (the catalogue lists the others it ignores).
+HANDLES = (Thing.Created, Thing.SecretChanged, Thing.Enabled, Thing.Disabled)
+_CREATED, _SECRET_CHANGED, _ENABLED, _DISABLED = (name_of(cls) for cls in HANDLES)
 
 
 def secret_hash(secret: str) -> str:
@@ -76,16 +80,15 @@ class ThingKeysView(RedisView):
             return state[tid]
 
         for _seq, env in batch:
-            if env.aggregate != "thing":
-                continue
+            event = (env.aggregate, env.type)
             tid = env.aggregate_id
-            if env.type == "created":
+            if event == _CREATED:
                 key = secret_hash(env.data["secret"])
                 status = "enabled" if env.data.get("enabled", True) else "disabled"
                 state[tid] = {"key": key, "status": status}
                 writes += [("hset", self.by_key(key), {"id": tid, "status": status}),
                            ("hset", self.by_thing(tid), {"key": key, "status": status})]
-            elif env.type == "secret_changed":
+            elif event == _SECRET_CHANGED:
                 cur = await current(tid)
                 if cur.get("key"):
                     writes.append(("del", self.by_key(cur["key"]), None))
@@ -94,7 +97,7 @@ class ThingKeysView(RedisView):
                 state[tid] = {"key": key, "status": status}
                 writes += [("hset", self.by_key(key), {"id": tid, "status": status}),
                            ("hset", self.by_thing(tid), {"key": key, "status": status})]
-            elif env.type in ("enabled", "disabled"):
+            elif event in (_ENABLED, _DISABLED):
                 cur = await current(tid)
                 if cur.get("key"):
                     state[tid] = {**cur, "status": env.type}

@@ -7,9 +7,11 @@ from collections.abc import Awaitable, Callable
 from psycopg import AsyncCursor
 from psycopg_pool import AsyncConnectionPool
 
+from domain.provisioning import Provisioning
 from projections.envelope import Envelope
-from projections.sqlview import SqlView
+from projections.sqlview import Handlers, SqlView
 
+NAME = "provisionings"
 TABLES = ("provisionings_view",)
 
 
@@ -28,13 +30,16 @@ def _set(status: str | None, attempt: bool = False) -> Callable[[AsyncCursor, En
     return apply
 
 
+HANDLERS: Handlers = {
+    Provisioning.Started: _started,
+    Provisioning.Restarted: _set("running", attempt=True),
+    Provisioning.StepDone: _set(None),
+    Provisioning.Completed: _set("completed"),
+    Provisioning.Failed: _set("compensating"),
+    Provisioning.StepCompensated: _set(None),
+    Provisioning.Compensated: _set("failed"),
+}
+
+
 def provisionings_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("provisionings", pool, {
-        ("provisioning", "started"): _started,
-        ("provisioning", "restarted"): _set("running", attempt=True),
-        ("provisioning", "step_done"): _set(None),
-        ("provisioning", "completed"): _set("completed"),
-        ("provisioning", "failed"): _set("compensating"),
-        ("provisioning", "step_compensated"): _set(None),
-        ("provisioning", "compensated"): _set("failed"),
-    })
+    return SqlView(NAME, pool, HANDLERS)

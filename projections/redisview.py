@@ -58,6 +58,11 @@ async def rebuilding(redis: Redis, prefix: str, views: Iterable[str]) -> str | N
     return "rebuilding: " + "; ".join(parts) if parts else None
 
 
+def position_key(prefix: str, view: str) -> str:
+    """Where a Redis view keeps its position (moved in the same MULTI/EXEC as its keys)."""
+    return f"{prefix}pos:{view}"
+
+
 class RedisView:
     """Subclasses set ``name`` and ``patterns`` (their keys, after the prefix) and write a
     batch's changes in ``_changes``; they commit with the position, or not at all."""
@@ -67,7 +72,7 @@ class RedisView:
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         self.redis, self.prefix = redis, prefix
-        self.pos_key, self.seq_key = f"{prefix}pos:{self.name}", f"{prefix}seq:{self.name}"
+        self.pos_key, self.seq_key = position_key(prefix, self.name), f"{prefix}seq:{self.name}"
         self.epoch_key, self.rebuild_key = f"{prefix}epoch:{self.name}", f"{prefix}rebuild:{self.name}"
 
     async def position(self) -> tuple[int, int]:

@@ -16,7 +16,7 @@ from typing import Any
 from psycopg import AsyncCursor, DataError
 from psycopg_pool import AsyncConnectionPool
 
-from projections.envelope import Envelope, safe
+from projections.envelope import Envelope, name_of, safe
 
 log = logging.getLogger("smq.projector")
 
@@ -30,6 +30,10 @@ class Batched:
 
     def __init__(self, apply: Callable[[AsyncCursor, list[Envelope]], Awaitable[None]]) -> None:
         self.apply = apply
+
+
+# A view's handlers, keyed by the event classes themselves (or ANY for every event).
+Handlers = dict[Any, Handler | Batched]
 
 # Lock the rows of the views (in name order, so two groups sharing a view cannot deadlock).
 _LOCK = "select view, position from view_positions where view = any(%s) order by view for update"
@@ -49,11 +53,13 @@ update view_positions as vp
 
 
 class SqlView:
-    """A read model in SQL: handlers by (aggregate, event type), and one position row."""
+    """A read model in SQL: handlers by event class (looked up by the envelope's
+    (aggregate, event type), ``envelope.name_of``), and one position row."""
 
-    def __init__(self, name: str, pool: AsyncConnectionPool,
-                 handlers: dict[tuple[str, str], Handler | Batched]) -> None:
-        self.name, self.pool, self.handlers = name, pool, handlers
+    def __init__(self, name: str, pool: AsyncConnectionPool, handlers: Handlers) -> None:
+        self.name, self.pool = name, pool
+        self.handlers: dict[tuple[str, str], Handler | Batched] = {
+            (key if isinstance(key, tuple) else name_of(key)): h for key, h in handlers.items()}
 
     async def position(self) -> tuple[int, int]:
         async with self.pool.connection() as conn:

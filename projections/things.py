@@ -8,9 +8,11 @@ from psycopg import AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from domain.things import Thing
 from projections.envelope import Envelope
-from projections.sqlview import Batched, SqlView
+from projections.sqlview import Batched, Handlers, SqlView
 
+NAME = "things"
 TABLES = ("things_view", "thing_shares", "things_counts")
 
 
@@ -81,13 +83,16 @@ def shared_handler(main: str, table: str, column: str) -> Callable[[AsyncCursor,
     return apply
 
 
+HANDLERS: Handlers = {
+    Thing.Created: Batched(_created),
+    Thing.Updated: _updated,
+    Thing.TagsUpdated: _tags,
+    Thing.SecretChanged: _secret,
+    Thing.Enabled: status_handler("things_view", "enabled", "things_counts"),
+    Thing.Disabled: status_handler("things_view", "disabled", "things_counts"),
+    Thing.Shared: shared_handler("things_view", "thing_shares", "thing_id"),
+}
+
+
 def things_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("things", pool, {
-        ("thing", "created"): Batched(_created),
-        ("thing", "updated"): _updated,
-        ("thing", "tags_updated"): _tags,
-        ("thing", "secret_changed"): _secret,
-        ("thing", "enabled"): status_handler("things_view", "enabled", "things_counts"),
-        ("thing", "disabled"): status_handler("things_view", "disabled", "things_counts"),
-        ("thing", "shared"): shared_handler("things_view", "thing_shares", "thing_id"),
-    })
+    return SqlView(NAME, pool, HANDLERS)

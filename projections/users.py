@@ -6,9 +6,11 @@ from psycopg import AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from domain.users import User
 from projections.envelope import Envelope
-from projections.sqlview import SqlView
+from projections.sqlview import Handlers, SqlView
 
+NAME = "users"
 TABLES = ("users_view",)
 
 
@@ -43,12 +45,15 @@ def _status(value: str):  # noqa: ANN202
     return apply
 
 
+HANDLERS: Handlers = {
+    User.Created: _created,
+    User.Updated: _updated,
+    User.TagsUpdated: _tags,
+    User.SecretChanged: _touched,
+    User.Enabled: _status("enabled"),
+    User.Disabled: _status("disabled"),
+}
+
+
 def users_view(pool: AsyncConnectionPool) -> SqlView:
-    return SqlView("users", pool, {
-        ("user", "created"): _created,
-        ("user", "updated"): _updated,
-        ("user", "tags_updated"): _tags,
-        ("user", "secret_changed"): _touched,
-        ("user", "enabled"): _status("enabled"),
-        ("user", "disabled"): _status("disabled"),
-    })
+    return SqlView(NAME, pool, HANDLERS)
