@@ -12,8 +12,8 @@ from command_api import wire
 from command_api.context import container
 from infra import bus as nats_bus
 from infra import streamowner, viewstatus
-from infra.container import REDIS_VIEWS
 from projections.redisview import rebuilding
+from service.container import REDIS_VIEWS
 
 routes = web.RouteTableDef()
 VERSION = "0.1.0"

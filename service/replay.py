@@ -35,7 +35,6 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from infra import sql
-from infra.container import Container
 from infra.settings import Settings
 from infra.store import Store
 from projections import (
@@ -52,6 +51,7 @@ from projections.access import NAME as ACCESS
 from projections.envelope import Envelope, decode, encode
 from projections.lookups import NAME as THING_KEYS
 from projections.sqlview import apply_batch
+from service.container import Container
 
 # The tables of each SQL view, and the key patterns of each Redis view (after the prefix).
 SQL_TABLES: dict[str, tuple[str, ...]] = {
@@ -297,7 +297,7 @@ async def _compare(store: Store, live: Any, fresh: Any, head: int, deadline: flo
 async def open_live(settings: Settings) -> Storage:
     """The live store and views of a running service, from its settings (no NATS needed)."""
     from domain.app import Smq
-    from infra.container import store_env
+    from service.container import store_env
 
     if not (settings.database_url and settings.redis_url):
         raise ValueError("replay needs SMQ_DATABASE_URL and SMQ_REDIS_URL (`smq serve` prints them)")
