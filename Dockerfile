@@ -7,6 +7,8 @@ COPY domain domain
 COPY infra infra
 COPY projections projections
 COPY workers workers
+COPY service service
+COPY client client
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 smq
 USER smq
 ENV SMQ_HTTP_HOST=0.0.0.0 SMQ_HTTP_PORT=9000 SMQ_DATA_DIR=/var/lib/smq

@@ -13,7 +13,7 @@ replay
     PostgreSQL recorder's ``select_notifications`` + the transcoder's decoding + building the
     bus envelopes, encoded and decoded once as the relay and the projector do) in batches of
     ``--replay-batch``, and applies each batch to every view of
-    ``infra.container.Container.views()`` (the SQL views; the Redis view too when ``--redis-url``
+    ``service.container.Container.views()`` (the SQL views; the Redis view too when ``--redis-url``
     is given, under a throw-away prefix) in a fresh database created for the run and dropped
     after it. No NATS: this is the rebuild path's cost of reading + decoding + applying. It stops
     at the end of the store or after ``--duration`` seconds, whichever comes first
@@ -127,11 +127,11 @@ async def replay(args: argparse.Namespace) -> Result:
 
     from domain.app import Smq
     from infra import sql
-    from infra.container import Container, store_env
     from infra.hashing import Argon2Hasher
-    from infra.replay import feed
     from infra.settings import Settings
     from infra.store import Store
+    from service.container import Container, store_env
+    from service.replay import feed
 
     src = _database_url(args)
     target_db = f"{conninfo_to_dict(src).get('dbname') or 'postgres'}_replay_{os.getpid()}"
@@ -168,7 +168,7 @@ async def replay(args: argparse.Namespace) -> Result:
             res.statuses["batch"] += 1
             last, reached = now, position
 
-        # The product's own replay loop (infra.replay.feed): read ahead, the SQL views of a
+        # The product's own replay loop (service.replay.feed): read ahead, the SQL views of a
         # batch in one transaction, as the projector applies them.
         events = await feed(store, views, 0, store_max, size=args.replay_batch,
                             until=time.monotonic() + args.duration, on_batch=batch_done)

@@ -29,7 +29,7 @@ from command_api import (
 )
 from command_api.context import CONTAINER, HEAD, Head
 from command_api.errors import errors_middleware
-from infra.container import Container
+from service.container import Container
 
 MAX_BODY = 1024 * 1024
 

@@ -12,7 +12,7 @@ from command_api.errors import BadRequest
 from domain.app import Done, Principal
 from domain.base import Meta
 from domain.errors import Unauthenticated
-from infra.container import Container
+from service.container import Container
 
 CONTAINER = web.AppKey("container", Container)
 POSITION_HEADER = "X-Smq-Position"

@@ -19,9 +19,9 @@ from command_api.ratelimit import THING, Failures, address_of, failures, refuse_
 from command_api.things import thing_secret
 from domain.connections import CONNECTION_ACTIONS
 from domain.errors import Forbidden, Unauthenticated
-from infra.container import Container
 from projections.access import Snapshot
 from projections.lookups import secret_hash
+from service.container import Container
 
 routes = web.RouteTableDef()
 

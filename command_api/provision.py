@@ -16,7 +16,7 @@ from domain.bootstrap import check_external
 from domain.common import Principal, check_text
 from domain.errors import Unauthenticated
 from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
-from infra.container import Container
+from service.container import Container
 
 routes = web.RouteTableDef()
 TIMEOUT_STATUS = 504

@@ -4,9 +4,9 @@ for want of Redis. Slower than Redis, and used only meanwhile."""
 
 from __future__ import annotations
 
-from infra.container import Container
 from projections.access import Snapshot
 from projections.lookups import ThingKey
+from service.container import Container
 
 THING_VIEWS = ("things",)
 ACCESS_VIEWS = ("things", "connections", "channels")

@@ -16,9 +16,9 @@ from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.ratelimit import THING, Failures, address_of, failures
 from domain.errors import Unauthenticated
 from domain.things import Thing
-from infra.container import Container
 from projections.lookups import ThingKey
 from projections.redisview import ViewNotReady
+from service.container import Container
 
 routes = web.RouteTableDef()
 

@@ -130,7 +130,7 @@ def _things_with_config(p: Provisioning) -> list[UUID]:
 
 
 class ProvisionCases:
-    """The saga's commands (mixed into the application); workers/saga.py drives them."""
+    """The saga's commands (mixed into the application); workers/provisioning.py drives them."""
 
     def start_provisioning(self: Core, who: Principal, external_id: Any, external_key: Any, name: Any,
                            layout: Layout, meta: Meta = NO_META) -> Done:

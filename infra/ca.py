@@ -130,3 +130,22 @@ class CertificateAuthority:
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(when).build())
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+@dataclass(frozen=True)
+class IssuedWithCa:
+    """A certificate issued, with the PEM of the CA that signed it (what a provisioning returns)."""
+
+    serial: str
+    cert_pem: str
+    key_pem: str
+    expires_at: dt.datetime
+    ca_pem: str
+
+
+def issue_with_ca(ca: CertificateAuthority | None, common_name: str, ttl: float, thing_id: str) -> IssuedWithCa:
+    """A certificate of ``ttl`` seconds from ``ca`` with the CA's own PEM; no CA refuses."""
+    if ca is None:
+        raise RuntimeError("the certificate authority refused to sign")
+    issued = ca.issue(common_name, dt.timedelta(seconds=ttl), thing_id)
+    return IssuedWithCa(issued.serial, issued.cert_pem, issued.key_pem, issued.expires_at, ca.cert_pem())

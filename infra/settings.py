@@ -78,7 +78,7 @@ class Settings:
     projector_views: tuple[str, ...] = ()
     store_workers: int = 16
     # PostgreSQL connections of one process at most: the event store's pool and the views'
-    # pool (unset: by the process's roles, infra.container.POOL_SHARES; docs/deploy.md).
+    # pool (unset: by the process's roles, service.container.POOL_SHARES; docs/deploy.md).
     pg_store_pool: int | None = None
     pg_views_pool: int | None = None
     # POST /mapping: a new gateway in one transaction (every step and its saga record), or

@@ -143,7 +143,7 @@ class Client:
 @pytest.fixture
 async def container(settings: Settings) -> AsyncIterator[Any]:
     """The composition root alone, without HTTP or workers (tests drive the parts)."""
-    from infra.container import Container
+    from service.container import Container
 
     c = await Container.start(settings)
     try:
@@ -154,7 +154,7 @@ async def container(settings: Settings) -> AsyncIterator[Any]:
 
 @pytest.fixture
 async def service(settings: Settings) -> AsyncIterator[Any]:
-    from infra.runtime import Service
+    from service.runtime import Service
 
     svc = await Service.start(settings)
     try:

@@ -34,10 +34,10 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 
 from infra import metrics
-from infra.replay import feed
 from infra.store import Store
 from projections.envelope import Envelope
 from projections.redisview import REBUILDING, RedisLost, RedisView
+from service.replay import feed
 
 log = logging.getLogger("smq.redisguard")
 CHECK_EVERY = 1.0   # seconds between two checks of an idle view

@@ -5,7 +5,7 @@ restarted under load too. Afterwards, within bounds:
 - the store holds every acknowledged command (each acknowledged create reads back by id);
 - the bus holds every stored event exactly once, in order (its ``Smq-Position`` headers are the
   store's positions, no gap, no repeat);
-- every view equals a rebuild from the store (``infra.replay.replay``);
+- every view equals a rebuild from the store (``service.replay.replay``);
 - no provisioning is left half done (the saga process compensated the one whose API process
   died in the middle of ``POST /mapping``).
 """
@@ -53,7 +53,7 @@ GATE_KEY = 7_345_001  # the advisory lock that holds a provisioning step, when t
 # -- child processes ---------------------------------------------------------------------------
 @dataclass
 class Child:
-    """One ``python -m infra.cli <role>`` process."""
+    """One ``python -m service.cli <role>`` process."""
 
     name: str
     role: str
@@ -71,7 +71,7 @@ class Child:
         self.starts += 1
         with self.log.open("wb") as err:
             self.proc = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "infra.cli", self.role, env=self.env, cwd=REPO,
+                sys.executable, "-m", "service.cli", self.role, env=self.env, cwd=REPO,
                 stdout=asyncio.subprocess.PIPE, stderr=err, preexec_fn=_die_with_parent)
         assert self.proc.stdout is not None
         try:
@@ -367,7 +367,7 @@ async def check_connections(database_url: str, acked: Acked) -> None:
 
 
 async def check_replay(s: Settings) -> None:
-    from infra.replay import close_live, open_live, replay
+    from service.replay import close_live, open_live, replay
 
     live = await open_live(s)
     try:
@@ -383,7 +383,7 @@ async def check_provisionings(s: Settings) -> int:
     disabled. Returns how many provisionings there are."""
     from domain.app import Smq
     from domain.provisioning import COMPLETED, FAILED
-    from infra.container import store_env
+    from service.container import store_env
 
     db = s.database_url or ""
 

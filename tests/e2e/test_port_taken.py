@@ -24,7 +24,7 @@ def test_a_taken_port_is_one_line_naming_the_setting(settings: Settings, role: s
         port = holder.getsockname()[1]
         env = {**{k: v for k, v in os.environ.items() if not k.startswith("SMQ_")}, **env_of(settings),
                "SMQ_HTTP_PORT": str(port), "SMQ_HTTP_HOST": "127.0.0.1", "SMQ_LOG_LEVEL": "ERROR"}
-        done = subprocess.run([sys.executable, "-m", "infra.cli", role], env=env, text=True,
+        done = subprocess.run([sys.executable, "-m", "service.cli", role], env=env, text=True,
                               capture_output=True, timeout=150, cwd=Path(__file__).resolve().parents[2])
     assert done.returncode != 0
     assert "Traceback" not in done.stderr, done.stderr[-2000:]

@@ -36,7 +36,7 @@ def _start(data: Path, extra: dict[str, str] | None = None) -> tuple[subprocess.
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMQ_")}
     env.update(SMQ_DATA_DIR=str(data), SMQ_HTTP_PORT="0")
     env.update(extra or {})
-    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"], env=env, text=True,
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             cwd=Path(__file__).resolve().parents[2])
     assert proc.stdout is not None
@@ -101,14 +101,14 @@ def test_serve_embedded_default_survives_restart(tmp_path: Path) -> None:
 
 
 def _api_children(pid: int) -> list[int]:
-    """The HTTP API children of `smq serve` (``python -m infra.cli api``)."""
+    """The HTTP API children of `smq serve` (``python -m service.cli api``)."""
     found = []
     for child in _children_of(pid):
         try:
             cmdline = Path(f"/proc/{child}/cmdline").read_bytes().replace(b"\0", b" ").decode()
         except OSError:
             continue
-        if "infra.cli api" in cmdline:
+        if "service.cli api" in cmdline:
             found.append(child)
     return found
 

@@ -30,7 +30,7 @@ BULK, REQUESTS = 150, 3
 
 async def _start(env: dict[str, str]) -> tuple[asyncio.subprocess.Process, str]:
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "infra.cli", "serve", env=env, cwd=REPO,
+        sys.executable, "-m", "service.cli", "serve", env=env, cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL)
     assert proc.stdout is not None
     line = await asyncio.wait_for(proc.stdout.readline(), 40)

@@ -34,7 +34,7 @@ async def _run_until(env: dict[str, str], role: str, wanted: re.Pattern[str], bo
                      ) -> tuple[asyncio.subprocess.Process, list[str]]:
     """The role started, and its log read until a line matches ``wanted``."""
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "infra.cli", role, env=env, cwd=REPO,
+        sys.executable, "-m", "service.cli", role, env=env, cwd=REPO,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     assert proc.stderr is not None
     lines: list[str] = []
@@ -111,7 +111,7 @@ def test_sigterm_while_the_embedded_postgresql_starts_leaves_nothing_and_the_nex
         data: Path) -> None:  # noqa: F811 - the fixture
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMQ_")}
     env.update(SMQ_DATA_DIR=str(data), SMQ_HTTP_PORT="0")
-    proc = subprocess.Popen([sys.executable, "-m", "infra.cli", "serve"], env=env, text=True, cwd=REPO,
+    proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, text=True, cwd=REPO,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

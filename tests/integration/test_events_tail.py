@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from infra.cli import main
 from infra.settings import Settings
+from service.cli import main
 from tests.conftest import ADMIN, Client
 
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from cryptography import x509
 
-from infra.cli import main
+from service.cli import main
 from tests.conftest import Client
 
 

@@ -138,7 +138,7 @@ async def test_cli_connections_identify_and_messages(client: Client, settings: S
     import asyncio
     import json
 
-    from infra.cli import main
+    from service.cli import main
 
     _, token = await client.user()
     monkeypatch.setenv("SMQ_URL", client.base)

@@ -19,9 +19,9 @@ import psycopg
 import pytest
 
 from infra.bus import POSITION
-from infra.replay import replay
-from infra.runtime import Service
 from infra.settings import Settings
+from service.replay import replay
+from service.runtime import Service
 from tests.cluster import Cluster
 from tests.conftest import Client, eventually
 

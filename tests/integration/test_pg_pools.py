@@ -11,9 +11,9 @@ import aiohttp
 import psycopg
 import pytest
 
-from infra.container import POOL_SHARES, pool_sizes
-from infra.runtime import Service
 from infra.settings import Settings
+from service.container import POOL_SHARES, pool_sizes
+from service.runtime import Service
 from tests.conftest import ADMIN
 
 

@@ -13,7 +13,8 @@ from domain.common import Principal
 from domain.provisioning import COMPENSATING, FAILED, RUNNING, STEPS, provisioning_id
 from infra.layout import ProvisionSettings
 from tests.conftest import ADMIN, Client, eventually
-from workers.saga import Crash, Faults, SagaRunner
+from tests.faults import Crash, Faults, FaultySaga, inject
+from workers.provisioning import SagaRunner
 
 
 def _layout(service: Any, **changes: Any) -> None:
@@ -82,7 +83,7 @@ async def test_a_failing_step_leaves_nothing_enabled_or_connected(client: Client
                                                                   step: str) -> None:
     uid, token = await client.user()
     _layout(service, x509=True)
-    service.container.saga.faults = Faults(fail_at=step)
+    inject(service.container, Faults(fail_at=step))
     st, err, headers = await client.call("POST", "/mapping", {"external_id": f"gw-{step}", "external_key": "k"},
                                          token=token, headers={"X-Correlation-ID": f"fail-{step}"})
     assert st >= 400 and step in err["error"]
@@ -98,7 +99,7 @@ async def test_a_failing_step_leaves_nothing_enabled_or_connected(client: Client
                      *[("step_compensated", s) for s in reversed(done)], ("compensated", None)]
 
     # A later attempt without the fault provisions afresh.
-    service.container.saga.faults = Faults()
+    inject(service.container, Faults())
     st, res, _ = await client.call("POST", "/mapping", {"external_id": f"gw-{step}", "external_key": "k"},
                                    token=token)
     assert st == 201, res
@@ -109,11 +110,11 @@ async def test_a_failing_step_leaves_nothing_enabled_or_connected(client: Client
 async def test_a_refusing_ca_and_a_taken_external_id(client: Client, service: Any) -> None:
     _, token = await client.user()
     _layout(service, x509=True)
-    service.container.saga.faults = Faults(ca_refuses=True)
+    inject(service.container, Faults(ca_refuses=True))
     st, err, _ = await client.call("POST", "/mapping", {"external_id": "gw-ca", "external_key": "k"}, token=token)
     assert st == 503 and "certificate authority" in err["error"]
     assert await _enabled(client, token) == (0, 0)
-    service.container.saga.faults = Faults()
+    inject(service.container, Faults())
     assert (await client.call("POST", "/mapping", {"external_id": "gw-ca", "external_key": "k"},
                               token=token))[0] == 201
     _, other = await client.user()
@@ -150,7 +151,7 @@ async def test_a_process_killed_between_steps_is_compensated_by_the_next(client:
     done = await c.store.command(c.store.app.start_provisioning, who, "gw-crash", "k", "", c.provision.layout)
     prov_id = done.result.id
     assert prov_id == provisioning_id(who.user_id, "gw-crash")
-    dying = SagaRunner(c.store, c.ca, Faults(crash_after="channels"))
+    dying = FaultySaga(c.store, c.ca, Faults(crash_after="channels"))
     with pytest.raises(Crash):
         await dying.run(prov_id)
     p = await c.store.run(c.store.app.provisioning, prov_id)

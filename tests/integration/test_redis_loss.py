@@ -14,8 +14,8 @@ import aiohttp
 from redis.asyncio import Redis
 
 from infra.embedded import Embedded
-from infra.runtime import Service
 from infra.settings import Settings
+from service.runtime import Service
 from tests.conftest import Client, eventually
 
 Thing = tuple[str, str]  # id, secret

@@ -8,9 +8,9 @@ from nats.js.api import ConsumerConfig, DeliverPolicy
 
 from domain.base import Meta
 from infra.bus import MSG_ID, POSITION
-from infra.container import Container
 from infra.settings import Settings
 from projections.users import users_view
+from service.container import Container
 from tests.conftest import eventually
 from workers.relay import Relay
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from infra.replay import replay
+from service.replay import replay
 from tests.conftest import Client
 
 

@@ -16,10 +16,10 @@ from nats.aio.msg import Msg
 
 from infra import bus
 from infra.embedded import Embedded
-from infra.runtime import Service, redact
 from infra.settings import Settings
 from projections.envelope import decode
 from projections.sealing import is_sealed
+from service.runtime import Service, redact
 from tests.conftest import Client, eventually
 
 

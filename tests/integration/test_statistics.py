@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import uuid
 
-from infra.container import Container
 from projections.statistics import Statistics
+from service.container import Container
 from tests.conftest import eventually
 
 

@@ -20,8 +20,8 @@ import psycopg
 import pytest
 from psycopg.conninfo import make_conninfo
 
-from infra.runtime import Service
 from infra.settings import Settings
+from service.runtime import Service
 from tests.conftest import ADMIN, Client, env_of, eventually
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -64,7 +64,7 @@ async def _health(client: Client) -> tuple[int, Any]:
 def _adopt(settings: Settings, *flags: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMQ_")}
     env.update(env_of(settings), PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "infra.cli", "stream", "adopt", *flags], env=env,
+    return subprocess.run([sys.executable, "-m", "service.cli", "stream", "adopt", *flags], env=env,
                           capture_output=True, text=True, timeout=120, cwd=ROOT)
 
 
@@ -191,9 +191,9 @@ async def test_a_stream_of_an_older_version_is_taken_only_when_its_last_event_is
         settings: Settings) -> None:
     """Messages without the store's identity (an older relay wrote them): the last one must be
     the event this store holds at that position."""
-    from infra.container import Container
     from infra.streamowner import FOREIGN, UNSTAMPED, inspect
     from projections.envelope import encode
+    from service.container import Container
 
     c = await Container.start(settings)
     try:

@@ -266,7 +266,7 @@ async def test_update_and_tags(client: Client) -> None:
 async def test_cli_things_and_channels(client: Client, tmp_path: Any, monkeypatch: Any, capsys: Any) -> None:
     import asyncio
 
-    from infra.cli import main
+    from service.cli import main
 
     _, token = await client.user()
     monkeypatch.setenv("SMQ_URL", client.base)

@@ -10,7 +10,7 @@ from typing import Any
 from domain.base import Meta
 from domain.things import Thing
 from domain.users import User
-from infra.replay import replay
+from service.replay import replay
 from tests.conftest import Client, eventually
 
 

@@ -15,8 +15,8 @@ import psycopg
 import pytest
 
 from infra import metrics, viewstatus
-from infra.runtime import Service
 from infra.settings import Settings
+from service.runtime import Service
 from tests.conftest import ADMIN, Client, eventually
 from tests.integration.test_metrics import _value
 from workers import projector

@@ -20,11 +20,11 @@ from redis.asyncio import Redis
 from domain.base import Meta
 from domain.common import Principal
 from infra.bus import ensure_stream
-from infra.container import Container, open_app
 from infra.freshness import KEEP, Freshness
 from infra.settings import Settings
 from projections.envelope import Envelope, decode, encode
 from projections.sqlview import Batched, SqlView, apply_together
+from service.container import Container, open_app
 from tests.conftest import eventually
 from workers.relay import Relay
 

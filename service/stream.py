@@ -13,12 +13,12 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from infra import bus
-from infra.container import open_app
-from infra.replay import SQL_TABLES, Storage
 from infra.settings import Settings
 from infra.store import Store
 from infra.streamowner import Finding, inspect
 from projections.sqlview import SqlView
+from service.container import open_app
+from service.replay import SQL_TABLES, Storage
 
 log = logging.getLogger("smq.stream")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable
@@ -43,7 +44,7 @@ from projections.lookups import ThingKeysView
 from projections.redisview import RedisView
 from projections.sealing import Sealer
 from projections.sqlview import SqlView
-from workers.saga import SagaRunner
+from workers.provisioning import SagaRunner
 
 log = logging.getLogger("smq")
 
@@ -169,7 +170,6 @@ class Container:
     ca: CertificateAuthority | None = None
     bootstrap_key: bytes = b""
     provision: ProvisionSettings = field(default_factory=lambda: ProvisionSettings(Layout()))
-    saga: SagaRunner = field(init=False)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -218,11 +218,15 @@ class Container:
                                                        settings.ca_key_file)
             c.bootstrap_key = bootstrap_key(settings)
             c.provision = layout.load(settings)
-            c.saga = SagaRunner(store, c.ca, whole=settings.provision_at_once)
             await c.seed_admin()
             undo.pop_all()  # started: the container owns them now (``close``)
             return c
         raise AssertionError("unreachable")  # pragma: no cover - the block returns or raises
+
+    @functools.cached_property
+    def saga(self) -> SagaRunner:
+        """The provisioning service (``workers.provisioning``) over this store and CA."""
+        return SagaRunner(self.store, self.ca, whole=self.settings.provision_at_once)
 
     async def seed_admin(self) -> None:
         """Create the configured administrator once; later starts find it by identity."""

@@ -35,12 +35,12 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from infra import sql
-from infra.container import Container
 from infra.settings import Settings
 from infra.store import Store
 from projections import catalogue
 from projections.envelope import Envelope, decode, encode
 from projections.sqlview import apply_batch
+from service.container import Container
 
 # The tables of each SQL view, and the key prefixes of each Redis view (from the catalogue).
 SQL_TABLES: dict[str, tuple[str, ...]] = {v.name: v.tables for v in catalogue.SQL_VIEWS}
@@ -283,7 +283,7 @@ async def _compare(store: Store, live: Any, fresh: Any, head: int, deadline: flo
 async def open_live(settings: Settings) -> Storage:
     """The live store and views of a running service, from its settings (no NATS needed)."""
     from domain.app import Smq
-    from infra.container import store_env
+    from service.container import store_env
 
     if not (settings.database_url and settings.redis_url):
         raise ValueError("replay needs SMQ_DATABASE_URL and SMQ_REDIS_URL (`smq serve` prints them)")

@@ -83,7 +83,7 @@ class ApiProcesses:
 
     async def _spawn(self) -> asyncio.subprocess.Process:
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "infra.cli", "api", env=self.env, pass_fds=(self.sock.fileno(),),
+            sys.executable, "-m", "service.cli", "api", env=self.env, pass_fds=(self.sock.fileno(),),
             stdout=asyncio.subprocess.PIPE)
         self._starting.add(proc)
         try:

@@ -11,8 +11,6 @@ from aiohttp import web
 
 from command_api.app import create_app
 from command_api.server import ApiRunner
-from infra.apiprocs import ApiProcesses, inherited_socket, listen_failure
-from infra.container import Container
 from infra.lease import Lease
 from infra.settings import Settings
 from infra.streamowner import owner_of
@@ -20,6 +18,8 @@ from infra.treemetrics import PARENT_METRICS, ParentMetrics
 from projections import catalogue
 from projections.redisview import RedisView
 from projections.statistics import Statistics
+from service.apiprocs import ApiProcesses, inherited_socket, listen_failure
+from service.container import Container
 from workers.projector import Projector, ViewRunner
 from workers.redisguard import RedisGuard
 from workers.relay import Relay
