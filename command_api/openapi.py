@@ -90,6 +90,7 @@ def _path_parameters(resource: web.AbstractResource) -> list[dict[str, Any]]:
 def _sources(fn: Any, seen: set[Any] | None = None) -> list[tuple[str, dict[str, Any]]]:
     """The source of ``fn`` and of the route helpers it calls, with their globals."""
     seen = set() if seen is None else seen
+    fn = getattr(fn, "__func__", fn)  # a class's method, as ``Filters.of``
     if not isinstance(fn, types.FunctionType):
         return []
     fn = inspect.unwrap(fn)
@@ -103,12 +104,13 @@ def _sources(fn: Any, seen: set[Any] | None = None) -> list[tuple[str, dict[str,
 
 
 def _called(code: types.CodeType, namespace: dict[str, Any]) -> Iterator[Any]:
-    """The globals ``code`` loads, and ``module.attr`` of the modules among them."""
+    """The globals ``code`` loads, and ``module.attr`` (or ``Class.attr``) of the modules (and
+    classes) among them."""
     module: Any = None
     for ins in dis.get_instructions(code):
         if ins.opname == "LOAD_GLOBAL":
             obj = namespace.get(ins.argval)
-            module = obj if isinstance(obj, types.ModuleType) else None
+            module = obj if isinstance(obj, (types.ModuleType, type)) else None
             if module is None:
                 yield obj
         elif ins.opname in ("LOAD_ATTR", "LOAD_METHOD") and module is not None:
