@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -11,9 +12,10 @@ import msgspec
 from aiohttp import web
 
 from command_api import wire
-from command_api.context import committed, container, fresh, meta, principal
+from command_api.context import container, fresh, principal, run
 from command_api.listing import ID
 from command_api.ratelimit import BOOTSTRAP, address_of, failures
+from domain.app import Done, Principal, Smq
 from domain.bootstrap import Config
 from domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from infra import crypto
@@ -84,23 +86,27 @@ def _config_json(config: Config, secret: str) -> dict[str, Any]:
     return out
 
 
-async def _answer(request: web.Request, done: Any, config: Config, status: int = 200) -> web.Response:
-    headers = await committed(request, done, also=[gateway_key(config.external_id)])
+def _gateway(config: Config | None) -> list[str]:
+    """Where a change of a config is recorded: under its gateway's key, for the gateway's fetch."""
+    return [gateway_key(config.external_id)] if config is not None else []
+
+
+async def _answer(request: web.Request, who: Principal, use_case: Callable[..., Done], *args: Any,
+                  status: int = 200) -> web.Response:
+    ran = await run(request, who, use_case, *args, touches=_gateway)
+    config: Config = ran.result
     c = container(request)
     secret = await c.store.run(c.store.app.thing_secret_of, config.thing_id)
-    return wire.json(_config_json(config, secret), status=status, headers=headers)
+    if status == 201:
+        ran.headers["Location"] = f"/things/configs/{config.thing_id}"
+    return wire.json(_config_json(config, secret), status=status, headers=ran.headers)
 
 
 @routes.post("/things/configs")
 async def add_config(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, dict)
-    c = container(request)
-    done = await c.store.command(c.store.app.add_config, who, body, meta=meta(request))
-    config: Config = done.result
-    resp = await _answer(request, done, config, status=201)
-    resp.headers["Location"] = f"/things/configs/{config.thing_id}"
-    return resp
+    return await _answer(request, who, Smq.add_config, body, status=201)
 
 
 @routes.get("/things/configs")
@@ -158,10 +164,7 @@ class ConfigUpdate(msgspec.Struct):
 async def update_config(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, ConfigUpdate)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_config, who, _thing_id(request), body.name,
-                                 body.content, meta=meta(request))
-    return await _answer(request, done, done.result)
+    return await _answer(request, who, Smq.update_config, _thing_id(request), body.name, body.content)
 
 
 class CertsUpdate(msgspec.Struct):
@@ -177,15 +180,13 @@ class CertsUpdate(msgspec.Struct):
 async def update_certs(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, CertsUpdate)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_config_certs, who, _thing_id(request),
-                                 body.client_cert, body.client_key, body.ca_cert, meta=meta(request))
-    config: Config = done.result
-    headers = await committed(request, done, also=[gateway_key(config.external_id)])
+    ran = await run(request, who, Smq.update_config_certs, _thing_id(request), body.client_cert,
+                    body.client_key, body.ca_cert, touches=_gateway)
+    config: Config = ran.result
     out = {"mainflux_id": str(config.thing_id)}
     out.update({k: v for k, v in (("client_cert", config.client_cert), ("client_key", config.client_key),
                                   ("ca_cert", config.ca_cert)) if v})
-    return wire.json(out, headers=headers)
+    return wire.json(out, headers=ran.headers)
 
 
 class ChannelsUpdate(msgspec.Struct):
@@ -196,10 +197,7 @@ class ChannelsUpdate(msgspec.Struct):
 async def update_connections(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, ChannelsUpdate)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_config_channels, who, _thing_id(request),
-                                 body.channels, meta=meta(request))
-    return await _answer(request, done, done.result)
+    return await _answer(request, who, Smq.update_config_channels, _thing_id(request), body.channels)
 
 
 class StateUpdate(msgspec.Struct):
@@ -212,19 +210,14 @@ class StateUpdate(msgspec.Struct):
 async def change_state(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, StateUpdate)
-    c = container(request)
-    done = await c.store.command(c.store.app.change_config_state, who, _thing_id(request), body.state,
-                                 meta=meta(request))
-    return await _answer(request, done, done.result)
+    return await _answer(request, who, Smq.change_config_state, _thing_id(request), body.state)
 
 
 @routes.delete(f"/things/configs/{ID}")
 async def remove_config(request: web.Request) -> web.Response:
     who = principal(request)
-    c = container(request)
-    done = await c.store.command(c.store.app.remove_config, who, _thing_id(request), meta=meta(request))
-    also = [gateway_key(done.result.external_id)] if done.result is not None else []
-    return web.Response(status=204, headers=await committed(request, done, also=also))
+    ran = await run(request, who, Smq.remove_config, _thing_id(request), touches=_gateway)
+    return web.Response(status=204, headers=ran.headers)
 
 
 # -- the gateway's side ---------------------------------------------------------------------

@@ -9,9 +9,10 @@ import msgspec
 from aiohttp import web
 
 from command_api import wire
-from command_api.context import committed, container, fresh, meta, principal
+from command_api.context import container, fresh, principal, run
 from command_api.listing import ID, entity_id, visible
 from command_api.things import THINGS
+from domain.app import Smq
 from domain.errors import Invalid, NotFound
 from infra.settings import parse_duration
 
@@ -60,19 +61,17 @@ async def issue(request: web.Request) -> web.Response:
         seconds = parse_duration(ttl)
     except ValueError as exc:
         raise Invalid("ttl must be a duration such as 24h or 90m") from exc
-    c = container(request)
     ca = _ca(request)
 
     def issuer(common_name: str, ttl_s: float, thing_id: str) -> Any:
         return ca.issue(common_name, dt.timedelta(seconds=ttl_s), thing_id)
 
-    done = await c.store.command(c.store.app.issue_cert, who, body.thing_id, seconds, issuer,
-                                 meta=meta(request))
-    issued, book = done.result
+    ran = await run(request, who, Smq.issue_cert, body.thing_id, seconds, issuer)
+    issued, book = ran.result
     return wire.json({"thing_id": str(book.thing_id), "client_cert": issued.cert_pem,
                       "client_key": issued.key_pem, "cert_serial": issued.serial,
                       "expiration": wire.timestamp(issued.expires_at), "issuing_ca": ca.cert_pem()},
-                     status=201, headers=await committed(request, done))
+                     status=201, headers=ran.headers)
 
 
 def _cert_json(r: tuple[Any, ...]) -> dict[str, Any]:
@@ -132,9 +131,6 @@ async def serials(request: web.Request) -> web.Response:
 @routes.delete(f"/certs/{ID}")
 async def revoke(request: web.Request) -> web.Response:
     who = principal(request)
-    c = container(request)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    done = await c.store.command(c.store.app.revoke_certs, who, request.match_info["id"], now,
-                                 meta=meta(request))
-    return wire.json({"revocation_time": wire.timestamp(now), "revoked": done.result},
-                     headers=await committed(request, done))
+    ran = await run(request, who, Smq.revoke_certs, request.match_info["id"], now)
+    return wire.json({"revocation_time": wire.timestamp(now), "revoked": ran.result}, headers=ran.headers)

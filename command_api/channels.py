@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
 from command_api import docsql, wire
-from command_api.context import committed, container, meta, principal
+from command_api.context import principal, run
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.things import Share
+from domain.app import Done, Principal, Smq
 from domain.channels import Channel
 
 routes = web.RouteTableDef()
@@ -55,24 +57,20 @@ def channel_json(ch: Channel) -> dict[str, Any]:
 async def create_channel(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
-    c = container(request)
-    done = await c.store.command(c.store.app.create_channels, who, [item], meta=meta(request), bulk=False)
-    channel: Channel = done.result[0]
-    headers = await committed(request, done, also=[str(channel.id)])
-    headers["Location"] = f"/channels/{channel.id}"
-    return wire.json(channel_json(channel), status=201, headers=headers)
+    ran = await run(request, who, Smq.create_channels, [item], bulk=False, touches=lambda chs: [chs[0].id])
+    channel: Channel = ran.result[0]
+    ran.headers["Location"] = f"/channels/{channel.id}"
+    return wire.json(channel_json(channel), status=201, headers=ran.headers)
 
 
 @routes.post("/channels/bulk")
 async def create_channels(request: web.Request) -> web.Response:
     who = principal(request)
     items = await wire.body(request, list[Any])
-    c = container(request)
-    done = await c.store.command(c.store.app.create_channels, who, items, meta=meta(request))
-    channels: list[Channel] = done.result
-    headers = await committed(request, done, also=[str(ch.id) for ch in channels])
+    ran = await run(request, who, Smq.create_channels, items, touches=lambda chs: [ch.id for ch in chs])
+    channels: list[Channel] = ran.result
     return wire.json({"total": len(channels), "channels": [channel_json(ch) for ch in channels]},
-                     headers=headers)
+                     headers=ran.headers)
 
 
 @routes.get("/channels")
@@ -85,20 +83,19 @@ async def get_channel(request: web.Request) -> web.Response:
     return await get_one(request, CHANNELS)
 
 
-async def _answer(request: web.Request, done: Any, *also: str) -> web.Response:
-    channel: Channel = done.result
-    headers = await committed(request, done, also=[str(channel.id), *also])
-    return wire.json(channel_json(channel), headers=headers)
+async def _change(request: web.Request, who: Principal, use_case: Callable[..., Done], *args: Any,
+                  grantees: list[str] | None = None, **kwargs: Any) -> web.Response:
+    """Run a command on the channel of the path; the channel (and ``grantees``) read it next."""
+    ran = await run(request, who, use_case, entity_id(request, "channel"), *args,
+                    touches=lambda ch: [ch.id, *(grantees or [])], **kwargs)
+    return wire.json(channel_json(ran.result), headers=ran.headers)
 
 
 async def _update(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateChannel)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_channel, who, entity_id(request, "channel"),
-                                 name=body.name, description=body.description, metadata=body.metadata,
-                                 meta=meta(request))
-    return await _answer(request, done)
+    return await _change(request, who, Smq.update_channel, name=body.name, description=body.description,
+                         metadata=body.metadata)
 
 
 @routes.put(f"/channels/{ID}")
@@ -111,22 +108,14 @@ async def patch_channel(request: web.Request) -> web.Response:
     return await _update(request)
 
 
-async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
-    who = principal(request)
-    c = container(request)
-    done = await c.store.command(c.store.app.set_channel_enabled, who, entity_id(request, "channel"),
-                                 enabled, meta=meta(request))
-    return await _answer(request, done)
-
-
 @routes.post(f"/channels/{ID}/enable")
 async def enable_channel(request: web.Request) -> web.Response:
-    return await _set_enabled(request, True)
+    return await _change(request, principal(request), Smq.set_channel_enabled, True)
 
 
 @routes.post(f"/channels/{ID}/disable")
 async def disable_channel(request: web.Request) -> web.Response:
-    return await _set_enabled(request, False)
+    return await _change(request, principal(request), Smq.set_channel_enabled, False)
 
 
 @routes.post(f"/channels/{ID}/share")
@@ -134,7 +123,4 @@ async def share_channel(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, Share)
     users = body.users()
-    c = container(request)
-    done = await c.store.command(c.store.app.share_channel, who, entity_id(request, "channel"), users,
-                                 body.actions, meta=meta(request))
-    return await _answer(request, done, *(users or []))
+    return await _change(request, who, Smq.share_channel, users, body.actions, grantees=users)

@@ -11,11 +11,12 @@ from aiohttp import web
 
 from command_api import docsql, wire
 from command_api.channels import CHANNELS
-from command_api.context import committed, container, fresh, meta, principal
+from command_api.context import container, fresh, principal, run
 from command_api.errors import BadRequest
 from command_api.filters import Filters
 from command_api.listing import ID, Table, total_and_page, visible
 from command_api.things import THINGS
+from domain.app import Smq
 from domain.connections import Connection
 from domain.errors import NotFound
 from projections.connections import NAME as CONNECTIONS_VIEW
@@ -73,10 +74,8 @@ async def _connect_one(request: web.Request) -> web.Response:
     who = principal(request)
     cid, tid = _path_id(request, "cid", "channel"), _path_id(request, "tid", "thing")
     body = await wire.body(request, ConnectOne, optional=True)
-    c = container(request)
-    done = await c.store.command(c.store.app.connect, who, [cid], [tid], body.actions, meta=meta(request))
-    headers = await committed(request, done, also=[str(cid), str(tid)])
-    return wire.json(policy_json(done.result[0]), status=201, headers=headers)
+    ran = await run(request, who, Smq.connect, [cid], [tid], body.actions, touches=lambda _: [cid, tid])
+    return wire.json(policy_json(ran.result[0]), status=201, headers=ran.headers)
 
 
 @routes.put(f"/channels/{CID}/things/{TID}")
@@ -93,10 +92,8 @@ async def post_connection(request: web.Request) -> web.Response:
 async def delete_connection(request: web.Request) -> web.Response:
     who = principal(request)
     cid, tid = _path_id(request, "cid", "channel"), _path_id(request, "tid", "thing")
-    c = container(request)
-    done = await c.store.command(c.store.app.disconnect, who, [cid], [tid], meta=meta(request))
-    headers = await committed(request, done, also=[str(cid), str(tid)])
-    return web.Response(status=204, headers=headers)
+    ran = await run(request, who, Smq.disconnect, [cid], [tid], touches=lambda _: [cid, tid])
+    return web.Response(status=204, headers=ran.headers)
 
 
 @routes.post("/connect")
@@ -104,11 +101,8 @@ async def connect_many(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, ConnectMany)
     channels, things = body.pairs()
-    c = container(request)
-    done = await c.store.command(c.store.app.connect, who, channels, things, body.actions,
-                                 meta=meta(request))
-    headers = await committed(request, done, also=_ids_of(done.result))
-    return web.Response(status=201, headers=headers)
+    ran = await run(request, who, Smq.connect, channels, things, body.actions, touches=_ids_of)
+    return web.Response(status=201, headers=ran.headers)
 
 
 @routes.post("/disconnect")
@@ -116,10 +110,8 @@ async def disconnect_many(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, ConnectMany)
     channels, things = body.pairs()
-    c = container(request)
-    done = await c.store.command(c.store.app.disconnect, who, channels, things, meta=meta(request))
-    headers = await committed(request, done, also=_ids_of(done.result))
-    return web.Response(status=204, headers=headers)
+    ran = await run(request, who, Smq.disconnect, channels, things, touches=_ids_of)
+    return web.Response(status=204, headers=ran.headers)
 
 
 async def connected_page(request: web.Request, parent: Table, parent_id: UUID, parent_column: str,

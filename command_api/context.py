@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
 
@@ -19,6 +22,7 @@ POSITION_HEADER = "X-Smq-Position"
 AFTER_HEADER = "X-Smq-After"
 PRINCIPAL = "smq.principal"
 REQUEST_ID = "smq.request_id"
+R = TypeVar("R")
 
 
 def container(request: web.Request) -> Container:
@@ -67,6 +71,36 @@ async def committed(request: web.Request, done: Done, also: Iterable[str | None]
     users = [str(who.user_id) if who else None, *also]
     await container(request).freshness.record(users, done.position)
     return {POSITION_HEADER: str(done.position)} if done.position else {}
+
+
+@dataclass
+class Ran(Generic[R]):
+    """A command's outcome for the answer: its result, its position, the answer's headers."""
+
+    result: R
+    position: int | None
+    headers: dict[str, str]
+
+
+def _no_one(result: Any) -> Iterable[object]:
+    return ()
+
+
+async def run(request: web.Request, who: Principal | None, use_case: Callable[..., Done], *args: Any,
+              touches: Callable[[Any], Iterable[object]] = _no_one, **kwargs: Any) -> Ran[Any]:
+    """Run one of the application's commands for a route, on the store's threads: the caller
+    (the principal of the request; None on an open route) comes first, the request's audit metadata
+    last; then read-your-writes records its position for the caller and for what
+    ``touches(result)`` names, and the answer gets the position header.
+
+    ``use_case`` is the application's method unbound (``Smq.update_thing``): the route needs
+    no container to name it."""
+    c = container(request)
+    lead = (who,) if who is not None else ()
+    done = await c.store.command(partial(use_case, c.store.app), *lead, *args, meta=meta(request, who),
+                                 **kwargs)
+    also = [None if x is None else str(x) for x in touches(done.result)]
+    return Ran(done.result, done.position, await committed(request, done, also=also))
 
 
 class Head:

@@ -9,8 +9,9 @@ import msgspec
 from aiohttp import web
 
 from command_api import wire
-from command_api.context import committed, container, fresh, meta, principal
+from command_api.context import container, fresh, principal, run
 from command_api.listing import ID
+from domain.app import Smq
 from domain.policies import Policy
 from projections.connections import NAME as CONNECTIONS_VIEW
 
@@ -39,12 +40,10 @@ def policy_json(p: Policy) -> dict[str, Any]:
 async def add_policy(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, NewPolicy)
-    c = container(request)
-    done = await c.store.command(c.store.app.assign_policy, who, body.subject, body.object, body.actions,
-                                 meta=meta(request))
     # The assignee's next reads see the channel at once.
-    headers = await committed(request, done, also=[str(done.result.subject)])
-    return wire.json(policy_json(done.result), status=201, headers=headers)
+    ran = await run(request, who, Smq.assign_policy, body.subject, body.object, body.actions,
+                    touches=lambda p: [p.subject])
+    return wire.json(policy_json(ran.result), status=201, headers=ran.headers)
 
 
 @routes.get("/policies")
@@ -73,7 +72,5 @@ async def list_policies(request: web.Request) -> web.Response:
 async def delete_policy(request: web.Request) -> web.Response:
     who = principal(request)
     subject, obj = request.match_info["subject"], request.match_info["object"]
-    c = container(request)
-    done = await c.store.command(c.store.app.revoke_policy, who, subject, obj, meta=meta(request))
-    headers = await committed(request, done, also=[str(done.result.subject)])
-    return web.Response(status=204, headers=headers)
+    ran = await run(request, who, Smq.revoke_policy, subject, obj, touches=lambda p: [p.subject])
+    return web.Response(status=204, headers=ran.headers)

@@ -11,9 +11,10 @@ import msgspec
 from aiohttp import web
 
 from command_api import docsql, sqlauth, wire
-from command_api.context import committed, container, meta, principal
+from command_api.context import container, principal, run
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.ratelimit import THING, Failures, address_of, failures
+from domain.app import Done, Principal, Smq
 from domain.errors import Unauthenticated
 from domain.things import Thing
 from projections.lookups import ThingKey
@@ -80,23 +81,19 @@ def thing_json(t: Thing) -> dict[str, Any]:
 async def create_thing(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
-    c = container(request)
-    done = await c.store.command(c.store.app.create_things, who, [item], meta=meta(request), bulk=False)
-    thing: Thing = done.result[0]
-    headers = await committed(request, done, also=[str(thing.id)])
-    headers["Location"] = f"/things/{thing.id}"
-    return wire.json(thing_json(thing), status=201, headers=headers)
+    ran = await run(request, who, Smq.create_things, [item], bulk=False, touches=lambda ts: [ts[0].id])
+    thing: Thing = ran.result[0]
+    ran.headers["Location"] = f"/things/{thing.id}"
+    return wire.json(thing_json(thing), status=201, headers=ran.headers)
 
 
 @routes.post("/things/bulk")
 async def create_things(request: web.Request) -> web.Response:
     who = principal(request)
     items = await wire.body(request, list[Any])
-    c = container(request)
-    done = await c.store.command(c.store.app.create_things, who, items, meta=meta(request))
-    things: list[Thing] = done.result
-    headers = await committed(request, done, also=[str(t.id) for t in things])
-    return wire.json({"total": len(things), "things": [thing_json(t) for t in things]}, headers=headers)
+    ran = await run(request, who, Smq.create_things, items, touches=lambda ts: [t.id for t in ts])
+    things: list[Thing] = ran.result
+    return wire.json({"total": len(things), "things": [thing_json(t) for t in things]}, headers=ran.headers)
 
 
 @routes.get("/things")
@@ -109,30 +106,26 @@ async def get_thing(request: web.Request) -> web.Response:
     return await get_one(request, THINGS)
 
 
-async def _answer(request: web.Request, done: Any, *also: str) -> web.Response:
-    thing: Thing = done.result
-    headers = await committed(request, done, also=[str(thing.id), *also])
-    return wire.json(thing_json(thing), headers=headers)
+async def _change(request: web.Request, who: Principal, use_case: Callable[..., Done], *args: Any,
+                  grantees: list[str] | None = None, **kwargs: Any) -> web.Response:
+    """Run a command on the thing of the path; the thing (and whom ``grantees`` names) read it next."""
+    ran = await run(request, who, use_case, entity_id(request, "thing"), *args,
+                    touches=lambda t: [t.id, *(grantees or [])], **kwargs)
+    return wire.json(thing_json(ran.result), headers=ran.headers)
 
 
 @routes.patch(f"/things/{ID}")
 async def update_thing(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateThing)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_thing, who, entity_id(request, "thing"),
-                                 name=body.name, metadata=body.metadata, meta=meta(request))
-    return await _answer(request, done)
+    return await _change(request, who, Smq.update_thing, name=body.name, metadata=body.metadata)
 
 
 @routes.patch(f"/things/{ID}/tags")
 async def update_tags(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateTags)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_thing_tags, who, entity_id(request, "thing"),
-                                 body.tags, meta=meta(request))
-    return await _answer(request, done)
+    return await _change(request, who, Smq.update_thing_tags, body.tags)
 
 
 @routes.patch(f"/things/{ID}/secret")
@@ -140,28 +133,17 @@ async def update_tags(request: web.Request) -> web.Response:
 async def update_secret(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateSecret)
-    c = container(request)
-    done = await c.store.command(c.store.app.change_thing_secret, who, entity_id(request, "thing"),
-                                 body.secret, meta=meta(request))
-    return await _answer(request, done)
-
-
-async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
-    who = principal(request)
-    c = container(request)
-    done = await c.store.command(c.store.app.set_thing_enabled, who, entity_id(request, "thing"),
-                                 enabled, meta=meta(request))
-    return await _answer(request, done)
+    return await _change(request, who, Smq.change_thing_secret, body.secret)
 
 
 @routes.post(f"/things/{ID}/enable")
 async def enable_thing(request: web.Request) -> web.Response:
-    return await _set_enabled(request, True)
+    return await _change(request, principal(request), Smq.set_thing_enabled, True)
 
 
 @routes.post(f"/things/{ID}/disable")
 async def disable_thing(request: web.Request) -> web.Response:
-    return await _set_enabled(request, False)
+    return await _change(request, principal(request), Smq.set_thing_enabled, False)
 
 
 @routes.post(f"/things/{ID}/share")
@@ -169,11 +151,8 @@ async def share_thing(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, Share)
     users = body.users()
-    c = container(request)
-    done = await c.store.command(c.store.app.share_thing, who, entity_id(request, "thing"), users,
-                                 body.actions, meta=meta(request))
     # The grantees' next reads wait for the grant too.
-    return await _answer(request, done, *(users or []))
+    return await _change(request, who, Smq.share_thing, users, body.actions, grantees=users)
 
 
 def thing_secret(request: web.Request) -> str:

@@ -9,11 +9,12 @@ import msgspec
 from aiohttp import web
 
 from command_api import docsql, wire
-from command_api.context import bearer, committed, container, fresh, meta, principal
+from command_api.context import bearer, container, fresh, principal, run
 from command_api.filters import Filters
 from command_api.listing import total_and_page
 from command_api.ratelimit import LOGIN, address_of, failures
 from command_api.revocation import ACTIVE
+from domain.app import Smq
 from domain.errors import NotFound, Unauthenticated
 from domain.users import User
 
@@ -83,14 +84,12 @@ def user_id(request: web.Request) -> UUID:
 @routes.post("/users")
 async def create_user(request: web.Request) -> web.Response:
     body = await wire.body(request, CreateUser)
-    c = container(request)
-    done = await c.store.command(
-        c.store.app.create_user, body.credentials.identity, body.credentials.secret, name=body.name,
-        metadata=body.metadata, tags=body.tags, status=body.status, meta=meta(request))
-    user: User = done.result
-    headers = await committed(request, done, also=[str(user.id)])
-    headers["Location"] = f"/users/{user.id}"
-    return wire.json(user_json(user), status=201, headers=headers)
+    ran = await run(request, None, Smq.create_user, body.credentials.identity, body.credentials.secret,
+                    name=body.name, metadata=body.metadata, tags=body.tags, status=body.status,
+                    touches=lambda u: [u.id])
+    user: User = ran.result
+    ran.headers["Location"] = f"/users/{user.id}"
+    return wire.json(user_json(user), status=201, headers=ran.headers)
 
 
 @routes.post("/users/tokens/issue")
@@ -169,40 +168,32 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_secret(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateSecret)
-    c = container(request)
-    done = await c.store.command(c.store.app.change_user_secret, who, body.old_secret,
-                                 body.new_secret, meta=meta(request))
+    ran = await run(request, who, Smq.change_user_secret, body.old_secret, body.new_secret)
     request.app[ACTIVE].forget(who.user_id)  # the tokens issued before end here at once
-    return wire.json(user_json(done.result), headers=await committed(request, done))
+    return wire.json(user_json(ran.result), headers=ran.headers)
 
 
 @routes.patch("/users/{id}")
 async def update_user(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateUser)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_user, who, user_id(request), name=body.name,
-                                 metadata=body.metadata, meta=meta(request))
-    return wire.json(user_json(done.result), headers=await committed(request, done))
+    ran = await run(request, who, Smq.update_user, user_id(request), name=body.name, metadata=body.metadata)
+    return wire.json(user_json(ran.result), headers=ran.headers)
 
 
 @routes.patch("/users/{id}/tags")
 async def update_tags(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateTags)
-    c = container(request)
-    done = await c.store.command(c.store.app.update_user_tags, who, user_id(request), body.tags,
-                                 meta=meta(request))
-    return wire.json(user_json(done.result), headers=await committed(request, done))
+    ran = await run(request, who, Smq.update_user_tags, user_id(request), body.tags)
+    return wire.json(user_json(ran.result), headers=ran.headers)
 
 
 async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
     who = principal(request)
-    c = container(request)
-    done = await c.store.command(c.store.app.set_user_enabled, who, user_id(request), enabled,
-                                 meta=meta(request))
-    request.app[ACTIVE].forget(done.result.id)  # its tokens are checked again, at once
-    return wire.json(user_json(done.result), headers=await committed(request, done))
+    ran = await run(request, who, Smq.set_user_enabled, user_id(request), enabled)
+    request.app[ACTIVE].forget(ran.result.id)  # its tokens are checked again, at once
+    return wire.json(user_json(ran.result), headers=ran.headers)
 
 
 @routes.post("/users/{id}/enable")

@@ -26,6 +26,7 @@ T = TypeVar("T")
 __all__ = ["Done", "Hasher", "PlainHasher", "Principal", "Smq", "check_metadata"]
 A = TypeVar("A", bound=Entity)
 RETRIES = 8
+Save = Callable[..., list[Any]]
 
 # A hash that no secret matches, checked when the identity is unknown so that a
 # wrong identity costs the same time as a wrong secret.
@@ -56,14 +57,16 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
 
     name = "smq"
 
-    def __init__(self, env: dict[str, str] | None = None, hasher: Hasher | None = None) -> None:
+    def __init__(self, env: dict[str, str] | None = None, hasher: Hasher | None = None,
+                 saver: Callable[[Save], Save] | None = None) -> None:
+        """``saver`` wraps how a command's events reach the store (``record``: one transaction
+        each); infra gives a group committer, which shares transactions between concurrent
+        commands."""
         super().__init__(env)
         self.hasher: Hasher = hasher or PlainHasher()
         self._dummy_hash: str | None = None
-        # How a command's events reach the store: one save each here; infra installs a
-        # group committer that shares transactions between concurrent commands.
         self._attempt = threading.local()
-        self.saver: Callable[..., list[Any]] = self.record
+        self.saver: Save = saver(self.record) if saver is not None else self.record
 
     def record(self, *events: Any) -> list[Any]:
         """Store domain events in one transaction; their recordings. What ``save`` does for

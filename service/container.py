@@ -138,7 +138,7 @@ def bus_sealer(settings: Settings) -> Sealer:
     return Sealer(kept_secret(settings, settings.bus_key, "bus.key", lambda: secrets.token_urlsafe(32)))
 
 
-def open_app(database_url: str, pool: int = 4) -> Smq:
+def open_app(database_url: str, pool: int = 4, group_commit: bool = False) -> Smq:
     """The application over the event store. Its recorder creates (or replaces) the store's
     tables and functions on every start; roles starting at once would race on that DDL
     ("tuple concurrently updated"), so it runs under the views' schema lock (``sql.migrate``).
@@ -147,7 +147,8 @@ def open_app(database_url: str, pool: int = 4) -> Smq:
     with psycopg.connect(database_url, autocommit=True, connect_timeout=5) as conn:
         conn.execute("set lock_timeout = '30s'")
         conn.execute("select pg_advisory_lock(7423001)")  # released when the session closes
-        return Smq(env=store_env(database_url, pool), hasher=Argon2Hasher())
+        return Smq(env=store_env(database_url, pool), hasher=Argon2Hasher(),
+                   saver=GroupCommitter if group_commit else None)
 
 
 @dataclass
@@ -185,9 +186,9 @@ class Container:
             nats_url = settings.nats_url or _embedded("NATS", embedded.start_nats, data)
             redis_url = settings.redis_url or _embedded("Redis", embedded.start_redis, data)
             pg = startup.redact(database_url)
-            app = await startup.reach("PostgreSQL", pg, lambda: startup.in_thread(open_app, database_url, store_pool),
+            app = await startup.reach("PostgreSQL", pg,
+                                      lambda: startup.in_thread(open_app, database_url, store_pool, True),
                                       PG_DOWN, bound=None)  # bounded within (connect and lock timeouts)
-            app.saver = GroupCommitter(app.record)
             store = Store(app, settings.store_workers, bus_sealer(settings))
             undo.callback(store.close)
             pool = await startup.reach("PostgreSQL", pg, lambda: sql.open_pool(database_url, views_pool),
