@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
@@ -14,6 +14,7 @@ from command_api.filters import Filters
 from command_api.listing import total_and_page
 from command_api.ratelimit import LOGIN, address_of, failures
 from command_api.revocation import ACTIVE
+from command_api.shapes import TEXT_PATTERN
 from domain.app import Smq
 from domain.errors import NotFound, Unauthenticated
 from domain.users import User
@@ -34,11 +35,15 @@ class CreateUser(msgspec.Struct):
     status: str = "enabled"
 
 
+# Documented under the text rule (which the body's decoding applies), not validated twice.
+_Text = Annotated[str, msgspec.Meta(extra_json_schema={"pattern": TEXT_PATTERN})]
+
+
 class IssueToken(msgspec.Struct):
-    identity: str | None = None
-    secret: str | None = None
-    username: str | None = None  # later upstream clients send this name
-    password: str | None = None
+    identity: _Text | None = None
+    secret: _Text | None = None
+    username: _Text | None = None  # later upstream clients send this name
+    password: _Text | None = None
 
 
 class UpdateUser(msgspec.Struct):
