@@ -125,6 +125,9 @@ async def connect(url: str, name: str, connect_timeout: float = 2.0,
         log.warning("nats: %s", cause(exc))
 
     async def disconnected_cb() -> None:
+        if nc.is_closed or nc.is_draining:  # our own stop: nothing to warn about
+            log.debug("nats: disconnected (closing)")
+            return
         log.warning("nats: disconnected; reconnecting to any of the servers")
 
     async def reconnected_cb() -> None:
