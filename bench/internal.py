@@ -131,7 +131,7 @@ async def replay(args: argparse.Namespace) -> Result:
     from infra.settings import Settings
     from infra.store import Store
     from service.container import Container, store_env
-    from service.replay import feed
+    from workers.feed import feed
 
     src = _database_url(args)
     target_db = f"{conninfo_to_dict(src).get('dbname') or 'postgres'}_replay_{os.getpid()}"
@@ -168,7 +168,7 @@ async def replay(args: argparse.Namespace) -> Result:
             res.statuses["batch"] += 1
             last, reached = now, position
 
-        # The product's own replay loop (service.replay.feed): read ahead, the SQL views of a
+        # The product's own replay loop (workers.feed.feed): read ahead, the SQL views of a
         # batch in one transaction, as the projector applies them.
         events = await feed(store, views, 0, store_max, size=args.replay_batch,
                             until=time.monotonic() + args.duration, on_batch=batch_done)

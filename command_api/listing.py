@@ -45,8 +45,8 @@ class Totals:
     """Exact totals of filtered lists, each remembered with the ``changed`` positions its views
     had when it was counted.
 
-    A filtered total is a count of every match (a metadata filter matching 100,000 of a
-    million things: ~250 ms); the page itself costs a millisecond. A view's rows change only
+    A filtered total is a count of every match, far dearer than the page itself
+    (docs/performance.md, "Measurements behind the code"). A view's rows change only
     in the transaction that moves its ``view_positions.changed`` (the last event one of its
     handlers ran for: events it ignores leave it), so when a later page is read in a snapshot
     whose ``changed`` positions equal the remembered ones, the remembered total is that
@@ -153,8 +153,7 @@ def _own_and_shared_page(t: Table, who: Principal, filters: list[str], filter_ar
     gather every match and sort them). The owned part is written ``owner = any(array)``,
     ``order by owner, created_pos``: only the (owner, created_pos) index gives that order,
     whereas with ``owner = x`` PostgreSQL may walk the global created_pos index instead and
-    skip every other owner's older rows (seen: 15 ms instead of 0.3 ms for an owner of 90 %
-    of the table)."""
+    skip every other owner's older rows (docs/performance.md, "Measurements behind the code")."""
     shared, shared_args = _shared_ids(t, who)
     more = "".join(f" and {f}" for f in filters)
     n = offset + limit

@@ -1,8 +1,8 @@
 """The planner's statistics of the SQL views' tables, kept fresh by the projector.
 
 The list queries are planned from these statistics: with a table grown from nothing to a
-million rows and never analyzed, PostgreSQL estimated 18 rows for an owner of all of them
-and read the owner's whole million to sort it (0.8 s a page, against 0.1 ms once analyzed).
+million rows and never analyzed, PostgreSQL misestimated an owner's rows and read the owner's
+whole set to sort it (docs/performance.md, "Measurements behind the code").
 Autovacuum does the same job when it is on (it is off on some servers: this machine's), and
 only once a minute at best; a bulk seed of 100,000 things takes half of that. So the process
 that writes the views also analyzes them, by autovacuum's own rule: a table is analyzed once

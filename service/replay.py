@@ -22,31 +22,20 @@ fail the replay, like ``MISMATCH``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hashlib
 import secrets
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from infra import sql
 from infra.settings import Settings
 from infra.store import Store
-from projections import catalogue
-from projections.envelope import Envelope, decode, encode
-from projections.sqlview import apply_batch
+from service import digest
 from service.container import Container
-
-# The tables of each SQL view, and the key prefixes of each Redis view (from the catalogue).
-SQL_TABLES: dict[str, tuple[str, ...]] = {v.name: v.tables for v in catalogue.SQL_VIEWS}
-REDIS_KEYS: dict[str, tuple[str, ...]] = {v.name: v.key_prefixes() for v in catalogue.REDIS_VIEWS}
-BATCH = 1000
-SNAPSHOT_ATTEMPTS = 20
+from workers.feed import feed
 
 
 class Storage:
@@ -103,107 +92,6 @@ class ReplayReport:
         return [*(v.line() for v in self.views),
                 f"replayed {self.events} events up to position {self.head} in {self.seconds:.2f}s "
                 f"({self.rate:.0f} events/s){kept}"]
-
-
-# -- reading the store as the projector does -------------------------------------------------
-async def _read(store: Store, after: int, upto: int, size: int) -> list[tuple[int, Envelope]]:
-    """The next batch in (after, upto], each envelope through the bus format."""
-    envs = [e for e in await store.read(after, size) if e.position <= upto]
-    # The stream sequence has no meaning in fresh storage: the position stands in for it.
-    return [(e.position, decode(encode(e), store.sealer)) for e in envs]
-
-
-async def feed(store: Store, views: list[Any], after: int, upto: int, size: int = BATCH,
-               until: float | None = None, on_batch: Callable[[int, int], None] | None = None) -> int:
-    """Apply the store's events in (after, upto] to ``views``, batch by batch, as the projector
-    applies them (``apply_batch``: the SQL views in one transaction); the next batch is read
-    while the current one is applied. Stops at ``upto`` or once ``time.monotonic()`` passes
-    ``until``; returns how many events were applied. ``on_batch(count, last position)`` is
-    called after each batch."""
-    count = 0
-    ahead = asyncio.ensure_future(_read(store, after, upto, size))
-    try:
-        while True:
-            batch = await ahead
-            if not batch:
-                return count
-            ahead = asyncio.ensure_future(_read(store, batch[-1][0], upto, size))
-            await apply_batch(views, batch)
-            count += len(batch)
-            if on_batch is not None:
-                on_batch(len(batch), batch[-1][0])
-            if until is not None and time.monotonic() > until:
-                return count
-    finally:
-        if not ahead.done():
-            ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ahead
-
-
-# -- digests ---------------------------------------------------------------------------------
-async def _sql_snapshot(pool: AsyncConnectionPool, view: str, tables: Iterable[str]) -> tuple[int, str]:
-    """The view's position and the digest of its rows, from one consistent snapshot."""
-    h = hashlib.sha256()
-    async with pool.connection() as conn, conn.transaction():
-        await conn.execute("set transaction isolation level repeatable read, read only")
-        row = await (await conn.execute("select position from view_positions where view=%s",
-                                        (view,))).fetchone()
-        for table in tables:
-            h.update(f"table {table}\n".encode())
-            await _digest_rows(conn, table, h)
-    return (int(row[0]) if row else 0), h.hexdigest()
-
-
-async def _digest_rows(conn: AsyncConnection, table: str, h: Any) -> None:
-    # Each row as JSON (keys in one order), sorted bytewise: a canonical order of any table.
-    query = f'select to_jsonb(t)::text from {table} t order by to_jsonb(t)::text collate "C"'  # noqa: S608
-    async with conn.cursor() as cur:
-        async for (text,) in cur.stream(query):  # type: ignore[arg-type]
-            h.update(text.encode())
-            h.update(b"\n")
-
-
-async def _redis_pairs(redis: Redis, prefix: str, patterns: Iterable[str]) -> list[tuple[str, str]]:
-    found: set[bytes] = set()
-    for p in patterns:
-        found.update([k async for k in redis.scan_iter(match=f"{prefix}{p}*", count=1000)])
-    keys = sorted(found)
-    pipe = redis.pipeline(transaction=False)
-    for key in keys:
-        pipe.type(key)
-    kinds = await pipe.execute()
-    for key, kind in zip(keys, kinds, strict=True):
-        pipe.hgetall(key) if kind == b"hash" else pipe.get(key)
-    values = await pipe.execute()
-    pairs = []
-    for key, value in zip(keys, values, strict=True):
-        if isinstance(value, dict):
-            value = b"&".join(k + b"=" + v for k, v in sorted(value.items()))
-        if value is not None:  # gone between the scan and the read
-            pairs.append((key.decode()[len(prefix):], value.decode()))
-    return pairs
-
-
-async def _redis_snapshot(view: Any, prefix: str, patterns: Iterable[str]) -> tuple[int, str] | None:
-    """The view's position and the digest of its keys, or None if it kept moving."""
-    for _ in range(SNAPSHOT_ATTEMPTS):
-        before = (await view.position())[0]
-        pairs = await _redis_pairs(view.redis, prefix, patterns)
-        if (await view.position())[0] == before:  # every change moves the position with it
-            h = hashlib.sha256()
-            for key, value in pairs:
-                h.update(f"{key}\t{value}\n".encode())
-            return before, h.hexdigest()
-    return None
-
-
-async def _snapshot(view: Any, prefix: str) -> tuple[int, str] | None:
-    if view.name in REDIS_KEYS:
-        return await _redis_snapshot(view, prefix, REDIS_KEYS[view.name])
-    if view.name not in SQL_TABLES:
-        raise LookupError(f"replay does not know the tables of view {view.name!r}")
-    return await _sql_snapshot(view.pool, view.name, SQL_TABLES[view.name])
 
 
 async def _reached(view: Any, head: int, deadline: float) -> bool:
@@ -268,13 +156,13 @@ async def _compare(store: Store, live: Any, fresh: Any, head: int, deadline: flo
                    live_prefix: str, fresh_prefix: str) -> ViewResult:
     if not await _reached(live, head, deadline):
         return ViewResult(live.name, "-", "-", head, "LAGGING")
-    seen = await _snapshot(live, live_prefix)
+    seen = await digest.snapshot(live, live_prefix)
     if seen is None:
         return ViewResult(live.name, "-", "-", head, "BUSY")
     position, live_digest = seen
     # Move the fresh copy to exactly the live snapshot's position (the service may write on).
     await feed(store, [fresh], (await fresh.position())[0], position)
-    mine = await _snapshot(fresh, fresh_prefix)
+    mine = await digest.snapshot(fresh, fresh_prefix)
     assert mine is not None  # nobody else writes the fresh copy
     status = "OK" if mine[1] == live_digest and mine[0] == position else "MISMATCH"
     return ViewResult(live.name, mine[1], live_digest, position, status)

@@ -18,7 +18,8 @@ from infra.store import Store
 from infra.streamowner import Finding, inspect
 from projections.sqlview import SqlView
 from service.container import open_app
-from service.replay import SQL_TABLES, Storage
+from service.digest import SQL_TABLES
+from service.replay import Storage
 
 log = logging.getLogger("smq.stream")
 

@@ -28,65 +28,24 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from infra import metrics
 from infra.store import Store
 from projections.envelope import Envelope
 from projections.redisview import REBUILDING, RedisLost, RedisView
-from service.replay import feed
+from workers.redisrebuild import Rebuilder, ViewState
 
 log = logging.getLogger("smq.redisguard")
 CHECK_EVERY = 1.0   # seconds between two checks of an idle view
 RECORD_EVERY = 2.0  # seconds between two records of a view's position in SQL
-STEP = 0.5          # seconds of rebuilding between two reports of its progress
 RESET_BOUND = 10.0  # seconds a start waits for a lost view's keys to be dropped
-
-# The rebuild's marker swapped for the final one, only if Redis still holds it.
-_SWAP = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2])
-  redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0
-"""
-
-
-@dataclass
-class _State:
-    view: RedisView
-    accepted: set[bytes] = field(default_factory=set)  # markers under which batches apply
-    floor: int = 0                       # Redis behind this lost the view: it was reached
-    durable: tuple[int, int] = (0, 0)    # position and stream sequence recorded in SQL
-    recorded_at: float = 0.0
-    rebuild: asyncio.Task[None] | None = None  # set from the loss until the hand-over
-    reset: asyncio.Event = field(default_factory=asyncio.Event)  # the rebuild dropped the keys
-    must_reach: int = 0                  # the last position of a batch not applied meanwhile
-    progress: int = 0                    # how far the rebuild is
-
-
-class _Writer:
-    """The view as the rebuild writes it: only under its own marker, with the stream sequence
-    the view had recorded (the store's positions are no stream sequences)."""
-
-    def __init__(self, view: RedisView, token: bytes, seq: int) -> None:
-        self.view, self.name, self.token, self.seq = view, view.name, token, seq
-        self.reached = 0
-
-    async def apply(self, batch: Sequence[tuple[int, Envelope]]) -> int:
-        self.reached = await self.view.apply([(self.seq, env) for _, env in batch],
-                                             check=lambda marker, _done: marker == self.token)
-        return self.reached
-
 
 class Guarded:
     """A Redis view as the projector's runner sees it: its batches go through the guard."""
 
-    def __init__(self, guard: RedisGuard, state: _State) -> None:
+    def __init__(self, guard: RedisGuard, state: ViewState) -> None:
         self.guard, self.state, self.name = guard, state, state.view.name
 
     async def position(self) -> tuple[int, int]:
@@ -97,12 +56,12 @@ class Guarded:
         return await self.guard.apply(self.state, batch)
 
 
-class RedisGuard:
+class RedisGuard(Rebuilder):
     """Watches the Redis views of one projector and rebuilds any that Redis lost."""
 
     def __init__(self, views: Sequence[RedisView], store: Store, pool: AsyncConnectionPool,
                  every: float = CHECK_EVERY) -> None:
-        self.states = {v.name: _State(v) for v in views}
+        self.states = {v.name: ViewState(v) for v in views}
         self.store, self.pool, self.every = store, pool, every
         self._started = False
         self._lock = asyncio.Lock()
@@ -133,7 +92,7 @@ class RedisGuard:
         if tasks and wait > 0:
             await asyncio.wait([asyncio.shield(t) for t in tasks], timeout=wait)
 
-    async def _open(self, st: _State, head: int) -> None:
+    async def _open(self, st: ViewState, head: int) -> None:
         v = st.view
         async with self.pool.connection() as conn:
             row = await (await conn.execute(
@@ -160,25 +119,18 @@ class RedisGuard:
         with contextlib.suppress(TimeoutError):  # the runner anchors after the recorded sequence
             await asyncio.wait_for(asyncio.shield(st.reset.wait()), RESET_BOUND)
 
-    async def _stamp(self, st: _State, done: int, seq: int) -> None:
+    async def _stamp(self, st: ViewState, done: int, seq: int) -> None:
         epoch = secrets.token_hex(8)
         await self._record(st.view.name, epoch, done, seq)
         await st.view.redis.set(st.view.epoch_key, epoch)
         st.accepted, st.floor, st.durable = {epoch.encode()}, done, (done, seq)
 
-    async def _record(self, view: str, epoch: str, position: int, seq: int) -> None:
-        async with self.pool.connection() as conn:
-            await conn.execute(
-                "insert into redis_views (view, epoch, position, stream_seq) values (%s, %s, %s, %s)"
-                " on conflict (view) do update set epoch = excluded.epoch, position = excluded.position,"
-                " stream_seq = excluded.stream_seq", (view, epoch, position, seq))
-
     # -- the projector's batches ---------------------------------------------------------
     @staticmethod
-    def _intact(st: _State, marker: bytes | None, done: int, floor: int | None = None) -> bool:
+    def _intact(st: ViewState, marker: bytes | None, done: int, floor: int | None = None) -> bool:
         return marker in st.accepted and done >= (st.floor if floor is None else floor)
 
-    async def apply(self, st: _State, batch: Sequence[tuple[int, Envelope]]) -> int:
+    async def apply(self, st: ViewState, batch: Sequence[tuple[int, Envelope]]) -> int:
         await self.start()
         if st.rebuild is None:
             floor = st.floor
@@ -218,7 +170,7 @@ class RedisGuard:
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await st.rebuild
 
-    async def _check(self, st: _State) -> None:
+    async def _check(self, st: ViewState) -> None:
         if st.rebuild is not None:
             return
         v, floor, accepted = st.view, st.floor, set(st.accepted)
@@ -235,78 +187,6 @@ class RedisGuard:
                     " where view = %s and epoch = %s and position < %s",
                     (done, int(seq or 0), v.name, marker.decode(), done))  # type: ignore[union-attr]
             st.durable, st.recorded_at = (done, int(seq or 0)), time.monotonic()
-
-    # -- rebuilding ----------------------------------------------------------------------
-    def _lost(self, st: _State, why: str) -> None:
-        if st.rebuild is not None:
-            return
-        if why:
-            log.warning("Redis lost the view %s (%s): rebuilding it from the event store; message"
-                        " authorization answers from PostgreSQL meanwhile", st.view.name, why)
-        st.accepted, st.progress = set(), 0
-        st.reset.clear()
-        st.rebuild = asyncio.create_task(self._rebuild(st, bool(why)), name=f"rebuild-{st.view.name}")
-
-    async def _rebuild(self, st: _State, lost: bool) -> None:
-        name, started, failures = st.view.name, time.monotonic(), 0
-        metrics.REDIS_VIEW_REBUILDS.labels(name).inc()
-        metrics.REDIS_VIEW_REBUILDING.labels(name).set(1)
-        try:
-            while not self._stop.is_set():
-                try:
-                    if await self._rebuild_once(st):
-                        log.log(logging.WARNING if lost else logging.INFO,
-                                "Redis view %s rebuilt from the event store up to position %d in %.1fs",
-                                name, st.progress, time.monotonic() - started)
-                        return
-                    log.warning("Redis lost the view %s again while it was rebuilt; starting over", name)
-                except Exception as exc:  # noqa: BLE001 - Redis or PostgreSQL away: said, retried
-                    failures += 1
-                    if failures == 1 or failures % 10 == 0:
-                        log.error("rebuilding the Redis view %s failed (%d in a row): %s: %s",
-                                  name, failures, type(exc).__name__, exc)
-                    await asyncio.sleep(min(5.0, 0.1 * 2 ** failures))
-        finally:
-            metrics.REDIS_VIEW_REBUILDING.labels(name).set(0)
-
-    async def _rebuild_once(self, st: _State) -> bool:
-        """One rebuild: True once handed over, False when Redis lost the view meanwhile."""
-        v, seq = st.view, st.durable[1]
-        token = REBUILDING + secrets.token_hex(8).encode()
-        await v.redis.set(v.epoch_key, token)  # readers go to SQL; a batch in flight fails its watch
-        await v.reset()
-        st.progress = 0
-        await v.redis.mset({v.epoch_key: token, v.seq_key: seq,
-                            v.rebuild_key: f"0 {await self.store.max_position()}"})
-        st.reset.set()
-        writer = _Writer(v, token, seq)
-        try:
-            while True:
-                target = max(await self.store.max_position(), st.must_reach)
-                if st.progress >= target:
-                    break
-                await feed(self.store, [writer], st.progress, target, until=time.monotonic() + STEP)
-                st.progress = max(st.progress, writer.reached)
-                await v.redis.set(v.rebuild_key, f"{st.progress} {target}")
-        except RedisLost:
-            return False
-        # Whole up to ``progress`` (nothing awaited since the last look at ``must_reach``):
-        # the projector's batches apply again, under this marker and then the final one.
-        epoch = secrets.token_hex(8)
-        st.accepted, st.floor, st.rebuild = {token, epoch.encode()}, st.progress, None
-        try:
-            await self._record(v.name, epoch, st.progress, seq)
-            swapped = await v.redis.eval(_SWAP, 2, v.epoch_key, v.rebuild_key, token, epoch)
-        except BaseException:
-            # Not handed over after all: this task goes on (it retries), and no second one
-            # may start beside it while the projector sees the view as lost meanwhile.
-            st.rebuild = asyncio.current_task()
-            raise
-        st.accepted, st.durable = {epoch.encode()}, (st.progress, seq)
-        if not swapped:  # lost again at the last moment: the next check starts over
-            log.warning("Redis lost the view %s again as its rebuild ended", v.name)
-        return True
-
 
 def _why(marker: bytes | None, done: int, floor: int) -> str:
     if marker is None:

@@ -64,8 +64,8 @@ class Relay:
         self.listen = listen
         # While the LISTEN connection is up, every commit wakes the relay and polling is only a
         # safety net (every ``idle_listening`` seconds: it also bounds the delay where LISTEN
-        # looks up but delivers nothing, e.g. behind a transaction-mode pooler); an idle relay
-        # polling every 20 ms was most of an idle server's CPU (7 % of a core).
+        # looks up but delivers nothing, e.g. behind a transaction-mode pooler); fast polling
+        # was most of an idle server's CPU (docs/performance.md, "Measurements behind the code").
         self.idle_listening = idle_listening
         self.listening = False
         self.failures = 0  # failures in a row (publishing, or reading where to resume)

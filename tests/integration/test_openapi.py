@@ -104,8 +104,9 @@ def test_struct_bodies_keep_their_required_fields() -> None:
     field names, and every field the route requires is required in the document."""
     import msgspec
 
-    from command_api import shapes
-    from command_api.openapi import _body_type, _sources
+    from command_api import route_shapes as shapes
+    from command_api.route_source import body_type as _body_type
+    from command_api.route_source import sources as _sources
     app = create_app(None)  # type: ignore[arg-type]
     for _method, _path, route in operations(app):
         handler = route.handler
