@@ -40,7 +40,7 @@ from infra.store import Store
 from projections import catalogue
 from projections.envelope import Envelope, decode, encode
 from projections.sqlview import apply_batch
-from service.container import Container
+from service.container import Views
 
 # The tables of each SQL view, and the key prefixes of each Redis view (from the catalogue).
 SQL_TABLES: dict[str, tuple[str, ...]] = {v.name: v.tables for v in catalogue.SQL_VIEWS}
@@ -49,15 +49,9 @@ BATCH = 1000
 SNAPSHOT_ATTEMPTS = 20
 
 
-class Storage:
+class Storage(Views):
     """Where a set of views lives (a SQL pool, a Redis client and key prefix); the views are
     the container's own list, built over this storage."""
-
-    sql_views = Container.sql_views
-    redis_view = Container.redis_view
-    thing_keys = Container.thing_keys
-    access = Container.access
-    views = Container.views
 
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, redis: Redis,
                  store: Store | None = None, database_url: str = "") -> None:
@@ -159,7 +153,7 @@ async def _digest_rows(conn: AsyncConnection, table: str, h: Any) -> None:
     # Each row as JSON (keys in one order), sorted bytewise: a canonical order of any table.
     query = f'select to_jsonb(t)::text from {table} t order by to_jsonb(t)::text collate "C"'  # noqa: S608
     async with conn.cursor() as cur:
-        async for (text,) in cur.stream(query):  # type: ignore[arg-type]
+        async for (text,) in cur.stream(query):
             h.update(text.encode())
             h.update(b"\n")
 
