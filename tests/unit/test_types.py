@@ -7,8 +7,8 @@ borrowed by ``Smq`` ("Invalid self argument"), in ``domain/`` and in the callers
 methods. They go when the use cases stop being mixins (the ``handlers`` branch); then
 ``PENDING`` goes too and domain joins like every other package. Any other error fails.
 
-A cold run takes about 20 s (its cache is in a temporary folder, so nothing stale is trusted);
-set ``SMQ_MYPY_CACHE`` to a folder to keep the cache between runs (about 5 s when warm)."""
+A cold run takes about 15 s (its cache is in a temporary folder, so nothing stale is trusted);
+set ``SMQ_MYPY_CACHE`` to a folder to keep the cache between runs (about 2 s when warm)."""
 
 from __future__ import annotations
 
@@ -17,8 +17,7 @@ import re
 from pathlib import Path
 
 import pytest
-
-api = pytest.importorskip("mypy.api")
+from mypy import api
 
 ROOT = Path(__file__).resolve().parents[2]
 ERROR = re.compile(r"^(?P<path>[^:\s]+\.py):(?P<line>\d+): error: (?P<message>.*)$")
