@@ -113,7 +113,8 @@ async def add_config(request: web.Request) -> web.Response:
 async def list_configs(request: web.Request) -> web.Response:
     who = principal(request)
     offset, limit = wire.paging(request)
-    where, args = ["true"], []
+    where: list[str] = ["true"]
+    args: list[Any] = []
     if not who.admin:
         where.append("c.owner = %s")
         args.append(who.user_id)
@@ -132,7 +133,7 @@ async def list_configs(request: web.Request) -> web.Response:
     await fresh(request, *VIEWS)
     async with c.pool.connection() as conn:
         total = (await (await conn.execute(
-            f"select count(*) from configs_view c where {cond}", args)).fetchone())[0]  # noqa: S608
+            f"select count(*) from configs_view c where {cond}", args)).fetchone() or (0,))[0]  # noqa: S608
         rows = await (await conn.execute(
             f"select {COLUMNS} from configs_view c join things_view t on t.id = c.thing_id"  # noqa: S608
             f" where {cond} order by c.created_pos limit %s offset %s", [*args, limit, offset])).fetchall()

@@ -117,7 +117,7 @@ async def serials(request: web.Request) -> web.Response:
                                      [tid, *seen_args])).fetchone() is None:
             raise NotFound("thing not found")
         total = (await (await conn.execute(
-            f"select count(*) from certs_view where {cond}", args)).fetchone())[0]  # noqa: S608
+            f"select count(*) from certs_view where {cond}", args)).fetchone() or (0,))[0]  # noqa: S608
         rows = await (await conn.execute(
             f"select serial, thing_id, cert, expires_at, revoked_at from certs_view where {cond}"  # noqa: S608
             " order by created_pos limit %s offset %s", [*args, limit, offset])).fetchall()

@@ -65,9 +65,9 @@ def _path_parameters(resource: web.AbstractResource) -> list[dict[str, Any]]:
     for name in sorted(compiled.groupindex, key=compiled.groupindex.__getitem__):
         regex = _group(compiled.pattern, name)
         if name in route_shapes.PATH:
-            schema = route_shapes.PATH[name]
+            schema: dict[str, Any] = route_shapes.PATH[name]
         elif regex == _UUID_REGEX:
-            schema: dict[str, Any] = {"type": "string", "format": "uuid"}
+            schema = {"type": "string", "format": "uuid"}
         elif regex == _DEFAULT_REGEX:
             schema = {"type": "string", "pattern": "^[^/\\x00-\\x1f\\x7f-\\x9f]+$"}
         else:

@@ -60,7 +60,7 @@ async def list_policies(request: web.Request) -> web.Response:
     await fresh(request, CONNECTIONS_VIEW, "channels")
     async with c.pool.connection() as conn, conn.transaction():
         await conn.execute("set transaction isolation level repeatable read, read only")
-        total = (await (await conn.execute(f"select count(*) from {sql_from}", args)).fetchone())[0]  # noqa: S608
+        total = (await (await conn.execute(f"select count(*) from {sql_from}", args)).fetchone() or (0,))[0]  # noqa: S608
         rows = await (await conn.execute(
             f"select p.owner, p.subject, p.object, p.actions, p.created_at, p.updated_at from {sql_from}"  # noqa: S608
             " order by p.created_pos limit %s offset %s", [*args, limit, offset])).fetchall()

@@ -91,7 +91,7 @@ async def provision(request: web.Request) -> web.Response:
         return await _answer(c, who, p, position, answer)
     done = await c.store.command(c.store.app.start_provisioning, who, body.external_id, body.external_key,
                                  body.name, c.provision.layout, meta=m)
-    p: Provisioning = done.result
+    p = done.result
     last = [done.position or 0]
 
     async def remember(position: int | None) -> None:

@@ -134,7 +134,8 @@ async def connect(url: str, name: str, connect_timeout: float = 2.0,
         log.warning("nats: reconnected to %s", nc.connected_url.netloc.rsplit("@", 1)[-1] if nc.connected_url else "?")
 
     nc = Client()
-    await nc.connect(ordered, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,
+    # nats-py annotates reconnect_time_wait as int but sleeps it (a float works): its typing bug.
+    await nc.connect(ordered, name=name, max_reconnect_attempts=-1, reconnect_time_wait=0.5,  # type: ignore[arg-type]
                      error_cb=error_cb, disconnected_cb=disconnected_cb, reconnected_cb=reconnected_cb,
                      connect_timeout=max(1, round(connect_timeout)), drain_timeout=5, dont_randomize=True,
                      user=servers.user, password=servers.password, token=servers.token)

@@ -60,7 +60,8 @@ class GroupCommitter:
             if lead:
                 self._leading = True
         if not lead:
-            wait([entry.result, entry.baton], return_when=FIRST_COMPLETED)
+            either: list[Future[Any]] = [entry.result, entry.baton]
+            wait(either, return_when=FIRST_COMPLETED)
             lead = not entry.result.done()
         if lead:
             self._lead(entry)

@@ -29,7 +29,7 @@ def start(data_dir: Path, dbname: str,
     user = _postgres_user(pgdata, Path(pg.POSTGRES_BIN_PATH))
     if not (pgdata / "PG_VERSION").exists():
         try:
-            pg.initdb(["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
+            pg.create_command_function("initdb")(["--auth=trust", "--auth-local=trust", "--encoding=utf8", "-U", "postgres"],
                       pgdata=pgdata, user=user)
         except BaseException:  # a start cut short (SIGTERM): no half-made cluster for the next one
             # (initdb's own children may still be removing their files meanwhile)

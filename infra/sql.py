@@ -34,4 +34,4 @@ async def migrate(conn: AsyncConnection) -> None:
     sql = resources.files("projections").joinpath("schema.sql").read_text()
     async with conn.transaction():
         await conn.execute("select pg_advisory_xact_lock(7423001)")
-        await conn.execute(sql)  # type: ignore[arg-type]
+        await conn.execute(sql)

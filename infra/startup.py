@@ -111,10 +111,11 @@ async def reach(what: str, where: str, attempt: Callable[[], Awaitable[T]],
     ``retry_on`` is a server not there yet: logged once, then with back-off, and tried again."""
     set_stage(f"connecting to {what} at {where}")
     began, pause, next_log, failures = time.monotonic(), RETRY_FIRST, 0.0, 0
+    retried: tuple[type[BaseException], ...] = (*retry_on, TimeoutError)
     while True:
         try:
             result = await (asyncio.wait_for(attempt(), bound) if bound else attempt())
-        except (*retry_on, TimeoutError) as exc:
+        except retried as exc:
             failures += 1
             waited = time.monotonic() - began
             reason = why(exc, bound)

@@ -58,8 +58,10 @@ class Store:
         """The store's identity: kept with its tables (an in-memory store has one per process)."""
         if self._identity is None:
             recorder = self.app.recorder
-            self._identity = (await self.run(recorder.store_id) if hasattr(recorder, "store_id")
-                              else str(uuid.uuid4()))
+            identity: str = (await self.run(recorder.store_id) if hasattr(recorder, "store_id")
+                             else str(uuid.uuid4()))
+            self._identity = identity
+            return identity
         return self._identity
 
     async def event_at(self, position: int) -> tuple[str, int] | None:

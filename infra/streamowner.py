@@ -90,7 +90,7 @@ async def inspect(js: JetStreamContext, stream: str, store: Store) -> Finding:
     # The last message must be the very event this store holds there: a store restored from a
     # backup has the same identity, and its new events take the positions of those it lost.
     try:
-        env = decode(msg.data)
+        env = decode(msg.data or b"")
         theirs: tuple[str, int] | None = (env.aggregate_id, env.version)
     except Exception:  # noqa: BLE001 - not even our format
         theirs = None

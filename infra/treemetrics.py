@@ -117,7 +117,7 @@ def merge(pages: Iterable[tuple[str, str]]) -> bytes:
             return list(families.values())
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Merged())  # type: ignore[arg-type]
+    registry.register(_Merged())
     return generate_latest(registry)
 
 

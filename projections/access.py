@@ -23,7 +23,7 @@ from domain.channels import Channel
 from domain.connections import Connection
 from projections.envelope import Envelope, name_of
 from projections.lookups import ThingKeysView
-from projections.redisview import RedisView, Write, whole
+from projections.redisview import RedisView, Write, as_bytes, whole
 
 NAME = "access"
 
@@ -86,7 +86,7 @@ class AccessView(RedisView):
         return f"{self.prefix}chan:{channel_id}"
 
     async def actions(self, channel_id: str, thing_id: str) -> frozenset[str]:
-        raw = await self.redis.get(self.conn_key(channel_id, thing_id))
+        raw = as_bytes(await self.redis.get(self.conn_key(channel_id, thing_id)))
         return frozenset(raw.decode().split(",")) if raw else frozenset()
 
     async def snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str,

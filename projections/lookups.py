@@ -21,7 +21,7 @@ from typing import Any
 
 from domain.things import Thing
 from projections.envelope import Envelope, name_of
-from projections.redisview import RedisView, ViewNotReady, Write, whole
+from projections.redisview import RedisView, ViewNotReady, Write, as_bytes, whole
 
 NAME = "thing_keys"
 # The events the view follows (the catalogue lists the others it ignores).
@@ -58,12 +58,14 @@ class ThingKeysView(RedisView):
         whole (Redis lost it, or it is being rebuilt)."""
         wanted = secret_hash(secret)
         async with self.redis.pipeline(transaction=False) as pipe:
-            found, marker = await pipe.hgetall(self.by_key(wanted)).get(self.epoch_key).execute()
+            pipe.hgetall(self.by_key(wanted))
+            pipe.get(self.epoch_key)
+            found, marker = await pipe.execute()
         if not whole(marker):
             raise ViewNotReady(f"the Redis view {self.name} is not whole")
         if not found:
             return None
-        held = await self.redis.hget(self.by_thing(found[b"id"].decode()), "key")
+        held = as_bytes(await self.redis.hget(self.by_thing(found[b"id"].decode()), "key"))
         # The reverse entry must name the same key (constant-time: it is derived from a secret).
         if held is None or not hmac.compare_digest(held, wanted.encode()):
             return None

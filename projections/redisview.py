@@ -35,6 +35,12 @@ class ViewNotReady(Exception):
     """The view is not whole (lost or being rebuilt): ask the SQL views instead."""
 
 
+def as_bytes(raw: bytes | str | None) -> bytes | None:
+    """A Redis reply as this project reads it: its clients never decode replies (bytes), but
+    redis-py types every reply as bytes or str."""
+    return raw.encode() if isinstance(raw, str) else raw
+
+
 def whole(marker: bytes | None) -> bool:
     """Whether a view with this marker holds everything up to its position."""
     return marker is not None and not marker.startswith(REBUILDING)
@@ -47,7 +53,7 @@ async def rebuilding(redis: Redis, prefix: str, views: Iterable[str]) -> str | N
     raw = await redis.mget([k for v in views for k in (f"{prefix}epoch:{v}", f"{prefix}rebuild:{v}")])
     parts = []
     for i, view in enumerate(views):
-        marker, progress = raw[2 * i], raw[2 * i + 1]
+        marker, progress = as_bytes(raw[2 * i]), as_bytes(raw[2 * i + 1])
         if whole(marker):
             continue
         if progress:
@@ -87,7 +93,8 @@ class RedisView:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
                     await pipe.watch(self.pos_key, self.epoch_key)
-                    raw, marker = await pipe.mget(self.pos_key, self.epoch_key)
+                    raw, replied = await pipe.mget(self.pos_key, self.epoch_key)
+                    marker = as_bytes(replied)
                     done = int(raw or 0)
                     if check is not None and not check(marker, done):
                         raise RedisLost(self.name, marker, done)

@@ -9,7 +9,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import nats.errors
 import psycopg
@@ -151,8 +151,41 @@ def open_app(database_url: str, pool: int = 4, group_commit: bool = False) -> Sm
                    saver=GroupCommitter if group_commit else None)
 
 
+class Views:
+    """The catalogue's views over a SQL pool, a Redis client and key prefix: a process's
+    container has them, and so has the fresh storage a replay rebuilds them in."""
+
+    settings: Settings
+    pool: AsyncConnectionPool
+    redis: Redis
+    extras: dict[str, Any]  # the Redis views, made once
+
+    def sql_views(self) -> list[SqlView]:
+        """The SQL views of the catalogue, over the views' pool."""
+        return [v.over_sql(self.pool) for v in catalogue.SQL_VIEWS]
+
+    def redis_view(self, name: str) -> RedisView:
+        """A Redis view of the catalogue (one per container: it holds its registered scripts)."""
+        if name not in self.extras:
+            self.extras[name] = catalogue.view(name).over_redis(self.redis, self.settings.redis_prefix)
+        view: RedisView = self.extras[name]
+        return view
+
+    def thing_keys(self) -> ThingKeysView:
+        """The Redis view of secrets."""
+        return cast(ThingKeysView, self.redis_view(ThingKeysView.name))  # the catalogue's class
+
+    def access(self) -> AccessView:
+        """The Redis view of connections."""
+        return cast(AccessView, self.redis_view(AccessView.name))
+
+    def views(self) -> list[Any]:
+        """Every view of the catalogue, in its order."""
+        return [*self.sql_views(), *(self.redis_view(v.name) for v in catalogue.REDIS_VIEWS)]
+
+
 @dataclass
-class Container:
+class Container(Views):
     """Every long-lived client of one process."""
 
     settings: Settings
@@ -250,29 +283,6 @@ class Container:
                 log.warning("SMQ_ADMIN_IDENTITY names an existing non-admin user; it is not promoted")
             else:
                 self.admin_id = str(user.id)
-
-    def sql_views(self) -> list[SqlView]:
-        """The SQL views of the catalogue, over the views' pool."""
-        return [v.over_sql(self.pool) for v in catalogue.SQL_VIEWS]
-
-    def redis_view(self, name: str) -> RedisView:
-        """A Redis view of the catalogue (one per container: it holds its registered scripts)."""
-        if name not in self.extras:
-            self.extras[name] = catalogue.view(name).over_redis(self.redis, self.settings.redis_prefix)
-        view: RedisView = self.extras[name]
-        return view
-
-    def thing_keys(self) -> ThingKeysView:
-        """The Redis view of secrets."""
-        return self.redis_view(ThingKeysView.name)  # type: ignore[return-value]
-
-    def access(self) -> AccessView:
-        """The Redis view of connections."""
-        return self.redis_view(AccessView.name)  # type: ignore[return-value]
-
-    def views(self) -> list[Any]:
-        """Every view of the catalogue, in its order."""
-        return [*self.sql_views(), *(self.redis_view(v.name) for v in catalogue.REDIS_VIEWS)]
 
     async def close(self) -> None:
         try:

@@ -35,7 +35,7 @@ async def _digest_rows(conn: AsyncConnection, table: str, h: Any) -> None:
     # Each row as JSON (keys in one order), sorted bytewise: a canonical order of any table.
     query = f'select to_jsonb(t)::text from {table} t order by to_jsonb(t)::text collate "C"'  # noqa: S608
     async with conn.cursor() as cur:
-        async for (text,) in cur.stream(query):  # type: ignore[arg-type]
+        async for (text,) in cur.stream(query):
             h.update(text.encode())
             h.update(b"\n")
 

@@ -34,19 +34,13 @@ from infra import sql
 from infra.settings import Settings
 from infra.store import Store
 from service import digest
-from service.container import Container
+from service.container import Views
 from workers.feed import feed
 
 
-class Storage:
+class Storage(Views):
     """Where a set of views lives (a SQL pool, a Redis client and key prefix); the views are
     the container's own list, built over this storage."""
-
-    sql_views = Container.sql_views
-    redis_view = Container.redis_view
-    thing_keys = Container.thing_keys
-    access = Container.access
-    views = Container.views
 
     def __init__(self, settings: Settings, pool: AsyncConnectionPool, redis: Redis,
                  store: Store | None = None, database_url: str = "") -> None:

@@ -34,7 +34,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra.store import Store
 from projections.envelope import Envelope
-from projections.redisview import REBUILDING, RedisLost, RedisView
+from projections.redisview import REBUILDING, RedisLost, RedisView, as_bytes
 from workers.redisrebuild import Rebuilder, ViewState
 
 log = logging.getLogger("smq.redisguard")
@@ -98,11 +98,12 @@ class RedisGuard(Rebuilder):
             row = await (await conn.execute(
                 "select epoch, position, stream_seq from redis_views where view=%s", (v.name,))).fetchone()
         marker, pos, seq = await v.redis.mget(v.epoch_key, v.pos_key, v.seq_key)
+        marker = as_bytes(marker)
         done = int(pos or 0)
         if row is not None:
             st.durable = (int(row[1]), int(row[2]))
             st.floor = st.durable[0]
-            if marker == row[0].encode() and done >= st.floor:
+            if marker is not None and marker == row[0].encode() and done >= st.floor:
                 st.accepted = {marker}
                 return
             why = _why(marker, done, st.floor)
@@ -175,17 +176,18 @@ class RedisGuard(Rebuilder):
             return
         v, floor, accepted = st.view, st.floor, set(st.accepted)
         marker, pos, seq = await v.redis.mget(v.epoch_key, v.pos_key, v.seq_key)
+        marker = as_bytes(marker)
         done = int(pos or 0)
         if st.rebuild is not None:
             return
-        if not (marker in accepted and done >= floor):
+        if marker is None or not (marker in accepted and done >= floor):
             self._lost(st, _why(marker, done, floor))
         elif done > st.durable[0] and time.monotonic() - st.recorded_at >= RECORD_EVERY:
             async with self.pool.connection() as conn:
                 await conn.execute(
                     "update redis_views set position = %s, stream_seq = %s"
                     " where view = %s and epoch = %s and position < %s",
-                    (done, int(seq or 0), v.name, marker.decode(), done))  # type: ignore[union-attr]
+                    (done, int(seq or 0), v.name, marker.decode(), done))
             st.durable, st.recorded_at = (done, int(seq or 0)), time.monotonic()
 
 def _why(marker: bytes | None, done: int, floor: int) -> str:
