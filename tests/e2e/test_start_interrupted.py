@@ -23,7 +23,6 @@ from infra.embedded import free_port
 from infra.settings import Settings
 from tests.conftest import env_of
 from tests.e2e.test_embedded_lifetime import _none_left, _of
-from tests.e2e.test_embedded_lifetime import data as data  # noqa: F401 - the fixture
 from tests.e2e.test_serve import _start, _stop
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,7 +107,7 @@ async def test_a_role_waiting_for_postgresql_exits_on_sigterm(settings: Settings
 
 @pytest.mark.timeout(240)
 def test_sigterm_while_the_embedded_postgresql_starts_leaves_nothing_and_the_next_start_works(
-        data: Path) -> None:  # noqa: F811 - the fixture
+        data: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("SMQ_")}
     env.update(SMQ_DATA_DIR=str(data), SMQ_HTTP_PORT="0")
     proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, text=True, cwd=REPO,
