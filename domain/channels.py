@@ -22,13 +22,13 @@ from domain.common import (
     check_status,
     check_text,
     check_uuid,
-    grants,
 )
 from domain.errors import Conflict, DomainError, Invalid, NotFound
 from domain.policies import channel_grants
+from domain.traits import Sharing, Switchable, disabled_event, enabled_event, shared_event
 
 
-class Channel(Entity):
+class Channel(Switchable, Sharing, Entity):
     """A communication group of things; names need not be unique."""
 
     @event("Created")
@@ -49,34 +49,10 @@ class Channel(Entity):
     def _updated(self, name: str, description: str, metadata: dict[str, Any]) -> None:
         self.name, self.description, self.metadata = name, description, metadata
 
-    def enable(self) -> None:
-        if not self.enabled:
-            self._enabled()
-
-    @event("Enabled")
-    def _enabled(self) -> None:
-        self.enabled = True
-
-    def disable(self) -> None:
-        if self.enabled:
-            self._disabled()
-
-    @event("Disabled")
-    def _disabled(self) -> None:
-        self.enabled = False
-
-    def share(self, user_ids: list[UUID], actions: list[str]) -> None:
-        changed = grants(self.shares, self.owner, user_ids, actions)
-        if changed:
-            self._shared(grants=changed)
-
-    @event("Shared")
-    def _shared(self, grants: dict[str, list[str]]) -> None:
-        self.shares = {**self.shares, **grants}
-
-    @property
-    def status(self) -> str:
-        return "enabled" if self.enabled else "disabled"
+    # Its own events; enable, disable and share decide when (domain.traits).
+    _enabled = enabled_event()
+    _disabled = disabled_event()
+    _shared = shared_event()
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from domain.common import (
     check_status,
     check_text,
     check_uuid,
-    grants,
 )
 from domain.errors import Conflict, DomainError, Invalid, NotFound
+from domain.traits import Sharing, Switchable, disabled_event, enabled_event, shared_event
 from domain.users import check_tags
 
 SECRET_KIND = "thing_secret"
@@ -45,7 +45,7 @@ def check_thing_secret(secret: Any) -> str:
     return secret
 
 
-class Thing(Entity):
+class Thing(Switchable, Sharing, Entity):
     """A device or application; its secret is unique among things."""
 
     class Created(Entity.Created):
@@ -94,34 +94,10 @@ class Thing(Entity):
     def change_secret(self, secret: str) -> None:
         self.secret = secret
 
-    def enable(self) -> None:
-        if not self.enabled:
-            self._enabled()
-
-    @event("Enabled")
-    def _enabled(self) -> None:
-        self.enabled = True
-
-    def disable(self) -> None:
-        if self.enabled:
-            self._disabled()
-
-    @event("Disabled")
-    def _disabled(self) -> None:
-        self.enabled = False
-
-    def share(self, user_ids: list[UUID], actions: list[str]) -> None:
-        changed = grants(self.shares, self.owner, user_ids, actions)
-        if changed:
-            self._shared(grants=changed)
-
-    @event("Shared")
-    def _shared(self, grants: dict[str, list[str]]) -> None:
-        self.shares = {**self.shares, **grants}
-
-    @property
-    def status(self) -> str:
-        return "enabled" if self.enabled else "disabled"
+    # Its own events; enable, disable and share decide when (domain.traits).
+    _enabled = enabled_event()
+    _disabled = disabled_event()
+    _shared = shared_event()
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from eventsourcing.domain import event
 from domain.base import Entity
 from domain.common import text_fault
 from domain.errors import Invalid
+from domain.traits import Switchable, enabled_event
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_SECRET = 8
@@ -60,7 +61,7 @@ def check_tags(tags: Any) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-class User(Entity):
+class User(Switchable, Entity):
     """A person or service account that owns things and channels."""
 
     @event("Created")
@@ -95,23 +96,9 @@ class User(Entity):
         self.secret_hash = secret_hash
         self.tokens_epoch += 1
 
-    def enable(self) -> None:
-        if not self.enabled:
-            self._enabled()
+    _enabled = enabled_event()
 
-    @event("Enabled")
-    def _enabled(self) -> None:
-        self.enabled = True
-
-    def disable(self) -> None:
-        if self.enabled:
-            self._disabled()
-
-    @event("Disabled")
+    @event("Disabled")  # its own: a disable also ends the user's tokens
     def _disabled(self) -> None:
         self.enabled = False
         self.tokens_epoch += 1
-
-    @property
-    def status(self) -> str:
-        return "enabled" if self.enabled else "disabled"
