@@ -19,8 +19,8 @@ from command_api.ratelimit import THING, Failures, address_of, failures, refuse_
 from command_api.things import thing_secret
 from domain.connections import CONNECTION_ACTIONS
 from domain.errors import Forbidden, Unauthenticated
+from domain.things import secret_key
 from projections.access import Snapshot
-from projections.lookups import secret_hash
 from service.container import Container
 
 routes = web.RouteTableDef()
@@ -64,7 +64,7 @@ async def authorized(c: Container, secret: str, channel_id: str, action: str,
     answer the same way.
     """
     view, keys, fr = c.access(), c.thing_keys(), c.freshness
-    key_hash = secret_hash(secret)
+    key_hash = secret_key(secret)
     seen_thing, waited_head = False, False
     block = limits.block_key(THING, address) if limits is not None and limits.enabled else None
 

@@ -13,13 +13,13 @@ Keys (one scheme, written down here only):
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from domain.things import Thing
+from domain.things import Thing, secret_key
+from domain.traits import status_of
 from projections.envelope import Envelope, name_of
 from projections.redisview import RedisView, ViewNotReady, Write, as_bytes, whole
 
@@ -27,10 +27,6 @@ NAME = "thing_keys"
 # The events the view follows (the catalogue lists the others it ignores).
 HANDLES = (Thing.Created, Thing.SecretChanged, Thing.Enabled, Thing.Disabled)
 _CREATED, _SECRET_CHANGED, _ENABLED, _DISABLED = (name_of(cls) for cls in HANDLES)
-
-
-def secret_hash(secret: str) -> str:
-    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -56,7 +52,7 @@ class ThingKeysView(RedisView):
     async def lookup(self, secret: str) -> ThingKey | None:
         """The thing whose secret this is, or None; ``ViewNotReady`` while the view is not
         whole (Redis lost it, or it is being rebuilt)."""
-        wanted = secret_hash(secret)
+        wanted = secret_key(secret)
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(self.by_key(wanted))
             pipe.get(self.epoch_key)
@@ -85,8 +81,8 @@ class ThingKeysView(RedisView):
             event = (env.aggregate, env.type)
             tid = env.aggregate_id
             if event == _CREATED:
-                key = secret_hash(env.data["secret"])
-                status = "enabled" if env.data.get("enabled", True) else "disabled"
+                key = secret_key(env.data["secret"])
+                status = status_of(env.data.get("enabled", True))
                 state[tid] = {"key": key, "status": status}
                 writes += [("hset", self.by_key(key), {"id": tid, "status": status}),
                            ("hset", self.by_thing(tid), {"key": key, "status": status})]
@@ -94,7 +90,7 @@ class ThingKeysView(RedisView):
                 cur = await current(tid)
                 if cur.get("key"):
                     writes.append(("del", self.by_key(cur["key"]), None))
-                key = secret_hash(env.data["secret"])
+                key = secret_key(env.data["secret"])
                 status = cur.get("status", "enabled")
                 state[tid] = {"key": key, "status": status}
                 writes += [("hset", self.by_key(key), {"id": tid, "status": status}),

@@ -9,6 +9,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from domain.things import Thing
+from domain.traits import status_of
 from projections.envelope import Envelope
 from projections.sqlview import Batched, Handlers, SqlView
 
@@ -17,7 +18,7 @@ TABLES = ("things_view", "thing_shares", "things_counts")
 
 
 def created_status(e: Envelope) -> str:
-    return "enabled" if e.data.get("enabled", True) else "disabled"
+    return status_of(e.data.get("enabled", True))
 
 
 async def _created(cur: AsyncCursor, events: list[Envelope]) -> None:

@@ -6,6 +6,7 @@ from psycopg import AsyncCursor
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
+from domain.traits import status_of
 from domain.users import User
 from projections.envelope import Envelope
 from projections.sqlview import Handlers, SqlView
@@ -20,7 +21,7 @@ async def _created(cur: AsyncCursor, e: Envelope) -> None:
         "insert into users_view (id, identity, name, metadata, tags, role, status, created_at, updated_at, created_pos)"
         " values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) on conflict (id) do nothing",
         (e.aggregate_id, d["identity"], d["name"], Jsonb(d.get("metadata") or {}), Jsonb(d.get("tags") or []),
-         d.get("role", "user"), "enabled" if d.get("enabled", True) else "disabled",
+         d.get("role", "user"), status_of(d.get("enabled", True)),
          e.occurred_at, e.occurred_at, e.position))
 
 
