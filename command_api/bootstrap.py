@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 
 from command_api import wire
-from command_api.context import container, fresh, principal, run
+from command_api.context import container, credential, fresh, principal, run
 from command_api.listing import ID
 from command_api.ratelimit import BOOTSTRAP, address_of, failures
 from domain.app import Done, Principal, Smq
@@ -223,10 +223,10 @@ async def remove_config(request: web.Request) -> web.Response:
 
 # -- the gateway's side ---------------------------------------------------------------------
 def _external_key(request: web.Request) -> str:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "thing" or not key.strip():
+    key = credential(request, "thing")
+    if key is None:
         raise Unauthenticated("missing or invalid external key")
-    return key.strip()
+    return key
 
 
 async def _bootstrap(request: web.Request, external_key: str | None) -> dict[str, Any]:

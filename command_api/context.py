@@ -15,6 +15,8 @@ from command_api.errors import BadRequest
 from domain.app import Done, Principal
 from domain.base import Meta
 from domain.errors import Unauthenticated
+from domain.users import principal_of
+from infra.tokens import Claims
 from service.container import Container
 
 CONTAINER = web.AppKey("container", Container)
@@ -29,12 +31,30 @@ def container(request: web.Request) -> Container:
     return request.app[CONTAINER]
 
 
+def credential(request: web.Request, scheme: str) -> str | None:
+    """The credential of an ``Authorization: <scheme> <credential>`` header (the scheme in
+    any case), or None."""
+    given, _, value = request.headers.get("Authorization", "").partition(" ")
+    return value.strip() if given.lower() == scheme and value.strip() else None
+
+
+def bearer_token(request: web.Request) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    return credential(request, "bearer")
+
+
 def bearer(request: web.Request) -> str:
-    header = request.headers.get("Authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
+    token = bearer_token(request)
+    if token is None:
         raise Unauthenticated("missing or invalid bearer token")
-    return token.strip()
+    return token
+
+
+def token_principal(c: Container, token: str) -> tuple[Principal, Claims]:
+    """The caller an access token names, with its claims (``Unauthenticated`` for any fault):
+    the one place a bearer token becomes a ``Principal``."""
+    claims = c.tokens.check(token, "access")
+    return principal_of(claims.user_id, claims.role), claims
 
 
 def principal(request: web.Request) -> Principal:
@@ -42,9 +62,7 @@ def principal(request: web.Request) -> Principal:
     cached = request.get(PRINCIPAL)
     if cached is not None:
         return cached
-    c = container(request)
-    claims = c.tokens.check(bearer(request), "access")
-    who = Principal(user_id=claims.user_id, admin=claims.role == "admin")
+    who, _ = token_principal(container(request), bearer(request))
     request[PRINCIPAL] = who
     return who
 

@@ -10,12 +10,20 @@ from aiohttp import web
 
 from command_api import wire
 from command_api.bootstrap import gateway_key
-from command_api.context import POSITION_HEADER, PRINCIPAL, container, meta, principal
+from command_api.context import (
+    POSITION_HEADER,
+    PRINCIPAL,
+    container,
+    meta,
+    principal,
+    token_principal,
+)
 from command_api.errors import status_of_kind
 from domain.bootstrap import check_external
 from domain.common import Principal, check_text
 from domain.errors import Unauthenticated
 from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
+from domain.users import principal_of
 from service.container import Container
 
 routes = web.RouteTableDef()
@@ -35,11 +43,10 @@ async def _caller(request: web.Request) -> Principal:
         return principal(request)
     conf = c.provision
     if conf.api_key:
-        claims = c.tokens.check(conf.api_key, "access")
-        who = Principal(user_id=claims.user_id, admin=claims.role == "admin")
+        who, _ = token_principal(c, conf.api_key)
     elif conf.user and conf.password:
         user = await c.store.run(c.store.app.authenticate_user, conf.user, conf.password)
-        who = Principal(user_id=user.id, admin=user.role == "admin")
+        who = principal_of(user.id, user.role)
     else:
         raise Unauthenticated("missing bearer token, and no provision credentials are configured")
     request[PRINCIPAL] = who

@@ -10,8 +10,7 @@ from uuid import UUID
 
 from aiohttp import web
 
-from command_api.context import PRINCIPAL, container
-from domain.app import Principal
+from command_api.context import PRINCIPAL, bearer_token, container, token_principal
 from domain.errors import Unauthenticated
 
 
@@ -49,11 +48,11 @@ async def revocation_middleware(
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
     """401 for a valid access token of a user who is not active; the checked caller is kept
     for the route. Anything that is not a valid access token is left to the route to judge."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and token.strip():
+    token = bearer_token(request)
+    if token is not None:
         c = container(request)
         try:
-            claims = c.tokens.check(token.strip(), "access")
+            who, claims = token_principal(c, token)
         except Unauthenticated:
             return await handler(request)  # a refresh token, or a bad one: the route decides
         active = request.app[ACTIVE]
@@ -61,5 +60,5 @@ async def revocation_middleware(
             # Unauthenticated (401) for a user not active or a token of an earlier epoch.
             user = await c.store.run(c.store.app.active_user, claims.user_id, claims.epoch)
             active.seen(claims.user_id, user.tokens_epoch)
-        request[PRINCIPAL] = Principal(user_id=claims.user_id, admin=claims.role == "admin")
+        request[PRINCIPAL] = who
     return await handler(request)

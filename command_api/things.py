@@ -11,7 +11,7 @@ import msgspec
 from aiohttp import web
 
 from command_api import docsql, sqlauth, wire
-from command_api.context import container, principal, run
+from command_api.context import container, credential, principal, run
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.ratelimit import THING, Failures, address_of, failures
 from domain.app import Done, Principal, Smq
@@ -156,10 +156,10 @@ async def share_thing(request: web.Request) -> web.Response:
 
 
 def thing_secret(request: web.Request) -> str:
-    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() != "thing" or not secret.strip():
+    secret = credential(request, "thing")
+    if secret is None:
         raise Unauthenticated("missing or invalid thing secret")
-    return secret.strip()
+    return secret
 
 
 async def identify_secret(request: web.Request) -> str:

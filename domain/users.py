@@ -4,18 +4,25 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.domain import event
 
 from domain.base import Entity
-from domain.common import text_fault
+from domain.common import Principal, text_fault
 from domain.errors import Invalid
 from domain.traits import Switchable, enabled_event
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_SECRET = 8
 MAX_NAME = 1024
-ROLES = ("user", "admin")
+ADMIN = "admin"
+ROLES = ("user", ADMIN)
+
+
+def principal_of(user_id: UUID, role: str) -> Principal:
+    """The caller a user (or a token's claims) is: an administrator by its role, nothing else."""
+    return Principal(user_id=user_id, admin=role == ADMIN)
 
 
 def check_identity(identity: Any) -> str:
