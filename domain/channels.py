@@ -49,7 +49,7 @@ class Channel(Switchable, Sharing, Entity):
     def _updated(self, name: str, description: str, metadata: dict[str, Any]) -> None:
         self.name, self.description, self.metadata = name, description, metadata
 
-    # Its own events; enable, disable and share decide when (domain.traits).
+    # Its own events (Channel.Enabled, ...); enable, disable and share decide when (domain.traits).
     _enabled = enabled_event()
     _disabled = disabled_event()
     _shared = shared_event()

@@ -27,7 +27,16 @@ from domain.common import (
     check_uuid,
 )
 from domain.errors import Conflict, DomainError, Invalid, NotFound
-from domain.traits import Sharing, Switchable, disabled_event, enabled_event, shared_event
+from domain.traits import (
+    Profiled,
+    Sharing,
+    Switchable,
+    disabled_event,
+    enabled_event,
+    shared_event,
+    tags_updated_event,
+    updated_event,
+)
 from domain.users import check_tags
 
 SECRET_KIND = "thing_secret"
@@ -45,7 +54,7 @@ def check_thing_secret(secret: Any) -> str:
     return secret
 
 
-class Thing(Switchable, Sharing, Entity):
+class Thing(Profiled, Switchable, Sharing, Entity):
     """A device or application; its secret is unique among things."""
 
     class Created(Entity.Created):
@@ -72,29 +81,14 @@ class Thing(Switchable, Sharing, Entity):
         self.description = description
         self.shares: dict[str, list[str]] = {}
 
-    def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
-        name = self.name if name is None else name
-        metadata = self.metadata if metadata is None else metadata
-        if (name, metadata) != (self.name, self.metadata):
-            self._updated(name=name, metadata=metadata)
-
-    @event("Updated")
-    def _updated(self, name: str, metadata: dict[str, Any]) -> None:
-        self.name, self.metadata = name, metadata
-
-    def update_tags(self, tags: list[str]) -> None:
-        if tags != self.tags:
-            self._tags_updated(tags=tags)
-
-    @event("TagsUpdated")
-    def _tags_updated(self, tags: list[str]) -> None:
-        self.tags = tags
-
     @event("SecretChanged")
     def change_secret(self, secret: str) -> None:
         self.secret = secret
 
-    # Its own events; enable, disable and share decide when (domain.traits).
+    # Its own events (Thing.Updated, ...); update, update_tags, enable, disable and share
+    # decide when (domain.traits).
+    _updated = updated_event()
+    _tags_updated = tags_updated_event()
     _enabled = enabled_event()
     _disabled = disabled_event()
     _shared = shared_event()

@@ -1,5 +1,5 @@
-"""What Thing, Channel and User share: enable, disable, status and (things and channels)
-share, decided once here.
+"""What Thing, Channel and User share, decided once here: enable, disable and status; share
+(things and channels); a new name and metadata, new tags (things and users).
 
 The events stay each aggregate's own: a class takes ``_enabled = enabled_event()`` in its
 body, which makes a fresh ``@event("Enabled")`` there, so the library names the event class
@@ -37,6 +37,14 @@ def _add_grants(self: Any, grants: dict[str, list[str]]) -> None:
     self.shares = {**self.shares, **grants}
 
 
+def _set_profile(self: Any, name: str, metadata: dict[str, Any]) -> None:
+    self.name, self.metadata = name, metadata
+
+
+def _set_tags(self: Any, tags: list[str]) -> None:
+    self.tags = tags
+
+
 def enabled_event() -> Any:
     """A fresh ``@event("Enabled")`` for the aggregate class whose body takes it."""
     return event("Enabled")(_set_enabled)
@@ -50,6 +58,16 @@ def disabled_event() -> Any:
 def shared_event() -> Any:
     """A fresh ``@event("Shared")`` for the aggregate class whose body takes it."""
     return event("Shared")(_add_grants)
+
+
+def updated_event() -> Any:
+    """A fresh ``@event("Updated")`` (name and metadata) for the aggregate class whose body takes it."""
+    return event("Updated")(_set_profile)
+
+
+def tags_updated_event() -> Any:
+    """A fresh ``@event("TagsUpdated")`` for the aggregate class whose body takes it."""
+    return event("TagsUpdated")(_set_tags)
 
 
 class Switchable:
@@ -86,3 +104,26 @@ class Sharing:
         changed = grants(self.shares, self.owner, user_ids, actions)
         if changed:
             self._shared(grants=changed)
+
+
+class Profiled:
+    """A name, metadata and tags, changed only where they differ (an update that changes
+    nothing records nothing)."""
+
+    name: str
+    metadata: dict[str, Any]
+    tags: list[str]
+
+    def _updated(self, name: str, metadata: dict[str, Any]) -> None: ...  # ``updated_event()``
+
+    def _tags_updated(self, tags: list[str]) -> None: ...  # ``tags_updated_event()``
+
+    def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
+        name = self.name if name is None else name
+        metadata = self.metadata if metadata is None else metadata
+        if (name, metadata) != (self.name, self.metadata):
+            self._updated(name=name, metadata=metadata)
+
+    def update_tags(self, tags: list[str]) -> None:
+        if tags != self.tags:
+            self._tags_updated(tags=tags)

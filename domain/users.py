@@ -11,7 +11,7 @@ from eventsourcing.domain import event
 from domain.base import Entity
 from domain.common import Principal, text_fault
 from domain.errors import Invalid
-from domain.traits import Switchable, enabled_event
+from domain.traits import Profiled, Switchable, enabled_event, tags_updated_event, updated_event
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_SECRET = 8
@@ -68,7 +68,7 @@ def check_tags(tags: Any) -> list[str]:
     return list(dict.fromkeys(tags))
 
 
-class User(Switchable, Entity):
+class User(Profiled, Switchable, Entity):
     """A person or service account that owns things and channels."""
 
     @event("Created")
@@ -80,29 +80,15 @@ class User(Switchable, Entity):
         # one, which ends every token issued before (enabling again does not revive them).
         self.tokens_epoch = 0
 
-    def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
-        name = self.name if name is None else name
-        metadata = self.metadata if metadata is None else metadata
-        if (name, metadata) != (self.name, self.metadata):
-            self._updated(name=name, metadata=metadata)
-
-    @event("Updated")
-    def _updated(self, name: str, metadata: dict[str, Any]) -> None:
-        self.name, self.metadata = name, metadata
-
-    def update_tags(self, tags: list[str]) -> None:
-        if tags != self.tags:
-            self._tags_updated(tags=tags)
-
-    @event("TagsUpdated")
-    def _tags_updated(self, tags: list[str]) -> None:
-        self.tags = tags
-
     @event("SecretChanged")
     def change_secret(self, secret_hash: str) -> None:
         self.secret_hash = secret_hash
         self.tokens_epoch += 1
 
+    # Its own events (User.Updated, ...); update, update_tags, enable and disable decide when
+    # (domain.traits).
+    _updated = updated_event()
+    _tags_updated = tags_updated_event()
     _enabled = enabled_event()
 
     @event("Disabled")  # its own: a disable also ends the user's tokens

@@ -1,5 +1,5 @@
-"""Enable, disable, status and share are decided once (``domain.traits``) for Thing, Channel
-and User, while each keeps its own events: the topics events were stored under, the bus
+"""Enable, disable, status, share, update and update_tags are decided once
+(``domain.traits``) for Thing, Channel and User, while each keeps its own events: the topics events were stored under, the bus
 subjects and the views' handlers are those of before."""
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ TOPICS = {
     Channel.Enabled: "domain.channels:Channel.Enabled",
     Channel.Disabled: "domain.channels:Channel.Disabled",
     Channel.Shared: "domain.channels:Channel.Shared",
+    Thing.Updated: "domain.things:Thing.Updated",
+    Thing.TagsUpdated: "domain.things:Thing.TagsUpdated",
+    User.Updated: "domain.users:User.Updated",
+    User.TagsUpdated: "domain.users:User.TagsUpdated",
     User.Enabled: "domain.users:User.Enabled",
     User.Disabled: "domain.users:User.Disabled",
 }
@@ -50,12 +54,13 @@ def _user() -> User:
 def test_the_shared_events_keep_their_topics_and_bus_names() -> None:
     for cls, topic in TOPICS.items():
         assert get_topic(cls) == topic
-        aggregate, _, event = topic.rpartition(".")
-        assert name_of(cls) == (aggregate.split(":")[-1].lower(), event.lower())
+        assert cls.__qualname__ == topic.partition(":")[2]
+    assert name_of(Thing.TagsUpdated) == ("thing", "tags_updated")
+    assert name_of(Channel.Shared) == ("channel", "shared")
     # Each aggregate has events of its own: the views tell a thing's from a channel's.
     assert len(set(TOPICS)) == len(TOPICS)
-    assert Thing.Enabled in catalogue.view("things").handles
-    assert Channel.Enabled not in catalogue.view("things").handles
+    things = catalogue.view("things").handles
+    assert Thing.Enabled in things and Channel.Enabled not in things and User.Enabled not in things
 
 
 @pytest.mark.parametrize("make", [_thing, _channel, _user], ids=["thing", "channel", "user"])
@@ -69,6 +74,18 @@ def test_repeating_enable_or_disable_records_nothing(make: Any) -> None:
     agg.enable()
     assert agg.status == "enabled"
     assert [type(e).__name__ for e in agg.collect_events()] == ["Created", "Disabled", "Enabled"]
+
+
+@pytest.mark.parametrize("make", [_thing, _user], ids=["thing", "user"])
+def test_an_update_that_changes_nothing_records_nothing(make: Any) -> None:
+    agg = make()
+    agg.update(None, None)
+    agg.update(agg.name, {})
+    agg.update("renamed", None)
+    agg.update_tags([])
+    agg.update_tags(["a"])
+    assert (agg.name, agg.metadata, agg.tags) == ("renamed", {}, ["a"])
+    assert [type(e).__name__ for e in agg.collect_events()] == ["Created", "Updated", "TagsUpdated"]
 
 
 @pytest.mark.parametrize("make", [_thing, _channel], ids=["thing", "channel"])
@@ -106,6 +123,9 @@ def test_events_stored_under_the_topics_of_before_still_load() -> None:
     channel, friend = _channel(), uuid.uuid4()
     channel.share([friend], ["c_list"])
     assert _restored(app, channel, "domain.channels:Channel.Shared").shares == {str(friend): ["c_list"]}
+    user = _user()
+    user.update_tags(["t"])
+    assert _restored(app, user, "domain.users:User.TagsUpdated").tags == ["t"]
     user = _user()
     user.disable()
     loaded = _restored(app, user, "domain.users:User.Disabled")
