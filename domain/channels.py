@@ -25,7 +25,7 @@ from domain.common import (
 )
 from domain.errors import Conflict, DomainError, Invalid, NotFound
 from domain.policies import channel_grants
-from domain.traits import Sharing, Switchable, disabled_event, enabled_event, shared_event
+from domain.traits import Sharing, Switchable, add_grants, set_disabled, set_enabled
 
 
 class Channel(Switchable, Sharing, Entity):
@@ -50,9 +50,9 @@ class Channel(Switchable, Sharing, Entity):
         self.name, self.description, self.metadata = name, description, metadata
 
     # Its own events (Channel.Enabled, ...); enable, disable and share decide when (domain.traits).
-    _enabled = enabled_event()
-    _disabled = disabled_event()
-    _shared = shared_event()
+    _enabled = event("Enabled")(set_enabled)
+    _disabled = event("Disabled")(set_disabled)
+    _shared = event("Shared")(add_grants)
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,9 @@ class Policy(Entity):
 
 
 class Shareable(Protocol):
-    id: UUID
+    @property
+    def id(self) -> UUID: ...
+
     owner: UUID
     shares: dict[str, list[str]]
 

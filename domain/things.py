@@ -31,11 +31,11 @@ from domain.traits import (
     Profiled,
     Sharing,
     Switchable,
-    disabled_event,
-    enabled_event,
-    shared_event,
-    tags_updated_event,
-    updated_event,
+    add_grants,
+    set_disabled,
+    set_enabled,
+    set_profile,
+    set_tags,
 )
 from domain.users import check_tags
 
@@ -87,11 +87,11 @@ class Thing(Profiled, Switchable, Sharing, Entity):
 
     # Its own events (Thing.Updated, ...); update, update_tags, enable, disable and share
     # decide when (domain.traits).
-    _updated = updated_event()
-    _tags_updated = tags_updated_event()
-    _enabled = enabled_event()
-    _disabled = disabled_event()
-    _shared = shared_event()
+    _updated = event("Updated")(set_profile)
+    _tags_updated = event("TagsUpdated")(set_tags)
+    _enabled = event("Enabled")(set_enabled)
+    _disabled = event("Disabled")(set_disabled)
+    _shared = event("Shared")(add_grants)
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,18 @@
 """What Thing, Channel and User share, decided once here: enable, disable and status; share
 (things and channels); a new name and metadata, new tags (things and users).
 
-The events stay each aggregate's own: a class takes ``_enabled = enabled_event()`` in its
-body, which makes a fresh ``@event("Enabled")`` there, so the library names the event class
-after that aggregate (``Thing.Enabled``, topic ``domain.things:Thing.Enabled``). Stored
-events keep their topics, the bus its subjects (``events.thing.enabled``) and the views
-their handlers, which tell ``Thing.Enabled`` from ``Channel.Enabled``.
+The events stay each aggregate's own: a class declares them in its body with the state
+change shared here (``_enabled = event("Enabled")(set_enabled)``), so the library defines the
+event class on that aggregate (``Thing.Enabled``, topic ``domain.things:Thing.Enabled``).
+Stored events keep their topics, the bus its subjects (``events.thing.enabled``) and the views
+their handlers, which tell ``Thing.Enabled`` from ``Channel.Enabled``. (An ``@event`` written
+here, on a shared base, would define one ``Switchable.Enabled`` for all three.)
 """
 
 from __future__ import annotations
 
 from typing import Any
 from uuid import UUID
-
-from eventsourcing.domain import event
 
 from domain.common import grants
 
@@ -25,49 +24,25 @@ def status_of(enabled: bool) -> str:
     return ENABLED if enabled else DISABLED
 
 
-def _set_enabled(self: Any) -> None:
+# The state changes of the shared events, applied to the aggregate (also when it is rebuilt).
+def set_enabled(self: Any) -> None:
     self.enabled = True
 
 
-def _set_disabled(self: Any) -> None:
+def set_disabled(self: Any) -> None:
     self.enabled = False
 
 
-def _add_grants(self: Any, grants: dict[str, list[str]]) -> None:
+def add_grants(self: Any, grants: dict[str, list[str]]) -> None:
     self.shares = {**self.shares, **grants}
 
 
-def _set_profile(self: Any, name: str, metadata: dict[str, Any]) -> None:
+def set_profile(self: Any, name: str, metadata: dict[str, Any]) -> None:
     self.name, self.metadata = name, metadata
 
 
-def _set_tags(self: Any, tags: list[str]) -> None:
+def set_tags(self: Any, tags: list[str]) -> None:
     self.tags = tags
-
-
-def enabled_event() -> Any:
-    """A fresh ``@event("Enabled")`` for the aggregate class whose body takes it."""
-    return event("Enabled")(_set_enabled)
-
-
-def disabled_event() -> Any:
-    """A fresh ``@event("Disabled")`` for the aggregate class whose body takes it."""
-    return event("Disabled")(_set_disabled)
-
-
-def shared_event() -> Any:
-    """A fresh ``@event("Shared")`` for the aggregate class whose body takes it."""
-    return event("Shared")(_add_grants)
-
-
-def updated_event() -> Any:
-    """A fresh ``@event("Updated")`` (name and metadata) for the aggregate class whose body takes it."""
-    return event("Updated")(_set_profile)
-
-
-def tags_updated_event() -> Any:
-    """A fresh ``@event("TagsUpdated")`` for the aggregate class whose body takes it."""
-    return event("TagsUpdated")(_set_tags)
 
 
 class Switchable:
@@ -75,9 +50,10 @@ class Switchable:
 
     enabled: bool
 
-    def _enabled(self) -> None: ...  # each aggregate's own event: ``enabled_event()``
+    # The aggregate's own events: ``event("Enabled")(set_enabled)``, ``event("Disabled")(...)``.
+    def _enabled(self) -> None: ...
 
-    def _disabled(self) -> None: ...  # each aggregate's own event: ``disabled_event()``
+    def _disabled(self) -> None: ...
 
     def enable(self) -> None:
         if not self.enabled:
@@ -98,7 +74,7 @@ class Sharing:
     owner: UUID
     shares: dict[str, list[str]]
 
-    def _shared(self, grants: dict[str, list[str]]) -> None: ...  # ``shared_event()``
+    def _shared(self, grants: dict[str, list[str]]) -> None: ...  # event("Shared")(add_grants)
 
     def share(self, user_ids: list[UUID], actions: list[str]) -> None:
         changed = grants(self.shares, self.owner, user_ids, actions)
@@ -114,9 +90,10 @@ class Profiled:
     metadata: dict[str, Any]
     tags: list[str]
 
-    def _updated(self, name: str, metadata: dict[str, Any]) -> None: ...  # ``updated_event()``
+    # The aggregate's own events: ``event("Updated")(set_profile)``, ``event("TagsUpdated")(set_tags)``.
+    def _updated(self, name: str, metadata: dict[str, Any]) -> None: ...
 
-    def _tags_updated(self, tags: list[str]) -> None: ...  # ``tags_updated_event()``
+    def _tags_updated(self, tags: list[str]) -> None: ...
 
     def update(self, name: str | None, metadata: dict[str, Any] | None) -> None:
         name = self.name if name is None else name

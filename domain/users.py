@@ -11,7 +11,7 @@ from eventsourcing.domain import event
 from domain.base import Entity
 from domain.common import Principal, text_fault
 from domain.errors import Invalid
-from domain.traits import Profiled, Switchable, enabled_event, tags_updated_event, updated_event
+from domain.traits import Profiled, Switchable, set_enabled, set_profile, set_tags
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 MIN_SECRET = 8
@@ -87,9 +87,9 @@ class User(Profiled, Switchable, Entity):
 
     # Its own events (User.Updated, ...); update, update_tags, enable and disable decide when
     # (domain.traits).
-    _updated = updated_event()
-    _tags_updated = tags_updated_event()
-    _enabled = enabled_event()
+    _updated = event("Updated")(set_profile)
+    _tags_updated = event("TagsUpdated")(set_tags)
+    _enabled = event("Enabled")(set_enabled)
 
     @event("Disabled")  # its own: a disable also ends the user's tokens
     def _disabled(self) -> None:

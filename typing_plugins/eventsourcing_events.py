@@ -1,6 +1,7 @@
 """A mypy plugin: the event classes that eventsourcing's ``@event("Name")`` creates.
 
-``@event("Updated")`` on an aggregate's method makes the library define ``Thing.Updated``
+``@event("Updated")`` on an aggregate's method (or ``_updated = event("Updated")(set_profile)``
+in its body) makes the library define ``Thing.Updated``
 (a subclass of the aggregate's ``Event``) when the class is created; mypy cannot see it, so
 the projections' ``Thing.Updated`` was an attr-defined error. This plugin declares, for every
 ``Aggregate`` subclass (direct or not), each such name that the class does not define itself as a class
@@ -11,7 +12,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from mypy.nodes import MDEF, CallExpr, Decorator, RefExpr, StrExpr, SymbolTableNode, TypeInfo, Var
+from mypy.nodes import (
+    MDEF,
+    AssignmentStmt,
+    CallExpr,
+    Decorator,
+    Expression,
+    RefExpr,
+    StrExpr,
+    SymbolTableNode,
+    TypeInfo,
+    Var,
+)
 from mypy.plugin import ClassDefContext, Plugin
 from mypy.types import Instance, TypeType
 
@@ -19,16 +31,26 @@ AGGREGATE = "eventsourcing.domain.Aggregate"
 EVENT = "eventsourcing.domain.event"
 
 
+def _named_event(expr: Expression) -> str | None:
+    """``Name`` of an ``event("Name")`` call, else None."""
+    if (isinstance(expr, CallExpr) and isinstance(expr.callee, RefExpr)
+            and expr.callee.fullname == EVENT and len(expr.args) == 1
+            and isinstance(expr.args[0], StrExpr)):
+        return expr.args[0].value
+    return None
+
+
 def _event_names(ctx: ClassDefContext) -> list[str]:
+    """The names of ``@event("Name")`` decorators, and of ``_x = event("Name")(a_function)``
+    (an event whose state change is shared: ``domain.traits``)."""
     names = []
     for stmt in ctx.cls.defs.body:
-        if not isinstance(stmt, Decorator):
-            continue
-        for dec in stmt.decorators:
-            if (isinstance(dec, CallExpr) and isinstance(dec.callee, RefExpr)
-                    and dec.callee.fullname == EVENT and len(dec.args) == 1
-                    and isinstance(dec.args[0], StrExpr)):
-                names.append(dec.args[0].value)
+        found: list[str | None] = []
+        if isinstance(stmt, Decorator):
+            found = [_named_event(dec) for dec in stmt.decorators]
+        elif isinstance(stmt, AssignmentStmt) and isinstance(stmt.rvalue, CallExpr):
+            found = [_named_event(stmt.rvalue.callee)]
+        names += [name for name in found if name is not None]
     return names
 
 
