@@ -37,6 +37,12 @@ TOPICS = {
 }
 
 
+def _recorded(agg: Any) -> list[str]:
+    """The topics of the events ``agg`` records: those of its own event classes, which the views
+    and the bus tell apart (an ``@event`` on a shared base would record the base's class)."""
+    return [get_topic(type(e)) for e in agg.collect_events()]
+
+
 def _thing() -> Thing:
     return Thing(id=uuid.uuid4(), owner=OWNER, name="t", secret=f"s-{uuid.uuid4()}", tags=[],
                  metadata={}, enabled=True)
@@ -73,7 +79,8 @@ def test_repeating_enable_or_disable_records_nothing(make: Any) -> None:
     agg.enable()
     agg.enable()
     assert agg.status == "enabled"
-    assert [type(e).__name__ for e in agg.collect_events()] == ["Created", "Disabled", "Enabled"]
+    cls = type(agg)
+    assert _recorded(agg) == [get_topic(cls.Created), TOPICS[cls.Disabled], TOPICS[cls.Enabled]]
 
 
 @pytest.mark.parametrize("make", [_thing, _user], ids=["thing", "user"])
@@ -85,7 +92,8 @@ def test_an_update_that_changes_nothing_records_nothing(make: Any) -> None:
     agg.update_tags([])
     agg.update_tags(["a"])
     assert (agg.name, agg.metadata, agg.tags) == ("renamed", {}, ["a"])
-    assert [type(e).__name__ for e in agg.collect_events()] == ["Created", "Updated", "TagsUpdated"]
+    cls = type(agg)
+    assert _recorded(agg) == [get_topic(cls.Created), TOPICS[cls.Updated], TOPICS[cls.TagsUpdated]]
 
 
 @pytest.mark.parametrize("make", [_thing, _channel], ids=["thing", "channel"])
@@ -95,7 +103,7 @@ def test_sharing_records_only_what_changes(make: Any) -> None:
     agg.share([friend, OWNER], ["c_update"])
     agg.share([friend], ["c_update"])
     assert agg.shares == {str(friend): ["c_update"]}
-    assert [type(e).__name__ for e in agg.collect_events()] == ["Created", "Shared"]
+    assert _recorded(agg) == [get_topic(type(agg).Created), TOPICS[type(agg).Shared]]
 
 
 def _restored(app: Smq, agg: Any, topic: str) -> Any:
