@@ -14,6 +14,7 @@ from types import MethodType
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from uuid import UUID
 
+import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
 
 from domain.attempt import Attempt, Core, Save
@@ -21,7 +22,15 @@ from domain.base import Entity, Meta
 from domain.bootstrap import BootstrapHandlers
 from domain.certs import CertHandlers
 from domain.channels import ChannelHandlers
-from domain.common import Done, Principal, check_metadata
+from domain.commands import (
+    ChangeThingSecret,
+    CreateThings,
+    SetThingEnabled,
+    ShareThing,
+    UpdateThing,
+    UpdateThingTags,
+)
+from domain.common import NO_META, Done, Principal, check_metadata
 from domain.connections import ConnectionHandlers, PolicyHandlers
 from domain.provisioning import ProvisionHandlers
 from domain.things import ThingHandlers
@@ -33,6 +42,7 @@ A = TypeVar("A", bound=Entity)
 H = TypeVar("H")
 P = ParamSpec("P")
 R = TypeVar("R")
+C = TypeVar("C", bound=msgspec.Struct)
 
 
 class UseCase(Generic[H, P, R]):
@@ -58,6 +68,38 @@ class UseCase(Generic[H, P, R]):
 
     def _unbound(self, app: Smq, *args: Any, **kwargs: Any) -> R:
         return self.__get__(app)(*args, **kwargs)
+
+
+class Command(Generic[H, C]):
+    """A handler's method that takes a command: ``app.name(who, *fields, meta=...)`` builds the
+    command from its fields and runs it (``Smq.name`` is the same, unbound); ``Smq.execute``
+    runs a command by its type."""
+
+    by_type: dict[type, Command[Any, Any]] = {}
+
+    def __init__(self, method: Callable[[H, Principal, C, Meta], Done], command: type[C]) -> None:
+        self.method, self.command = method, command
+        module = sys.modules[method.__module__]
+        self.handlers: type[H] = getattr(module, method.__qualname__.split(".")[0])
+        self.__doc__ = method.__doc__
+        Command.by_type[command] = self
+
+    def run(self, app: Smq, who: Principal, command: C, meta: Meta = NO_META) -> Done:
+        return self.method(app.handlers[self.handlers], who, command, meta)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, app: None, owner: type[Any]) -> Callable[..., Done]: ...
+
+    @overload
+    def __get__(self, app: Smq, owner: type[Any] | None = None) -> Callable[..., Done]: ...
+
+    def __get__(self, app: Smq | None, owner: type[Any] | None = None) -> Callable[..., Done]:
+        if app is None:
+            return self._unbound
+        return MethodType(self._unbound, app)
+
+    def _unbound(self, app: Smq, who: Principal, *fields: Any, meta: Meta = NO_META, **named: Any) -> Done:
+        return self.run(app, who, self.command(*fields, **named), meta)
 
 
 class Smq(Application):
@@ -107,6 +149,10 @@ class Smq(Application):
         that makes its aggregates itself)."""
         return self.core.commit(lambda _attempt: build(), meta)
 
+    def execute(self, who: Principal, command: msgspec.Struct, meta: Meta = NO_META) -> Done:
+        """Run a command (a Struct of ``domain.commands``) by its type."""
+        return Command.by_type[type(command)].run(self, who, command, meta)
+
     def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
         return self.core.reads().get_or_none(cls, aggregate_id)
 
@@ -123,13 +169,13 @@ class Smq(Application):
     change_user_secret = UseCase(UserHandlers.change_user_secret)
     set_user_enabled = UseCase(UserHandlers.set_user_enabled)
 
-    create_things = UseCase(ThingHandlers.create_things)
+    create_things = Command(ThingHandlers.create_things, CreateThings)
     thing = UseCase(ThingHandlers.thing)
-    update_thing = UseCase(ThingHandlers.update_thing)
-    update_thing_tags = UseCase(ThingHandlers.update_thing_tags)
-    change_thing_secret = UseCase(ThingHandlers.change_thing_secret)
-    set_thing_enabled = UseCase(ThingHandlers.set_thing_enabled)
-    share_thing = UseCase(ThingHandlers.share_thing)
+    update_thing = Command(ThingHandlers.update_thing, UpdateThing)
+    update_thing_tags = Command(ThingHandlers.update_thing_tags, UpdateThingTags)
+    change_thing_secret = Command(ThingHandlers.change_thing_secret, ChangeThingSecret)
+    set_thing_enabled = Command(ThingHandlers.set_thing_enabled, SetThingEnabled)
+    share_thing = Command(ThingHandlers.share_thing, ShareThing)
 
     create_channels = UseCase(ChannelHandlers.create_channels)
     channel = UseCase(ChannelHandlers.channel)

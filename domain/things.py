@@ -14,6 +14,14 @@ from eventsourcing.domain import event
 
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, UniqueKey, key_id
+from domain.commands import (
+    ChangeThingSecret,
+    CreateThings,
+    SetThingEnabled,
+    ShareThing,
+    UpdateThing,
+    UpdateThingTags,
+)
 from domain.common import (
     NO_META,
     Done,
@@ -183,14 +191,14 @@ class ThingHandlers:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def create_things(self, who: Principal, items: Any, meta: Meta = NO_META,
-                      bulk: bool = True) -> Done:
+    def create_things(self, who: Principal, cmd: CreateThings, meta: Meta = NO_META) -> Done:
         """Create every thing or none; an error of a bulk request names the 0-based index of
         its item."""
+        bulk = cmd.bulk
         specs: list[NewThing] = []
         seen_ids: set[UUID] = set()
         seen_secrets: set[str] = set()
-        for i, item in enumerate(check_bulk(items, "things")):
+        for i, item in enumerate(check_bulk(cmd.items, "things")):
             try:
                 spec = check_new_thing(item)
                 if spec.id in seen_ids:
@@ -221,10 +229,10 @@ class ThingHandlers:
         """A thing the caller may see, from the write model."""
         return _thing_for(self.core.reads(), who, thing_id, None)
 
-    def update_thing(self, who: Principal, thing_id: UUID, name: Any = None, metadata: Any = None,
-                     meta: Meta = NO_META) -> Done:
-        name = None if name is None else check_text(name, "name")
-        metadata = None if metadata is None else check_metadata(metadata)
+    def update_thing(self, who: Principal, cmd: UpdateThing, meta: Meta = NO_META) -> Done:
+        thing_id = cmd.thing_id
+        name = None if cmd.name is None else check_text(cmd.name, "name")
+        metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
 
         def build(at: Attempt) -> tuple[Thing, list[Entity]]:
             thing = _thing_for(at, who, thing_id, "c_update")
@@ -233,9 +241,8 @@ class ThingHandlers:
 
         return self.core.commit(build, meta)
 
-    def update_thing_tags(self, who: Principal, thing_id: UUID, tags: Any,
-                          meta: Meta = NO_META) -> Done:
-        tags = check_tags(tags)
+    def update_thing_tags(self, who: Principal, cmd: UpdateThingTags, meta: Meta = NO_META) -> Done:
+        thing_id, tags = cmd.thing_id, check_tags(cmd.tags)
 
         def build(at: Attempt) -> tuple[Thing, list[Entity]]:
             thing = _thing_for(at, who, thing_id, "c_update")
@@ -244,10 +251,9 @@ class ThingHandlers:
 
         return self.core.commit(build, meta)
 
-    def change_thing_secret(self, who: Principal, thing_id: UUID, secret: Any,
-                            meta: Meta = NO_META) -> Done:
+    def change_thing_secret(self, who: Principal, cmd: ChangeThingSecret, meta: Meta = NO_META) -> Done:
         """A new secret: the old one is released and the new one claimed in the same save."""
-        secret = check_thing_secret(secret)
+        thing_id, secret = cmd.thing_id, check_thing_secret(cmd.secret)
 
         def build(at: Attempt) -> tuple[Thing, list[Entity]]:
             thing = _thing_for(at, who, thing_id, "c_update")
@@ -262,21 +268,19 @@ class ThingHandlers:
 
         return self.core.commit(build, meta)
 
-    def set_thing_enabled(self, who: Principal, thing_id: UUID, enabled: bool,
-                          meta: Meta = NO_META) -> Done:
+    def set_thing_enabled(self, who: Principal, cmd: SetThingEnabled, meta: Meta = NO_META) -> Done:
         def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, thing_id, "c_delete")
-            thing.enable() if enabled else thing.disable()
+            thing = _thing_for(at, who, cmd.thing_id, "c_delete")
+            thing.enable() if cmd.enabled else thing.disable()
             return thing, [thing]
 
         return self.core.commit(build, meta)
 
-    def share_thing(self, who: Principal, thing_id: UUID, user_ids: Any, actions: Any,
-                    meta: Meta = NO_META) -> Done:
-        ids, acts = check_grant(user_ids, actions)
+    def share_thing(self, who: Principal, cmd: ShareThing, meta: Meta = NO_META) -> Done:
+        ids, acts = check_grant(cmd.user_ids, cmd.actions)
 
         def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, thing_id, "owner")
+            thing = _thing_for(at, who, cmd.thing_id, "owner")
             thing.share(ids, acts)
             return thing, [thing]
 
