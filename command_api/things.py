@@ -14,7 +14,8 @@ from command_api import docsql, sqlauth, wire
 from command_api.context import container, credential, principal, run
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.ratelimit import THING, Failures, address_of, failures
-from domain.app import Done, Principal, Smq
+from domain import commands
+from domain.app import Principal, Smq
 from domain.errors import Unauthenticated
 from domain.things import Thing
 from projections.lookups import ThingKey
@@ -81,7 +82,8 @@ def thing_json(t: Thing) -> dict[str, Any]:
 async def create_thing(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
-    ran = await run(request, who, Smq.create_things, [item], bulk=False, touches=lambda ts: [ts[0].id])
+    command = commands.CreateThings([item], bulk=False)
+    ran = await run(request, who, Smq.execute, command, touches=lambda ts: [ts[0].id])
     thing: Thing = ran.result[0]
     ran.headers["Location"] = f"/things/{thing.id}"
     return wire.json(thing_json(thing), status=201, headers=ran.headers)
@@ -91,7 +93,8 @@ async def create_thing(request: web.Request) -> web.Response:
 async def create_things(request: web.Request) -> web.Response:
     who = principal(request)
     items = await wire.body(request, list[Any])
-    ran = await run(request, who, Smq.create_things, items, touches=lambda ts: [t.id for t in ts])
+    ran = await run(request, who, Smq.execute, commands.CreateThings(items),
+                    touches=lambda ts: [t.id for t in ts])
     things: list[Thing] = ran.result
     return wire.json({"total": len(things), "things": [thing_json(t) for t in things]}, headers=ran.headers)
 
@@ -106,11 +109,11 @@ async def get_thing(request: web.Request) -> web.Response:
     return await get_one(request, THINGS)
 
 
-async def _change(request: web.Request, who: Principal, use_case: Callable[..., Done], *args: Any,
+async def _change(request: web.Request, who: Principal, command: Callable[..., msgspec.Struct], *args: Any,
                   grantees: list[str] | None = None, **kwargs: Any) -> web.Response:
     """Run a command on the thing of the path; the thing (and whom ``grantees`` names) read it next."""
-    ran = await run(request, who, use_case, entity_id(request, "thing"), *args,
-                    touches=lambda t: [t.id, *(grantees or [])], **kwargs)
+    ran = await run(request, who, Smq.execute, command(entity_id(request, "thing"), *args, **kwargs),
+                    touches=lambda t: [t.id, *(grantees or [])])
     return wire.json(thing_json(ran.result), headers=ran.headers)
 
 
@@ -118,14 +121,14 @@ async def _change(request: web.Request, who: Principal, use_case: Callable[..., 
 async def update_thing(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateThing)
-    return await _change(request, who, Smq.update_thing, name=body.name, metadata=body.metadata)
+    return await _change(request, who, commands.UpdateThing, name=body.name, metadata=body.metadata)
 
 
 @routes.patch(f"/things/{ID}/tags")
 async def update_tags(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateTags)
-    return await _change(request, who, Smq.update_thing_tags, body.tags)
+    return await _change(request, who, commands.UpdateThingTags, body.tags)
 
 
 @routes.patch(f"/things/{ID}/secret")
@@ -133,17 +136,17 @@ async def update_tags(request: web.Request) -> web.Response:
 async def update_secret(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateSecret)
-    return await _change(request, who, Smq.change_thing_secret, body.secret)
+    return await _change(request, who, commands.ChangeThingSecret, body.secret)
 
 
 @routes.post(f"/things/{ID}/enable")
 async def enable_thing(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), Smq.set_thing_enabled, True)
+    return await _change(request, principal(request), commands.SetThingEnabled, True)
 
 
 @routes.post(f"/things/{ID}/disable")
 async def disable_thing(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), Smq.set_thing_enabled, False)
+    return await _change(request, principal(request), commands.SetThingEnabled, False)
 
 
 @routes.post(f"/things/{ID}/share")
@@ -152,7 +155,7 @@ async def share_thing(request: web.Request) -> web.Response:
     body = await wire.body(request, Share)
     users = body.users()
     # The grantees' next reads wait for the grant too.
-    return await _change(request, who, Smq.share_thing, users, body.actions, grantees=users)
+    return await _change(request, who, commands.ShareThing, users, body.actions, grantees=users)
 
 
 def thing_secret(request: web.Request) -> str:

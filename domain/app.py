@@ -1,58 +1,108 @@
-"""The eventsourcing Application: one method per use case, each one atomic save."""
+"""The eventsourcing Application: every use case of the platform, each one atomic save.
+
+The use cases are plain handlers grouped by resource (``ThingHandlers`` in ``things.py``,
+``UserHandlers`` in ``users.py``, ...), built on one ``Core`` (``attempt.py``: the reads of
+the write model and ``commit``). The application builds them and offers each of their
+methods under its own name (``app.create_things``, or ``Smq.create_things`` unbound).
+"""
 
 from __future__ import annotations
 
-import hmac
-import threading
+import sys
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol, TypeVar
+from types import MethodType
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from uuid import UUID
 
+import msgspec
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
 
-from domain.base import Entity, Meta, UniqueKey, key_id
-from domain.bootstrap import BootstrapCases
-from domain.certs import CertCases
-from domain.channels import ChannelCases
+from domain.attempt import Attempt, Core, Save
+from domain.base import Entity, Meta
+from domain.bootstrap import BootstrapHandlers
+from domain.certs import CertHandlers
+from domain.channels import ChannelHandlers
+from domain.commands import (
+    ChangeThingSecret,
+    CreateThings,
+    SetThingEnabled,
+    ShareThing,
+    UpdateThing,
+    UpdateThingTags,
+)
 from domain.common import NO_META, Done, Principal, check_metadata
-from domain.connections import ConnectionCases, PolicyCases
-from domain.errors import Conflict, Forbidden, Invalid, NotFound, Unauthenticated
-from domain.provisioning import ProvisionCases
-from domain.things import ThingCases
-from domain.users import ROLES, User, check_identity, check_name, check_secret, check_tags
+from domain.connections import ConnectionHandlers, PolicyHandlers
+from domain.provisioning import ProvisionHandlers
+from domain.things import ThingHandlers
+from domain.users import Hasher, PlainHasher, UserHandlers
 
+__all__ = ["Attempt", "Done", "Hasher", "PlainHasher", "Principal", "Smq", "check_metadata"]
 T = TypeVar("T")
-__all__ = ["Done", "Hasher", "PlainHasher", "Principal", "Smq", "check_metadata"]
 A = TypeVar("A", bound=Entity)
-RETRIES = 8
-Save = Callable[..., list[Any]]
-
-# A hash that no secret matches, checked when the identity is unknown so that a
-# wrong identity costs the same time as a wrong secret.
-_DUMMY_SECRET = "smq-es-no-such-user"
+H = TypeVar("H")
+P = ParamSpec("P")
+R = TypeVar("R")
+C = TypeVar("C", bound=msgspec.Struct)
 
 
-class Hasher(Protocol):
-    """Port for the slow salted password hash (argon2 in infra)."""
+class UseCase(Generic[H, P, R]):
+    """A handler's method offered by the application: ``app.name(...)`` runs it on the
+    application's handlers of that resource; ``Smq.name`` is the same, unbound."""
 
-    def hash(self, secret: str) -> str: ...
+    def __init__(self, method: Callable[Concatenate[H, P], R]) -> None:
+        self.method = method
+        module = sys.modules[method.__module__]
+        self.handlers: type[H] = getattr(module, method.__qualname__.split(".")[0])
+        self.__doc__ = method.__doc__
 
-    def verify(self, secret_hash: str, secret: str) -> bool: ...
+    @overload
+    def __get__(self, app: None, owner: type[Any]) -> Callable[Concatenate[Any, P], R]: ...
+
+    @overload
+    def __get__(self, app: Smq, owner: type[Any] | None = None) -> Callable[P, R]: ...
+
+    def __get__(self, app: Smq | None, owner: type[Any] | None = None) -> Callable[..., R]:
+        if app is None:
+            return self._unbound
+        return MethodType(self.method, app.handlers[self.handlers])
+
+    def _unbound(self, app: Smq, *args: Any, **kwargs: Any) -> R:
+        return self.__get__(app)(*args, **kwargs)
 
 
-class PlainHasher:
-    """For unit tests only: not a password hash."""
+class Command(Generic[H, C]):
+    """A handler's method that takes a command: ``app.name(who, *fields, meta=...)`` builds the
+    command from its fields and runs it (``Smq.name`` is the same, unbound); ``Smq.execute``
+    runs a command by its type."""
 
-    def hash(self, secret: str) -> str:
-        return "plain$" + secret
+    by_type: dict[type, Command[Any, Any]] = {}
 
-    def verify(self, secret_hash: str, secret: str) -> bool:
-        return hmac.compare_digest(secret_hash.encode(), ("plain$" + secret).encode())
+    def __init__(self, method: Callable[[H, Principal, C, Meta], Done], command: type[C]) -> None:
+        self.method, self.command = method, command
+        module = sys.modules[method.__module__]
+        self.handlers: type[H] = getattr(module, method.__qualname__.split(".")[0])
+        self.__doc__ = method.__doc__
+        Command.by_type[command] = self
+
+    def run(self, app: Smq, who: Principal, command: C, meta: Meta = NO_META) -> Done:
+        return self.method(app.handlers[self.handlers], who, command, meta)  # type: ignore[arg-type]
+
+    @overload
+    def __get__(self, app: None, owner: type[Any]) -> Callable[..., Done]: ...
+
+    @overload
+    def __get__(self, app: Smq, owner: type[Any] | None = None) -> Callable[..., Done]: ...
+
+    def __get__(self, app: Smq | None, owner: type[Any] | None = None) -> Callable[..., Done]:
+        if app is None:
+            return self._unbound
+        return MethodType(self._unbound, app)
+
+    def _unbound(self, app: Smq, who: Principal, *fields: Any, meta: Meta = NO_META, **named: Any) -> Done:
+        return self.run(app, who, self.command(*fields, **named), meta)
 
 
-class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases, CertCases,
-          ProvisionCases, Application):
+class Smq(Application):
     """Every write of the platform, and the few reads that must see the write model."""
 
     name = "smq"
@@ -63,10 +113,21 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
         each); infra gives a group committer, which shares transactions between concurrent
         commands."""
         super().__init__(env)
-        self.hasher: Hasher = hasher or PlainHasher()
-        self._dummy_hash: str | None = None
-        self._attempt = threading.local()
         self.saver: Save = saver(self.record) if saver is not None else self.record
+        self.core = Core(self._load, lambda *events: self.saver(*events))
+        self.users = UserHandlers(self.core, hasher or PlainHasher())
+        self.handlers: dict[type, object] = {UserHandlers: self.users, **{
+            cls: cls(self.core) for cls in (ThingHandlers, ChannelHandlers, ConnectionHandlers,
+                                            PolicyHandlers, BootstrapHandlers, CertHandlers,
+                                            ProvisionHandlers)}}
+
+    @property
+    def hasher(self) -> Hasher:
+        return self.users.hasher
+
+    @hasher.setter
+    def hasher(self, hasher: Hasher) -> None:
+        self.users.hasher = hasher
 
     def record(self, *events: Any) -> list[Any]:
         """Store domain events in one transaction; their recordings. What ``save`` does for
@@ -75,197 +136,77 @@ class Smq(ThingCases, ChannelCases, ConnectionCases, PolicyCases, BootstrapCases
         this application does not use."""
         return self.events.put(list(events))
 
-    # -- plumbing ---------------------------------------------------------------
-    def commit(self, build: Callable[[], tuple[T, Sequence[Entity]]], meta: Meta) -> Done:
-        """Run ``build`` and save what it changed in one transaction, retrying on a clash.
-
-        A clash means another writer changed one of the aggregates (or claimed the
-        same unique value) first; the retry reloads them, so a taken value now
-        raises ``Conflict`` from the domain rather than being retried forever.
-        """
-        for attempt in range(RETRIES):
-            # The first attempt is optimistic: new aggregates and claims are made without
-            # reading first; the store refuses a clash, and the retry reads and decides.
-            self._attempt.retry = attempt > 0
-            result, aggregates = build()
-            changed = [a for a in aggregates if a._pending_events]
-            for agg in changed:
-                agg.stamp(meta)
-            if not changed:
-                return Done(result, None)
-            events = [e for agg in changed for e in agg.collect_events()]
-            try:
-                recordings = self.saver(*events)
-            except IntegrityError:
-                continue
-            return Done(result, max(r.notification.id for r in recordings))
-        raise Conflict("the entity was changed concurrently; try again")
-
-    def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
-        made = self.made
-        if made is not None and aggregate_id in made:  # made earlier in this same command
-            agg = made[aggregate_id]
-            return agg if isinstance(agg, cls) else None
+    def _load(self, aggregate_id: UUID) -> Entity | None:
         try:
-            agg = self.repository.get(aggregate_id)
+            agg: Any = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             return None
-        return agg if isinstance(agg, cls) else None
+        return agg if isinstance(agg, Entity) else None
 
-    @property
-    def optimistic(self) -> bool:
-        """True on a command's first attempt: assume no clash; the store checks anyway."""
-        return not getattr(self._attempt, "retry", False)
+    # -- plumbing ---------------------------------------------------------------
+    def commit(self, build: Callable[[], tuple[T, Sequence[Entity]]], meta: Meta) -> Done:
+        """Save what ``build()`` changed, as a use case's commit does (for a script or a test
+        that makes its aggregates itself)."""
+        return self.core.commit(lambda _attempt: build(), meta)
 
-    def absent(self, aggregate_id: UUID) -> bool:
-        """Whether no aggregate has this id (assumed on a first attempt; the store checks)."""
-        made = self.made
-        if made is not None and aggregate_id in made:
-            return False
-        return self.optimistic or self.get_or_none(Entity, aggregate_id) is None
+    def execute(self, who: Principal, command: msgspec.Struct, meta: Meta = NO_META) -> Done:
+        """Run a command (a Struct of ``domain.commands``) by its type."""
+        return Command.by_type[type(command)].run(self, who, command, meta)
 
-    @property
-    def made(self) -> dict[UUID, Entity] | None:
-        """Aggregates made or changed earlier in the command being built, not yet saved
-        (a command of several steps in one transaction); reads see them first."""
-        return getattr(self._attempt, "made", None)
-
-    def made_new(self, aggregate_id: UUID) -> bool:
-        """Whether the command being built created this aggregate (so nothing refers to it yet)."""
-        agg = (self.made or {}).get(aggregate_id)
-        pending = agg._pending_events if agg is not None else []  # noqa: SLF001
-        return bool(pending) and pending[0].originator_version == 1
-
-    @made.setter
-    def made(self, value: dict[UUID, Entity] | None) -> None:
-        self._attempt.made = value
-
-    def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey:
-        """Claim a unique value for ``holder`` or raise ``Conflict(taken)``."""
-        made = self.made
-        if made is not None and key_id(kind, key) in made:  # claimed earlier in this command
-            mine = made[key_id(kind, key)]
-            if not isinstance(mine, UniqueKey) or (mine.held and mine.holder != holder):
-                raise Conflict(taken)
-            return mine
-        if self.optimistic:
-            return UniqueKey(kind=kind, key=key, holder=holder)
-        existing = self.get_or_none(UniqueKey, key_id(kind, key))
-        if existing is None:
-            return UniqueKey(kind=kind, key=key, holder=holder)
-        if existing.held and existing.holder != holder:
-            raise Conflict(taken)
-        if not existing.held:
-            existing.claim(holder)
-        return existing
+    def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
+        return self.core.reads().get_or_none(cls, aggregate_id)
 
     def holder_of(self, kind: str, key: str) -> UUID | None:
-        uk = self.get_or_none(UniqueKey, key_id(kind, key))
-        return uk.holder if uk is not None and uk.held else None
+        return self.core.reads().holder_of(kind, key)
 
-    # -- users ------------------------------------------------------------------
-    def create_user(self, identity: Any, secret: Any, name: Any = "", metadata: Any = None,
-                    tags: Any = None, status: Any = "enabled", role: str = "user",
-                    meta: Meta = NO_META) -> Done:
-        identity = check_identity(identity)
-        check_secret(secret)
-        name = check_name(name if name is not None else "")
-        metadata = check_metadata(metadata)
-        tags = check_tags(tags if tags is not None else [])
-        if status not in ("enabled", "disabled"):
-            raise Invalid("status must be enabled or disabled")
-        if role not in ROLES:
-            raise Invalid("invalid role")
-        secret_hash = self.hasher.hash(secret)
+    # -- the use cases, by resource ---------------------------------------------------
+    create_user = UseCase(UserHandlers.create_user)
+    user_by_identity = UseCase(UserHandlers.user_by_identity)
+    authenticate_user = UseCase(UserHandlers.authenticate_user)
+    active_user = UseCase(UserHandlers.active_user)
+    update_user = UseCase(UserHandlers.update_user)
+    update_user_tags = UseCase(UserHandlers.update_user_tags)
+    change_user_secret = UseCase(UserHandlers.change_user_secret)
+    set_user_enabled = UseCase(UserHandlers.set_user_enabled)
 
-        def build() -> tuple[User, list[Entity]]:
-            user = User(identity=identity, name=name, secret_hash=secret_hash, metadata=metadata,
-                        tags=tags, role=role, enabled=status == "enabled")
-            index = self.claim("identity", identity.lower(), user.id, "identity already exists")
-            return user, [index, user]
+    create_things = Command(ThingHandlers.create_things, CreateThings)
+    thing = UseCase(ThingHandlers.thing)
+    update_thing = Command(ThingHandlers.update_thing, UpdateThing)
+    update_thing_tags = Command(ThingHandlers.update_thing_tags, UpdateThingTags)
+    change_thing_secret = Command(ThingHandlers.change_thing_secret, ChangeThingSecret)
+    set_thing_enabled = Command(ThingHandlers.set_thing_enabled, SetThingEnabled)
+    share_thing = Command(ThingHandlers.share_thing, ShareThing)
 
-        return self.commit(build, meta)
+    create_channels = UseCase(ChannelHandlers.create_channels)
+    channel = UseCase(ChannelHandlers.channel)
+    update_channel = UseCase(ChannelHandlers.update_channel)
+    set_channel_enabled = UseCase(ChannelHandlers.set_channel_enabled)
+    share_channel = UseCase(ChannelHandlers.share_channel)
 
-    def user_by_identity(self, identity: str) -> User | None:
-        holder = self.holder_of("identity", identity.lower())
-        return self.get_or_none(User, holder) if holder else None
+    connect = UseCase(ConnectionHandlers.connect)
+    disconnect = UseCase(ConnectionHandlers.disconnect)
+    connect_changes = UseCase(ConnectionHandlers.connect_changes)
+    disconnect_changes = UseCase(ConnectionHandlers.disconnect_changes)
+    assign_policy = UseCase(PolicyHandlers.assign_policy)
+    revoke_policy = UseCase(PolicyHandlers.revoke_policy)
 
-    def authenticate_user(self, identity: Any, secret: Any) -> User:
-        """The user whose identity and secret these are; wrong ones cost the same time."""
-        if not isinstance(identity, str) or not isinstance(secret, str):
-            raise Unauthenticated("wrong identity or secret")
-        user = self.user_by_identity(identity)
-        if user is None:
-            if self._dummy_hash is None:
-                self._dummy_hash = self.hasher.hash(_DUMMY_SECRET)
-            self.hasher.verify(self._dummy_hash, secret)
-            raise Unauthenticated("wrong identity or secret")
-        if not self.hasher.verify(user.secret_hash, secret):
-            raise Unauthenticated("wrong identity or secret")
-        if not user.enabled:
-            raise Unauthenticated("user is disabled")
-        return user
+    add_config = UseCase(BootstrapHandlers.add_config)
+    config = UseCase(BootstrapHandlers.config)
+    update_config = UseCase(BootstrapHandlers.update_config)
+    update_config_certs = UseCase(BootstrapHandlers.update_config_certs)
+    update_config_channels = UseCase(BootstrapHandlers.update_config_channels)
+    change_config_state = UseCase(BootstrapHandlers.change_config_state)
+    remove_config = UseCase(BootstrapHandlers.remove_config)
+    thing_secret_of = UseCase(BootstrapHandlers.thing_secret_of)
 
-    def active_user(self, user_id: UUID, epoch: int | None = None) -> User:
-        """The enabled user; with ``epoch``, only if a token of that epoch is still valid."""
-        user = self.get_or_none(User, user_id)
-        if user is None or not user.enabled:
-            raise Unauthenticated("user is unknown or disabled")
-        if epoch is not None and epoch != user.tokens_epoch:
-            raise Unauthenticated("token was issued before the secret changed or the user was disabled")
-        return user
+    issue_cert = UseCase(CertHandlers.issue_cert)
+    revoke_certs = UseCase(CertHandlers.revoke_certs)
 
-    def _user_for(self, who: Principal, user_id: UUID) -> User:
-        if who.user_id != user_id and not who.admin:
-            raise NotFound("user not found")
-        user = self.get_or_none(User, user_id)
-        if user is None:
-            raise NotFound("user not found")
-        return user
-
-    def update_user(self, who: Principal, user_id: UUID, name: Any = None, metadata: Any = None,
-                    meta: Meta = NO_META) -> Done:
-        name = None if name is None else check_name(name)
-        metadata = None if metadata is None else check_metadata(metadata)
-
-        def build() -> tuple[User, list[Entity]]:
-            user = self._user_for(who, user_id)
-            user.update(name, metadata)
-            return user, [user]
-
-        return self.commit(build, meta)
-
-    def update_user_tags(self, who: Principal, user_id: UUID, tags: Any, meta: Meta = NO_META) -> Done:
-        tags = check_tags(tags)
-
-        def build() -> tuple[User, list[Entity]]:
-            user = self._user_for(who, user_id)
-            user.update_tags(tags)
-            return user, [user]
-
-        return self.commit(build, meta)
-
-    def change_user_secret(self, who: Principal, old: Any, new: Any, meta: Meta = NO_META) -> Done:
-        check_secret(new)
-        user = self.get_or_none(User, who.user_id)
-        if user is None or not isinstance(old, str) or not self.hasher.verify(user.secret_hash, old):
-            raise Unauthenticated("wrong secret")
-        new_hash = self.hasher.hash(new)
-
-        def build() -> tuple[User, list[Entity]]:
-            current = self._user_for(who, who.user_id)
-            current.change_secret(secret_hash=new_hash)
-            return current, [current]
-
-        return self.commit(build, meta)
-
-    def set_user_enabled(self, who: Principal, user_id: UUID, enabled: bool, meta: Meta = NO_META) -> Done:
-        def build() -> tuple[User, list[Entity]]:
-            user = self._user_for(who, user_id)
-            if user.role == "admin" and not enabled and who.user_id == user_id:
-                raise Forbidden("an administrator cannot disable itself")
-            user.enable() if enabled else user.disable()
-            return user, [user]
-
-        return self.commit(build, meta)
-
+    start_provisioning = UseCase(ProvisionHandlers.start_provisioning)
+    provisioning = UseCase(ProvisionHandlers.provisioning)
+    provision_at_once = UseCase(ProvisionHandlers.provision_at_once)
+    provision_step = UseCase(ProvisionHandlers.provision_step)
+    fail_provisioning = UseCase(ProvisionHandlers.fail_provisioning)
+    compensate_step = UseCase(ProvisionHandlers.compensate_step)
+    end_compensation = UseCase(ProvisionHandlers.end_compensation)
+    provisioned = UseCase(ProvisionHandlers.provisioned)

@@ -7,9 +7,11 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, UniqueKey, derived_id, key_id
 from domain.channels import Channel
-from domain.common import NO_META, Core, Done, Principal, authorize, check_text, check_uuid
+from domain.common import NO_META, Done, Principal, authorize, check_text, check_uuid
+from domain.connections import connect_changes, disconnect_changes
 from domain.errors import Conflict, Invalid, NotFound
 from domain.things import Thing, _thing_for, check_new_thing, new_thing_changes
 
@@ -108,19 +110,19 @@ def check_state(value: Any) -> int:
     return int(value)
 
 
-def config_changes(app: Core, who: Principal, thing_id: UUID, external_id: str, external_key: str,
+def config_changes(at: Attempt, who: Principal, thing_id: UUID, external_id: str, external_key: str,
                    name: str, content: str, channels: list[str], certs: list[str]
                    ) -> tuple[Config, list[Entity]]:
     """A new config of a thing and the claim on its external id, unsaved."""
     for cid in channels:
-        channel = app.get_or_none(Channel, UUID(cid))
+        channel = at.get_or_none(Channel, UUID(cid))
         if channel is None:
             raise NotFound(f"channel {cid} not found")
         authorize(who, channel.owner, channel.shares, None, "channel")
-    claim = app.claim(EXTERNAL_ID_KIND, external_id, thing_id, "external_id already exists")
+    claim = at.claim(EXTERNAL_ID_KIND, external_id, thing_id, "external_id already exists")
     # A thing made by this same command has no config yet.
-    existing = None if app.made_new(thing_id) else app.get_or_none(Config, config_id(thing_id))
-    fields = dict(thing_id=thing_id, owner=who.user_id, external_id=external_id, external_key=external_key,
+    existing = None if at.made_new(thing_id) else at.get_or_none(Config, config_id(thing_id))
+    fields: dict[str, Any] = dict(thing_id=thing_id, owner=who.user_id, external_id=external_id, external_key=external_key,
                   name=name, content=content, channels=channels, client_cert=certs[0], client_key=certs[1],
                   ca_cert=certs[2])
     if existing is None:
@@ -133,23 +135,23 @@ def config_changes(app: Core, who: Principal, thing_id: UUID, external_id: str, 
     return config, [claim, config]
 
 
-def state_changes(app: Core, who: Principal, config: Config, wanted: int) -> list[Entity]:
+def state_changes(at: Attempt, who: Principal, config: Config, wanted: int) -> list[Entity]:
     """Connect (1) or disconnect (0) the config's thing and channels, and record the state."""
     changed: list[Entity] = []
     tid = [str(config.thing_id)]
     if wanted != config.state and config.channels:
         if wanted == ACTIVE:
-            changed += app.connect_changes(who, config.channels, tid, None)  # type: ignore[attr-defined]
+            changed += connect_changes(at, who, config.channels, tid, None)
         else:
-            changed += app.disconnect_changes(who, config.channels, tid, True)  # type: ignore[attr-defined]
+            changed += disconnect_changes(at, who, config.channels, tid, True)
     config.set_state(wanted)
     return [*changed, config]
 
 
-def remove_changes(app: Core, who: Principal, config: Config) -> list[Entity]:
+def remove_changes(at: Attempt, who: Principal, config: Config) -> list[Entity]:
     """Remove a config: its thing leaves the config's channels and its external id is freed."""
-    changed = state_changes(app, who, config, INACTIVE)[:-1]
-    claim = app.get_or_none(UniqueKey, key_id(EXTERNAL_ID_KIND, config.external_id))
+    changed = state_changes(at, who, config, INACTIVE)[:-1]
+    claim = at.get_or_none(UniqueKey, key_id(EXTERNAL_ID_KIND, config.external_id))
     if claim is not None and claim.holder == config.thing_id:
         claim.release()
         changed.append(claim)
@@ -157,24 +159,29 @@ def remove_changes(app: Core, who: Principal, config: Config) -> list[Entity]:
     return [*changed, config]
 
 
-class BootstrapCases:
-    """The use cases of bootstrap configurations (mixed into the application)."""
+def _config_for(at: Attempt, who: Principal, thing_id: UUID, action: str | None = None) -> Config:
+    config = at.get_or_none(Config, config_id(thing_id))
+    if config is None or config.removed:
+        raise NotFound("config not found")
+    authorize(who, config.owner, {}, action, "config")
+    return config
 
-    def _config_for(self: Core, who: Principal, thing_id: UUID, action: str | None = None) -> Config:
-        config = self.get_or_none(Config, config_id(thing_id))
-        if config is None or config.removed:
-            raise NotFound("config not found")
-        authorize(who, config.owner, {}, action, "config")
-        return config
 
-    def _visible_channels(self: Core, who: Principal, ids: list[str]) -> None:
-        for cid in ids:
-            channel = self.get_or_none(Channel, UUID(cid))
-            if channel is None:
-                raise NotFound(f"channel {cid} not found")
-            authorize(who, channel.owner, channel.shares, None, "channel")
+def _visible_channels(at: Attempt, who: Principal, ids: list[str]) -> None:
+    for cid in ids:
+        channel = at.get_or_none(Channel, UUID(cid))
+        if channel is None:
+            raise NotFound(f"channel {cid} not found")
+        authorize(who, channel.owner, channel.shares, None, "channel")
 
-    def add_config(self: Core, who: Principal, body: dict[str, Any], meta: Meta = NO_META) -> Done:
+
+class BootstrapHandlers:
+    """The use cases of bootstrap configurations."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def add_config(self, who: Principal, body: dict[str, Any], meta: Meta = NO_META) -> Done:
         """Add a config; with no ``thing_id`` its thing is created in the same transaction."""
         external_id = check_external(body.get("external_id"), "external_id")
         external_key = check_external(body.get("external_key"), "external_key")
@@ -186,92 +193,93 @@ class BootstrapCases:
         thing_id = check_uuid(raw_thing, "thing_id") if raw_thing not in (None, "") else None
         new_thing = check_new_thing({"name": name}) if thing_id is None else None
 
-        def build() -> tuple[Config, list[Entity]]:
+        def build(at: Attempt) -> tuple[Config, list[Entity]]:
             changed: list[Entity] = []
             if new_thing is not None:
-                _, made = new_thing_changes(self, who, new_thing)
+                _, made = new_thing_changes(at, who, new_thing)
                 changed += made
                 tid = new_thing.id
             else:
-                tid = _thing_for(self, who, thing_id, "c_update").id  # type: ignore[arg-type]
-            config, made = config_changes(self, who, tid, external_id, external_key, name, content,
+                assert thing_id is not None
+                tid = _thing_for(at, who, thing_id, "c_update").id
+            config, made = config_changes(at, who, tid, external_id, external_key, name, content,
                                           channels, certs)
             return config, [*changed, *made]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def config(self: Core, who: Principal, thing_id: UUID) -> Config:
-        return BootstrapCases._config_for(self, who, thing_id)  # type: ignore[arg-type]
+    def config(self, who: Principal, thing_id: UUID) -> Config:
+        return _config_for(self.core.reads(), who, thing_id)
 
-    def update_config(self: Core, who: Principal, thing_id: UUID, name: Any, content: Any,
+    def update_config(self, who: Principal, thing_id: UUID, name: Any, content: Any,
                       meta: Meta = NO_META) -> Done:
         name, content = check_text(name, "name"), check_text(content, "content", MAX_CONTENT, document=True)
 
-        def build() -> tuple[Config, list[Entity]]:
-            config = BootstrapCases._config_for(self, who, thing_id, "owner")  # type: ignore[arg-type]
+        def build(at: Attempt) -> tuple[Config, list[Entity]]:
+            config = _config_for(at, who, thing_id, "owner")
             config.update(name, content)
             return config, [config]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def update_config_certs(self: Core, who: Principal, thing_id: UUID, client_cert: Any, client_key: Any,
+    def update_config_certs(self, who: Principal, thing_id: UUID, client_cert: Any, client_key: Any,
                             ca_cert: Any, meta: Meta = NO_META) -> Done:
         certs = [check_text(v, k, MAX_PEM, document=True) for k, v in
                  (("client_cert", client_cert), ("client_key", client_key), ("ca_cert", ca_cert))]
 
-        def build() -> tuple[Config, list[Entity]]:
-            config = BootstrapCases._config_for(self, who, thing_id, "owner")  # type: ignore[arg-type]
+        def build(at: Attempt) -> tuple[Config, list[Entity]]:
+            config = _config_for(at, who, thing_id, "owner")
             config.update_certs(*certs)
             return config, [config]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def update_config_channels(self: Core, who: Principal, thing_id: UUID, channels: Any,
+    def update_config_channels(self, who: Principal, thing_id: UUID, channels: Any,
                                meta: Meta = NO_META) -> Done:
         """New channels for the config; an active config's connections follow them."""
         wanted = check_channel_ids(channels)
 
-        def build() -> tuple[Config, list[Entity]]:
-            config = BootstrapCases._config_for(self, who, thing_id, "owner")  # type: ignore[arg-type]
-            BootstrapCases._visible_channels(self, who, wanted)  # type: ignore[arg-type]
+        def build(at: Attempt) -> tuple[Config, list[Entity]]:
+            config = _config_for(at, who, thing_id, "owner")
+            _visible_channels(at, who, wanted)
             changed: list[Entity] = []
             if config.state == ACTIVE:
                 gone = [c for c in config.channels if c not in wanted]
                 new = [c for c in wanted if c not in config.channels]
                 if gone:
-                    changed += self.disconnect_changes(who, gone, [str(thing_id)], True)  # type: ignore[attr-defined]
+                    changed += disconnect_changes(at, who, gone, [str(thing_id)], True)
                 if new:
-                    changed += self.connect_changes(who, new, [str(thing_id)], None)  # type: ignore[attr-defined]
+                    changed += connect_changes(at, who, new, [str(thing_id)], None)
             config.update_channels(wanted)
             return config, [*changed, config]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def change_config_state(self: Core, who: Principal, thing_id: UUID, state: Any,
+    def change_config_state(self, who: Principal, thing_id: UUID, state: Any,
                             meta: Meta = NO_META) -> Done:
         """1 connects the thing to the config's channels, 0 disconnects it; repeating is a no-op."""
         wanted = check_state(state)
 
-        def build() -> tuple[Config, list[Entity]]:
-            config = BootstrapCases._config_for(self, who, thing_id, "owner")  # type: ignore[arg-type]
-            return config, state_changes(self, who, config, wanted)
+        def build(at: Attempt) -> tuple[Config, list[Entity]]:
+            config = _config_for(at, who, thing_id, "owner")
+            return config, state_changes(at, who, config, wanted)
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def remove_config(self: Core, who: Principal, thing_id: UUID, meta: Meta = NO_META) -> Done:
+    def remove_config(self, who: Principal, thing_id: UUID, meta: Meta = NO_META) -> Done:
         """Remove a config: its thing leaves the config's channels and its external id is freed."""
 
-        def build() -> tuple[Config | None, list[Entity]]:
-            config = self.get_or_none(Config, config_id(thing_id))
+        def build(at: Attempt) -> tuple[Config | None, list[Entity]]:
+            config = at.get_or_none(Config, config_id(thing_id))
             if config is None or config.removed:
                 raise NotFound("config not found")
             authorize(who, config.owner, {}, "owner", "config")
-            return config, remove_changes(self, who, config)
+            return config, remove_changes(at, who, config)
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def thing_secret_of(self: Core, thing_id: UUID) -> str:
-        thing = self.get_or_none(Thing, thing_id)
+    def thing_secret_of(self, thing_id: UUID) -> str:
+        thing = self.core.reads().get_or_none(Thing, thing_id)
         if thing is None:
             raise NotFound("thing not found")
         return thing.secret

@@ -12,8 +12,9 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, derived_id
-from domain.common import NO_META, Core, Done, Principal, check_uuid
+from domain.common import NO_META, Done, Principal, check_uuid
 from domain.errors import Invalid
 from domain.things import _thing_for
 
@@ -69,42 +70,45 @@ def check_ttl(seconds: float) -> float:
     return seconds
 
 
-def issue_changes(app: Core, who: Principal, thing_id: UUID, ttl: float, issuer: Issuer
+def issue_changes(at: Attempt, who: Principal, thing_id: UUID, ttl: float, issuer: Issuer
                   ) -> tuple[IssuedCert, CertBook]:
     """A certificate for a thing the caller may change, recorded in its book, unsaved."""
-    thing = _thing_for(app, who, thing_id, "c_update")
-    book = app.get_or_none(CertBook, certbook_id(thing_id)) or CertBook(thing_id=thing_id, owner=thing.owner)
+    thing = _thing_for(at, who, thing_id, "c_update")
+    book = at.get_or_none(CertBook, certbook_id(thing_id)) or CertBook(thing_id=thing_id, owner=thing.owner)
     issued = issuer(thing.secret, ttl, str(thing_id))
     book.issued(serial=issued.serial, thing_id=str(thing_id), owner=str(thing.owner), cert=issued.cert_pem,
                 expires_at=issued.expires_at.isoformat())
     return issued, book
 
 
-class CertCases:
-    """The use cases of certificates (mixed into the application)."""
+class CertHandlers:
+    """The use cases of certificates."""
 
-    def issue_cert(self: Core, who: Principal, thing_id: Any, ttl_seconds: float, issuer: Issuer,
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def issue_cert(self, who: Principal, thing_id: Any, ttl_seconds: float, issuer: Issuer,
                    meta: Meta = NO_META) -> Done:
         """A new certificate for a thing the caller may change; its common name is the thing's secret."""
         tid = check_uuid(thing_id, "thing_id")
         ttl = check_ttl(ttl_seconds)
 
-        def build() -> tuple[tuple[IssuedCert, CertBook], list[Entity]]:
-            issued, book = issue_changes(self, who, tid, ttl, issuer)
+        def build(at: Attempt) -> tuple[tuple[IssuedCert, CertBook], list[Entity]]:
+            issued, book = issue_changes(at, who, tid, ttl, issuer)
             return (issued, book), [book]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def revoke_certs(self: Core, who: Principal, thing_id: Any, now: datetime,
+    def revoke_certs(self, who: Principal, thing_id: Any, now: datetime,
                      meta: Meta = NO_META) -> Done:
         """Revoke every live certificate of the thing; the revoked serials are the result."""
         tid = check_uuid(thing_id, "thing_id")
 
-        def build() -> tuple[list[str], list[Entity]]:
-            _thing_for(self, who, tid, "c_update")
-            book = self.get_or_none(CertBook, certbook_id(tid))
+        def build(at: Attempt) -> tuple[list[str], list[Entity]]:
+            _thing_for(at, who, tid, "c_update")
+            book = at.get_or_none(CertBook, certbook_id(tid))
             if book is None:
                 return [], []
             return book.revoke_all(now.isoformat()), [book]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)

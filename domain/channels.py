@@ -9,10 +9,10 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta
 from domain.common import (
     NO_META,
-    Core,
     Done,
     Principal,
     authorize,
@@ -77,18 +77,21 @@ def check_new_channel(item: Any) -> NewChannel:
                       enabled=check_status(item.get("status")))
 
 
-def _channel_for(app: Core, who: Principal, channel_id: UUID, action: str | None) -> Channel:
-    channel = app.get_or_none(Channel, channel_id)
+def _channel_for(at: Attempt, who: Principal, channel_id: UUID, action: str | None) -> Channel:
+    channel = at.get_or_none(Channel, channel_id)
     if channel is None:
         raise NotFound("channel not found")
-    authorize(who, channel.owner, channel_grants(app, who, channel), action, "channel")
+    authorize(who, channel.owner, channel_grants(at, who, channel), action, "channel")
     return channel
 
 
-class ChannelCases:
-    """The use cases of channels (mixed into the application)."""
+class ChannelHandlers:
+    """The use cases of channels."""
 
-    def create_channels(self: Core, who: Principal, items: Any, meta: Meta = NO_META,
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def create_channels(self, who: Principal, items: Any, meta: Meta = NO_META,
                         bulk: bool = True) -> Done:
         """Create every channel or none; an error of a bulk request names the 0-based index of
         its item."""
@@ -102,11 +105,11 @@ class ChannelCases:
                 raise (type(exc)(f"item {i}: {exc.message}") if bulk else exc) from None
             specs.append(spec)
 
-        def build() -> tuple[list[Channel], list[Entity]]:
+        def build(at: Attempt) -> tuple[list[Channel], list[Entity]]:
             channels: list[Channel] = []
             for i, s in enumerate(specs):
                 # The aggregate's own id is the claim: the store refuses a second version 1.
-                if not self.absent(s.id):
+                if not at.absent(s.id):
                     raise Conflict(f"item {i}: channel id already exists" if bulk
                                    else "channel id already exists")
                 channels.append(Channel(id=s.id, owner=who.user_id, name=s.name,
@@ -114,41 +117,41 @@ class ChannelCases:
                                         enabled=s.enabled))
             return channels, list(channels)
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def channel(self: Core, who: Principal, channel_id: UUID) -> Channel:
+    def channel(self, who: Principal, channel_id: UUID) -> Channel:
         """A channel the caller may see, from the write model."""
-        return _channel_for(self, who, channel_id, None)
+        return _channel_for(self.core.reads(), who, channel_id, None)
 
-    def update_channel(self: Core, who: Principal, channel_id: UUID, name: Any = None,
+    def update_channel(self, who: Principal, channel_id: UUID, name: Any = None,
                        description: Any = None, metadata: Any = None, meta: Meta = NO_META) -> Done:
         name = None if name is None else check_text(name, "name")
         description = None if description is None else check_text(description, "description", 4096)
         metadata = None if metadata is None else check_metadata(metadata)
 
-        def build() -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(self, who, channel_id, "c_update")
+        def build(at: Attempt) -> tuple[Channel, list[Entity]]:
+            channel = _channel_for(at, who, channel_id, "c_update")
             channel.update(name, description, metadata)
             return channel, [channel]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def set_channel_enabled(self: Core, who: Principal, channel_id: UUID, enabled: bool,
+    def set_channel_enabled(self, who: Principal, channel_id: UUID, enabled: bool,
                             meta: Meta = NO_META) -> Done:
-        def build() -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(self, who, channel_id, "c_delete")
+        def build(at: Attempt) -> tuple[Channel, list[Entity]]:
+            channel = _channel_for(at, who, channel_id, "c_delete")
             channel.enable() if enabled else channel.disable()
             return channel, [channel]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def share_channel(self: Core, who: Principal, channel_id: UUID, user_ids: Any, actions: Any,
+    def share_channel(self, who: Principal, channel_id: UUID, user_ids: Any, actions: Any,
                       meta: Meta = NO_META) -> Done:
         ids, acts = check_grant(user_ids, actions)
 
-        def build() -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(self, who, channel_id, "owner")
+        def build(at: Attempt) -> tuple[Channel, list[Entity]]:
+            channel = _channel_for(at, who, channel_id, "owner")
             channel.share(ids, acts)
             return channel, [channel]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)

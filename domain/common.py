@@ -5,16 +5,12 @@ from __future__ import annotations
 
 import re
 from collections import deque
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any
 from uuid import UUID
 
-from domain.base import Entity, Meta, UniqueKey
+from domain.base import Meta
 from domain.errors import Forbidden, Invalid, NotFound
-
-T = TypeVar("T")
-A = TypeVar("A", bound=Entity)
 
 NO_META = Meta()  # a command without audit metadata (tests, scripts)
 MAX_METADATA_BYTES = 64 * 1024
@@ -50,22 +46,6 @@ class Done:
 
     result: Any
     position: int | None
-
-
-class Core(Protocol):
-    """The plumbing of the application that the per-resource use cases build on."""
-
-    def commit(self, build: Callable[[], tuple[T, Sequence[Entity]]], meta: Meta) -> Done: ...
-
-    def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None: ...
-
-    def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey: ...
-
-    def absent(self, aggregate_id: UUID) -> bool: ...
-
-    made: dict[UUID, Entity] | None
-
-    def made_new(self, aggregate_id: UUID) -> bool: ...
 
 
 def _depth(value: Any, level: int = 0) -> int:

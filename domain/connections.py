@@ -12,9 +12,10 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, derived_id
 from domain.channels import Channel
-from domain.common import MAX_BULK, NO_META, Core, Done, Principal, authorize, check_uuid
+from domain.common import MAX_BULK, NO_META, Done, Principal, authorize, check_uuid
 from domain.errors import Forbidden, Invalid, NotFound
 from domain.policies import Policy, channel_grants, check_policy_actions, policy_id
 from domain.things import Thing
@@ -88,14 +89,14 @@ def _pairs(channel_ids: Any, thing_ids: Any) -> tuple[list[UUID], list[UUID]]:
     return cids, tids
 
 
-def _channel_to_connect(app: Core, who: Principal, channel_id: UUID) -> Channel:
+def _channel_to_connect(at: Attempt, who: Principal, channel_id: UUID) -> Channel:
     """A channel the caller may connect things to: its own, or one it was assigned with g_add."""
-    channel = app.get_or_none(Channel, channel_id)
+    channel = at.get_or_none(Channel, channel_id)
     if channel is None:
         raise NotFound("channel not found")
     if who.admin or who.user_id == channel.owner:
         return channel
-    granted = channel_grants(app, who, channel).get(str(who.user_id), [])
+    granted = channel_grants(at, who, channel).get(str(who.user_id), [])
     if "c_list" not in granted:
         raise NotFound("channel not found")
     if "g_add" not in granted:
@@ -103,46 +104,46 @@ def _channel_to_connect(app: Core, who: Principal, channel_id: UUID) -> Channel:
     return channel
 
 
-def _thing_to_connect(app: Core, who: Principal, thing_id: UUID) -> Thing:
+def _thing_to_connect(at: Attempt, who: Principal, thing_id: UUID) -> Thing:
     """A thing the caller may see: its own, or one shared with it."""
-    thing = app.get_or_none(Thing, thing_id)
+    thing = at.get_or_none(Thing, thing_id)
     if thing is None:
         raise NotFound("thing not found")
     authorize(who, thing.owner, thing.shares, None, "thing")
     return thing
 
 
-def _checked(app: Core, who: Principal, channel_ids: Any, thing_ids: Any) -> tuple[list[UUID], list[UUID]]:
+def _checked(at: Attempt, who: Principal, channel_ids: Any, thing_ids: Any) -> tuple[list[UUID], list[UUID]]:
     cids, tids = _pairs(channel_ids, thing_ids)
     for cid in cids:
-        _channel_to_connect(app, who, cid)
+        _channel_to_connect(at, who, cid)
     for tid in tids:
-        _thing_to_connect(app, who, tid)
+        _thing_to_connect(at, who, tid)
     return cids, tids
 
 
-def _connect(app: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+def _connect(at: Attempt, who: Principal, channel_ids: Any, thing_ids: Any,
              actions: list[str]) -> tuple[list[Connection], list[Entity]]:
-    cids, tids = _checked(app, who, channel_ids, thing_ids)
+    cids, tids = _checked(at, who, channel_ids, thing_ids)
     every: list[Connection] = []
     for cid in cids:
         for tid in tids:
             # A thing or channel made by this same command has no connection yet.
-            fresh = app.made_new(UUID(str(tid))) or app.made_new(UUID(str(cid)))
-            conn = (None if fresh else app.get_or_none(Connection, connection_id(cid, tid))) \
+            fresh = at.made_new(UUID(str(tid))) or at.made_new(UUID(str(cid)))
+            conn = (None if fresh else at.get_or_none(Connection, connection_id(cid, tid))) \
                 or Connection(channel_id=cid, thing_id=tid)
             conn.connect(who.user_id, actions)
             every.append(conn)
     return every, [c for c in every if c._pending_events]
 
 
-def _disconnect(app: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+def _disconnect(at: Attempt, who: Principal, channel_ids: Any, thing_ids: Any,
                 missing_ok: bool) -> tuple[list[Connection], list[Entity]]:
-    cids, tids = _checked(app, who, channel_ids, thing_ids)
+    cids, tids = _checked(at, who, channel_ids, thing_ids)
     changed: list[Connection] = []
     for cid in cids:
         for tid in tids:
-            conn = app.get_or_none(Connection, connection_id(cid, tid))
+            conn = at.get_or_none(Connection, connection_id(cid, tid))
             if conn is None or not conn.connected:
                 if missing_ok:
                     continue
@@ -152,80 +153,98 @@ def _disconnect(app: Core, who: Principal, channel_ids: Any, thing_ids: Any,
     return changed, list(changed)
 
 
-class ConnectionCases:
-    """The use cases of connections (mixed into the application)."""
+def connect_changes(at: Attempt, who: Principal, channel_ids: Any, thing_ids: Any,
+                    actions: Any = None) -> list[Entity]:
+    """Connect every pair, for use inside another command's build: checks the rules,
+    changes the aggregates and returns those changed, without saving them."""
+    if channel_ids == [] or thing_ids == []:
+        return []
+    return _connect(at, who, channel_ids, thing_ids, check_connection_actions(actions))[1]
 
-    def connect_changes(self: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+
+def disconnect_changes(at: Attempt, who: Principal, channel_ids: Any, thing_ids: Any,
+                       missing_ok: bool) -> list[Entity]:
+    """Disconnect every pair, for use inside another command's build; with ``missing_ok``
+    a pair that is not connected is skipped, otherwise it is NotFound."""
+    if channel_ids == [] or thing_ids == []:
+        return []
+    return _disconnect(at, who, channel_ids, thing_ids, missing_ok)[1]
+
+
+class ConnectionHandlers:
+    """The use cases of connections."""
+
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def connect_changes(self, who: Principal, channel_ids: Any, thing_ids: Any,
                         actions: Any = None) -> list[Entity]:
-        """Connect every pair, for use inside another command's build: checks the rules,
-        changes the aggregates and returns those changed, without saving them."""
-        if channel_ids == [] or thing_ids == []:
-            return []
-        return _connect(self, who, channel_ids, thing_ids, check_connection_actions(actions))[1]
+        """``connect_changes`` on what the store holds now (the aggregates changed, unsaved)."""
+        return connect_changes(self.core.reads(), who, channel_ids, thing_ids, actions)
 
-    def disconnect_changes(self: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+    def disconnect_changes(self, who: Principal, channel_ids: Any, thing_ids: Any,
                            missing_ok: bool) -> list[Entity]:
-        """Disconnect every pair, for use inside another command's build; with ``missing_ok``
-        a pair that is not connected is skipped, otherwise it is NotFound."""
-        if channel_ids == [] or thing_ids == []:
-            return []
-        return _disconnect(self, who, channel_ids, thing_ids, missing_ok)[1]
+        """``disconnect_changes`` on what the store holds now (the aggregates changed, unsaved)."""
+        return disconnect_changes(self.core.reads(), who, channel_ids, thing_ids, missing_ok)
 
-    def connect(self: Core, who: Principal, channel_ids: Any, thing_ids: Any, actions: Any = None,
+    def connect(self, who: Principal, channel_ids: Any, thing_ids: Any, actions: Any = None,
                 meta: Meta = NO_META) -> Done:
         """Connect every pair of the cross product or none; the result is every pair's connection."""
         acts = check_connection_actions(actions)
         _pairs(channel_ids, thing_ids)
-        return self.commit(lambda: _connect(self, who, channel_ids, thing_ids, acts), meta)
+        return self.core.commit(lambda at: _connect(at, who, channel_ids, thing_ids, acts), meta)
 
-    def disconnect(self: Core, who: Principal, channel_ids: Any, thing_ids: Any,
+    def disconnect(self, who: Principal, channel_ids: Any, thing_ids: Any,
                    meta: Meta = NO_META) -> Done:
         """Disconnect every pair or none; a pair that is not connected is NotFound."""
         _pairs(channel_ids, thing_ids)
-        return self.commit(lambda: _disconnect(self, who, channel_ids, thing_ids, False), meta)
+        return self.core.commit(lambda at: _disconnect(at, who, channel_ids, thing_ids, False), meta)
 
 
-def _owned_channel(app: Core, who: Principal, channel_id: UUID) -> Channel:
+def _owned_channel(at: Attempt, who: Principal, channel_id: UUID) -> Channel:
     """A channel whose policies the caller may change: only its owner (or an admin) may."""
-    channel = app.get_or_none(Channel, channel_id)
+    channel = at.get_or_none(Channel, channel_id)
     if channel is None:
         raise NotFound("channel not found")
-    authorize(who, channel.owner, channel_grants(app, who, channel), "owner", "channel")
+    authorize(who, channel.owner, channel_grants(at, who, channel), "owner", "channel")
     return channel
 
 
-class PolicyCases:
-    """The use cases of policies: a channel's owner assigns users to it (mixed into the application)."""
+class PolicyHandlers:
+    """The use cases of policies: a channel's owner assigns users to it."""
 
-    def assign_policy(self: Core, who: Principal, subject: Any, object_id: Any, actions: Any,
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def assign_policy(self, who: Principal, subject: Any, object_id: Any, actions: Any,
                       meta: Meta = NO_META) -> Done:
         """Give ``subject`` the ``actions`` on the channel ``object_id``, added to what it had."""
         uid = check_uuid(subject, "subject")
         cid = check_uuid(object_id, "object")
         acts = check_policy_actions(actions)
 
-        def build() -> tuple[Policy, list[Entity]]:
-            channel = _owned_channel(self, who, cid)
+        def build(at: Attempt) -> tuple[Policy, list[Entity]]:
+            channel = _owned_channel(at, who, cid)
             if uid == channel.owner:
                 raise Invalid("the owner of a channel needs no policy on it")
-            if self.get_or_none(User, uid) is None:
+            if at.get_or_none(User, uid) is None:
                 raise NotFound("user not found")
-            policy = self.get_or_none(Policy, policy_id(uid, cid)) or Policy(subject=uid, object_id=cid)
+            policy = at.get_or_none(Policy, policy_id(uid, cid)) or Policy(subject=uid, object_id=cid)
             policy.assign(who.user_id, acts)
             return policy, [policy]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def revoke_policy(self: Core, who: Principal, subject: Any, object_id: Any, meta: Meta = NO_META) -> Done:
+    def revoke_policy(self, who: Principal, subject: Any, object_id: Any, meta: Meta = NO_META) -> Done:
         uid = check_uuid(subject, "subject")
         cid = check_uuid(object_id, "object")
 
-        def build() -> tuple[Policy, list[Entity]]:
-            _owned_channel(self, who, cid)
-            policy = self.get_or_none(Policy, policy_id(uid, cid))
+        def build(at: Attempt) -> tuple[Policy, list[Entity]]:
+            _owned_channel(at, who, cid)
+            policy = at.get_or_none(Policy, policy_id(uid, cid))
             if policy is None or not policy.active:
                 raise NotFound("policy not found")
             policy.revoke()
             return policy, [policy]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)

@@ -13,8 +13,9 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.attempt import Attempt
 from domain.base import Entity, derived_id
-from domain.common import Core, Principal
+from domain.common import Principal
 from domain.errors import Invalid
 
 # c_list lets the user see the channel, g_add connect its things to it (and implies c_list,
@@ -74,15 +75,18 @@ class Shareable(Protocol):
     @property
     def id(self) -> UUID: ...
 
-    owner: UUID
-    shares: dict[str, list[str]]
+    @property
+    def owner(self) -> UUID: ...
+
+    @property
+    def shares(self) -> dict[str, list[str]]: ...
 
 
-def channel_grants(app: Core, who: Principal, channel: Shareable) -> dict[str, list[str]]:
+def channel_grants(at: Attempt, who: Principal, channel: Shareable) -> dict[str, list[str]]:
     """The channel's shares, with the caller's policy on it merged in (write model only)."""
     if who.admin or who.user_id == channel.owner:
         return channel.shares
-    policy = app.get_or_none(Policy, policy_id(who.user_id, channel.id))
+    policy = at.get_or_none(Policy, policy_id(who.user_id, channel.id))
     if policy is None or not policy.active:
         return channel.shares
     uid = str(who.user_id)

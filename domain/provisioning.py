@@ -17,6 +17,7 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, derived_id
 from domain.bootstrap import (
     ACTIVE,
@@ -29,7 +30,8 @@ from domain.bootstrap import (
 )
 from domain.certs import CertBook, Issuer, certbook_id, issue_changes
 from domain.channels import Channel
-from domain.common import NO_META, Core, Done, Principal, check_metadata, check_text
+from domain.common import NO_META, Done, Principal, check_metadata, check_text
+from domain.connections import connect_changes, disconnect_changes
 from domain.errors import Conflict, DomainError, NotFound, Unavailable
 from domain.things import NewThing, Thing, new_thing_changes
 
@@ -83,7 +85,9 @@ class Provisioning(Entity):
     def _begin(self, external_key: str, name: str, layout: dict[str, Any]) -> None:
         self.external_key, self.name, self.layout = external_key, name, layout
         self.attempt += 1
-        self.status, self.done, self.compensated = RUNNING, {}, []
+        self.status = RUNNING
+        self.done: dict[str, Any] = {}
+        self.compensated: list[str] = []
         self.failure: dict[str, Any] | None = None
 
     @event("Restarted")
@@ -129,18 +133,21 @@ def _things_with_config(p: Provisioning) -> list[UUID]:
             if p.layout["bootstrap"] and EXTERNAL_ID in (t.get("metadata") or {})]
 
 
-class ProvisionCases:
-    """The saga's commands (mixed into the application); workers/provisioning.py drives them."""
+class ProvisionHandlers:
+    """The saga's commands; workers/provisioning.py drives them."""
 
-    def start_provisioning(self: Core, who: Principal, external_id: Any, external_key: Any, name: Any,
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def start_provisioning(self, who: Principal, external_id: Any, external_key: Any, name: Any,
                            layout: Layout, meta: Meta = NO_META) -> Done:
         """The provisioning of this owner and external id: new, restarted after a failure, or as is."""
         ext_id = check_external(external_id, "external_id")
         ext_key = check_external(external_key, "external_key")
         gw_name = check_text(name, "name")
 
-        def build() -> tuple[Provisioning, list[Entity]]:
-            p = self.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id))
+        def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
+            p = at.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id))
             if p is None:
                 p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
                                  layout=layout.as_dict())
@@ -148,15 +155,12 @@ class ProvisionCases:
                 p.restart(external_key=ext_key, name=gw_name, layout=layout.as_dict())
             return p, [p]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def provisioning(self: Core, prov_id: UUID) -> Provisioning:
-        p = self.get_or_none(Provisioning, prov_id)
-        if p is None:
-            raise NotFound("provisioning not found")
-        return p
+    def provisioning(self, prov_id: UUID) -> Provisioning:
+        return _provisioning(self.core.reads(), prov_id)
 
-    def provision_at_once(self: Core, who: Principal, external_id: Any, external_key: Any, name: Any,
+    def provision_at_once(self, who: Principal, external_id: Any, external_key: Any, name: Any,
                           layout: Layout, issuer: Issuer | None, meta: Meta = NO_META) -> Done:
         """A provisioning not seen before, whole, in one transaction: its start, every step
         with its record, and its completion, as the saga would record them one by one.
@@ -171,107 +175,116 @@ class ProvisionCases:
         ext_key = check_external(external_key, "external_key")
         gw_name = check_text(name, "name")
 
-        def build() -> tuple[tuple[Provisioning, dict[str, Any]], list[Entity]]:
+        def build(at: Attempt) -> tuple[tuple[Provisioning, dict[str, Any]], list[Entity]]:
             # Read, not assumed absent: a repeat must not cost a whole build and a refused write.
-            if self.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id)) is not None:
+            if at.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id)) is not None:
                 raise AlreadyStarted("the provisioning exists")
             p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
                              layout=layout.as_dict())
             made: dict[UUID, Entity] = {p.id: p}
-            self.made = made  # the later steps read what the earlier ones made
-            try:
-                for step in STEPS:
-                    result, changed = _STEP[step](self, p, issuer)
-                    for e in changed:
-                        if made.setdefault(e.id, e) is not e:  # two different objects, one id
-                            raise Conflict(f"{step}: two of the layout's entities would be the same")
-                    p.step_done(step=step, result=result)
-                p.complete()
-                answer = ProvisionCases.provisioned(self, p)  # type: ignore[arg-type]
-            finally:
-                self.made = None
+            at.made = made  # the later steps read what the earlier ones made
+            for step in STEPS:
+                result, changed = _STEP[step](at, p, issuer)
+                for e in changed:
+                    if made.setdefault(e.id, e) is not e:  # two different objects, one id
+                        raise Conflict(f"{step}: two of the layout's entities would be the same")
+                p.step_done(step=step, result=result)
+            p.complete()
+            answer = provisioned(at, p)
             # The saga's own record last, after what it made, as when step by step.
             return (p, answer), [*(e for e in made.values() if e is not p), p]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def provision_step(self: Core, prov_id: UUID, step: str, issuer: Issuer | None,
+    def provision_step(self, prov_id: UUID, step: str, issuer: Issuer | None,
                        meta: Meta = NO_META) -> Done:
         """Do one step and record it, in one transaction; the last one completes the provisioning."""
 
-        def build() -> tuple[Provisioning, list[Entity]]:
-            p = ProvisionCases.provisioning(self, prov_id)  # type: ignore[arg-type]
+        def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
+            p = _provisioning(at, prov_id)
             if p.status != RUNNING:
                 raise Conflict(f"provisioning is {p.status}")
             if step in p.done:
                 return p, []
-            result, changed = _STEP[step](self, p, issuer)
+            result, changed = _STEP[step](at, p, issuer)
             p.step_done(step=step, result=result)
             if not p.pending:
                 p.complete()
             return p, [*changed, p]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def fail_provisioning(self: Core, prov_id: UUID, step: str, error: DomainError | None,
+    def fail_provisioning(self, prov_id: UUID, step: str, error: DomainError | None,
                           meta: Meta = NO_META) -> Done:
         # The error's kind, not an HTTP status: the API maps kinds to statuses in one place.
         kind = type(error).__name__ if error is not None else "Interrupted"
         reason = error.message if error is not None else "the provisioning was interrupted"
 
-        def build() -> tuple[Provisioning, list[Entity]]:
-            p = ProvisionCases.provisioning(self, prov_id)  # type: ignore[arg-type]
+        def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
+            p = _provisioning(at, prov_id)
             if p.status == RUNNING:
                 p.fail(step=step, reason=f"{step}: {reason}", kind=kind)
             return p, [p]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def compensate_step(self: Core, prov_id: UUID, step: str, meta: Meta = NO_META) -> Done:
+    def compensate_step(self, prov_id: UUID, step: str, meta: Meta = NO_META) -> Done:
         """Undo one done step and record it, in one transaction."""
 
-        def build() -> tuple[Provisioning, list[Entity]]:
-            p = ProvisionCases.provisioning(self, prov_id)  # type: ignore[arg-type]
+        def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
+            p = _provisioning(at, prov_id)
             if p.status != COMPENSATING:
                 raise Conflict(f"provisioning is {p.status}")
             if step not in p.done or step in p.compensated:
                 return p, []
-            changed = _UNDO[step](self, p)
+            changed = _UNDO[step](at, p)
             p.step_compensated(step=step)
             return p, [*changed, p]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def end_compensation(self: Core, prov_id: UUID, meta: Meta = NO_META) -> Done:
-        def build() -> tuple[Provisioning, list[Entity]]:
-            p = ProvisionCases.provisioning(self, prov_id)  # type: ignore[arg-type]
+    def end_compensation(self, prov_id: UUID, meta: Meta = NO_META) -> Done:
+        def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
+            p = _provisioning(at, prov_id)
             if p.status == COMPENSATING:
                 p.finish_compensation()
             return p, [p]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def provisioned(self: Core, p: Provisioning) -> dict[str, Any]:
+    def provisioned(self, p: Provisioning) -> dict[str, Any]:
         """The answer of a completed provisioning, as upstream's provision service gives it."""
-        things, cert, key = [], {}, {}
-        for i, spec in enumerate(p.layout["things"]):
-            thing = self.get_or_none(Thing, p.made_id("thing", i))
-            if thing is None:
-                continue
-            things.append({"id": str(thing.id), "name": thing.name, "key": thing.secret,
-                           "metadata": _thing_metadata(p, spec)})
-            config = self.get_or_none(Config, config_id(thing.id))
-            if config is not None and config.client_cert:
-                cert[str(thing.id)], key[str(thing.id)] = config.client_cert, config.client_key
-        channels = [{"id": str(p.made_id("channel", i)), "name": c.get("name", ""),
-                     "metadata": c.get("metadata") or {}} for i, c in enumerate(p.layout["channels"])]
-        out: dict[str, Any] = {"things": things, "channels": channels,
-                               "whitelisted": {str(t): True for t in p.done.get("connections", {})
-                                               .get("whitelisted", [])}}
-        if cert:
-            out.update(client_cert=cert, client_key=key,
-                       ca_cert=p.done.get("certs", {}).get("ca_cert", ""))
-        return out
+        return provisioned(self.core.reads(), p)
+
+
+def _provisioning(at: Attempt, prov_id: UUID) -> Provisioning:
+    p = at.get_or_none(Provisioning, prov_id)
+    if p is None:
+        raise NotFound("provisioning not found")
+    return p
+
+
+def provisioned(at: Attempt, p: Provisioning) -> dict[str, Any]:
+    """The answer of a completed provisioning, as upstream's provision service gives it."""
+    things, cert, key = [], {}, {}
+    for i, spec in enumerate(p.layout["things"]):
+        thing = at.get_or_none(Thing, p.made_id("thing", i))
+        if thing is None:
+            continue
+        things.append({"id": str(thing.id), "name": thing.name, "key": thing.secret,
+                       "metadata": _thing_metadata(p, spec)})
+        config = at.get_or_none(Config, config_id(thing.id))
+        if config is not None and config.client_cert:
+            cert[str(thing.id)], key[str(thing.id)] = config.client_cert, config.client_key
+    channels = [{"id": str(p.made_id("channel", i)), "name": c.get("name", ""),
+                 "metadata": c.get("metadata") or {}} for i, c in enumerate(p.layout["channels"])]
+    out: dict[str, Any] = {"things": things, "channels": channels,
+                           "whitelisted": {str(t): True for t in p.done.get("connections", {})
+                                           .get("whitelisted", [])}}
+    if cert:
+        out.update(client_cert=cert, client_key=key,
+                   ca_cert=p.done.get("certs", {}).get("ca_cert", ""))
+    return out
 
 
 def _thing_metadata(p: Provisioning, spec: dict[str, Any]) -> dict[str, Any]:
@@ -282,37 +295,37 @@ def _thing_metadata(p: Provisioning, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the steps ----------------------------------------------------------------------------
-def _make_things(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
+def _make_things(at: Attempt, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
     changed: list[Entity] = []
     for i, spec in enumerate(p.layout["things"]):
         new = NewThing(id=p.made_id("thing", i), name=p.name or spec.get("name", ""), secret=str(uuid.uuid4()),
                        tags=[], metadata=check_metadata(_thing_metadata(p, spec)), enabled=True)
-        changed += new_thing_changes(app, p.principal, new)[1]
+        changed += new_thing_changes(at, p.principal, new)[1]
     return {"count": len(p.layout["things"])}, changed
 
 
-def _make_channels(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
+def _make_channels(at: Attempt, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
     channels: list[Entity] = []
     for i, spec in enumerate(p.layout["channels"]):
         cid = p.made_id("channel", i)
-        if not app.absent(cid):
+        if not at.absent(cid):
             raise Conflict("channel id already exists")
         channels.append(Channel(id=cid, owner=p.owner, name=spec.get("name", ""), description="",
                                 metadata=check_metadata(spec.get("metadata")), enabled=True))
     return {"count": len(channels)}, channels
 
 
-def _make_configs(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
+def _make_configs(at: Attempt, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
     channels = [str(p.made_id("channel", i)) for i in range(len(p.layout["channels"]))]
     content = json.dumps(p.layout["content"]) if p.layout["content"] else ""
     changed: list[Entity] = []
     for tid in _things_with_config(p):
-        changed += config_changes(app, p.principal, tid, p.external_id, p.external_key, p.name, content,
+        changed += config_changes(at, p.principal, tid, p.external_id, p.external_key, p.name, content,
                                   channels, ["", "", ""])[1]
     return {"count": len(changed) // 2}, changed
 
 
-def _make_certs(app: Core, p: Provisioning, issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
+def _make_certs(at: Attempt, p: Provisioning, issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
     if not (p.layout["x509"] and p.layout["bootstrap"]):
         return {}, []
     if issuer is None:
@@ -321,20 +334,20 @@ def _make_certs(app: Core, p: Provisioning, issuer: Issuer | None) -> tuple[dict
     ca_cert = ""
     for tid in _things_with_config(p):
         try:
-            issued, book = issue_changes(app, p.principal, tid, p.layout["cert_ttl"], issuer)
+            issued, book = issue_changes(at, p.principal, tid, p.layout["cert_ttl"], issuer)
         except DomainError:
             raise  # the thing's own rules, not the CA's failure
         except Exception as exc:  # noqa: BLE001 - the CA's own failure becomes the step's
             raise Unavailable(f"the certificate authority refused: {type(exc).__name__}") from exc
         ca_cert = getattr(issued, "ca_pem", "") or ca_cert
-        config = app.get_or_none(Config, config_id(tid))
+        config = at.get_or_none(Config, config_id(tid))
         assert config is not None, "the configs step made it"
         config.update_certs(issued.cert_pem, issued.key_pem, ca_cert)
         changed += [book, config]
     return {"ca_cert": ca_cert}, changed
 
 
-def _connect(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
+def _connect(at: Attempt, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
     with_config = set(_things_with_config(p))
     channels = [str(p.made_id("channel", i)) for i in range(len(p.layout["channels"]))]
     changed: list[Entity] = []
@@ -343,16 +356,16 @@ def _connect(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[s
         tid = p.made_id("thing", i)
         if tid in with_config:
             if p.layout["whitelist"]:
-                config = app.get_or_none(Config, config_id(tid))
+                config = at.get_or_none(Config, config_id(tid))
                 assert config is not None, "the configs step made it"
-                changed += state_changes(app, p.principal, config, ACTIVE)
+                changed += state_changes(at, p.principal, config, ACTIVE)
                 whitelisted.append(str(tid))
         elif channels:
-            changed += app.connect_changes(p.principal, channels, [str(tid)], None)  # type: ignore[attr-defined]
+            changed += connect_changes(at, p.principal, channels, [str(tid)], None)
     return {"whitelisted": whitelisted}, changed
 
 
-def _gateway(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
+def _gateway(at: Attempt, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[str, Any], list[Entity]]:
     """The gateway metadata upstream writes onto each configured thing (its key left out)."""
     gw: dict[str, Any] = {}
     for i, spec in enumerate(p.layout["channels"]):
@@ -361,7 +374,7 @@ def _gateway(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[s
             gw[GATEWAY_CHANNELS[kind]] = str(p.made_id("channel", i))
     changed: list[Entity] = []
     for tid in _things_with_config(p):
-        thing = app.get_or_none(Thing, tid)
+        thing = at.get_or_none(Thing, tid)
         assert thing is not None, "the things step made it"
         thing.update(None, {**thing.metadata, **gw, EXTERNAL_ID: p.external_id, "cfg_id": str(tid),
                             "type": "gateway"})
@@ -369,62 +382,62 @@ def _gateway(app: Core, p: Provisioning, _issuer: Issuer | None) -> tuple[dict[s
     return {}, changed
 
 
-def _disable_made(app: Core, p: Provisioning, cls: type[Thing] | type[Channel], kind: str,
+def _disable_made(at: Attempt, p: Provisioning, cls: type[Thing] | type[Channel], kind: str,
                   layout_key: str) -> list[Entity]:
     """Disable what this attempt made of one kind (things or channels)."""
     changed: list[Entity] = []
     for i in range(len(p.layout[layout_key])):
-        made = app.get_or_none(cls, p.made_id(kind, i))
+        made = at.get_or_none(cls, p.made_id(kind, i))
         if made is not None:
             made.disable()
             changed.append(made)
     return changed
 
 
-def _undo_things(app: Core, p: Provisioning) -> list[Entity]:
-    return _disable_made(app, p, Thing, "thing", "things")
+def _undo_things(at: Attempt, p: Provisioning) -> list[Entity]:
+    return _disable_made(at, p, Thing, "thing", "things")
 
 
-def _undo_channels(app: Core, p: Provisioning) -> list[Entity]:
-    return _disable_made(app, p, Channel, "channel", "channels")
+def _undo_channels(at: Attempt, p: Provisioning) -> list[Entity]:
+    return _disable_made(at, p, Channel, "channel", "channels")
 
 
-def _undo_configs(app: Core, p: Provisioning) -> list[Entity]:
+def _undo_configs(at: Attempt, p: Provisioning) -> list[Entity]:
     changed: list[Entity] = []
     for tid in _things_with_config(p):
-        config = app.get_or_none(Config, config_id(tid))
+        config = at.get_or_none(Config, config_id(tid))
         if config is not None and not config.removed:
-            changed += remove_changes(app, p.principal, config)
+            changed += remove_changes(at, p.principal, config)
     return changed
 
 
-def _undo_certs(app: Core, p: Provisioning) -> list[Entity]:
+def _undo_certs(at: Attempt, p: Provisioning) -> list[Entity]:
     from datetime import UTC, datetime
 
     changed: list[Entity] = []
     for tid in _things_with_config(p):
-        book = app.get_or_none(CertBook, certbook_id(tid))
+        book = at.get_or_none(CertBook, certbook_id(tid))
         if book is not None and book.revoke_all(datetime.now(UTC).isoformat()):
             changed.append(book)
     return changed
 
 
-def _undo_connections(app: Core, p: Provisioning) -> list[Entity]:
+def _undo_connections(at: Attempt, p: Provisioning) -> list[Entity]:
     with_config = set(_things_with_config(p))
     channels = [str(p.made_id("channel", i)) for i in range(len(p.layout["channels"]))]
     changed: list[Entity] = []
     for i in range(len(p.layout["things"])):
         tid = p.made_id("thing", i)
-        config = app.get_or_none(Config, config_id(tid)) if tid in with_config else None
+        config = at.get_or_none(Config, config_id(tid)) if tid in with_config else None
         if config is not None:
             if not config.removed:
-                changed += state_changes(app, p.principal, config, 0)
+                changed += state_changes(at, p.principal, config, 0)
         elif channels and tid not in with_config:
-            changed += app.disconnect_changes(p.principal, channels, [str(tid)], True)  # type: ignore[attr-defined]
+            changed += disconnect_changes(at, p.principal, channels, [str(tid)], True)
     return changed
 
 
-def _undo_gateway(app: Core, p: Provisioning) -> list[Entity]:
+def _undo_gateway(at: Attempt, p: Provisioning) -> list[Entity]:
     return []  # the things it wrote on are disabled by the things step's compensation
 
 

@@ -12,10 +12,18 @@ from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, UniqueKey, key_id
+from domain.commands import (
+    ChangeThingSecret,
+    CreateThings,
+    SetThingEnabled,
+    ShareThing,
+    UpdateThing,
+    UpdateThingTags,
+)
 from domain.common import (
     NO_META,
-    Core,
     Done,
     Principal,
     authorize,
@@ -127,37 +135,40 @@ def _indexed(i: int, exc: DomainError) -> DomainError:
     return type(exc)(f"item {i}: {exc.message}")
 
 
-def _thing_for(app: Core, who: Principal, thing_id: UUID, action: str | None) -> Thing:
-    thing = app.get_or_none(Thing, thing_id)
+def _thing_for(at: Attempt, who: Principal, thing_id: UUID, action: str | None) -> Thing:
+    thing = at.get_or_none(Thing, thing_id)
     if thing is None:
         raise NotFound("thing not found")
     authorize(who, thing.owner, thing.shares, action, "thing")
     return thing
 
 
-def new_thing_changes(app: Core, who: Principal, s: NewThing) -> tuple[Thing, list[Entity]]:
+def new_thing_changes(at: Attempt, who: Principal, s: NewThing) -> tuple[Thing, list[Entity]]:
     """A new thing and the claim on its secret, unsaved, for any command that creates one."""
     # The aggregate's own id is the claim on the thing id: the store refuses a
     # second version 1 of it in the same transaction as everything else.
-    if not app.absent(s.id):
+    if not at.absent(s.id):
         raise Conflict("thing id already exists")
-    claim = app.claim(SECRET_KIND, secret_key(s.secret), s.id, "secret already exists")
+    claim = at.claim(SECRET_KIND, secret_key(s.secret), s.id, "secret already exists")
     thing = Thing(id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,
                   metadata=s.metadata, enabled=s.enabled)
     return thing, [claim, thing]
 
 
-class ThingCases:
-    """The use cases of things (mixed into the application)."""
+class ThingHandlers:
+    """The use cases of things."""
 
-    def create_things(self: Core, who: Principal, items: Any, meta: Meta = NO_META,
-                      bulk: bool = True) -> Done:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    def create_things(self, who: Principal, cmd: CreateThings, meta: Meta = NO_META) -> Done:
         """Create every thing or none; an error of a bulk request names the 0-based index of
         its item."""
+        bulk = cmd.bulk
         specs: list[NewThing] = []
         seen_ids: set[UUID] = set()
         seen_secrets: set[str] = set()
-        for i, item in enumerate(check_bulk(items, "things")):
+        for i, item in enumerate(check_bulk(cmd.items, "things")):
             try:
                 spec = check_new_thing(item)
                 if spec.id in seen_ids:
@@ -170,81 +181,77 @@ class ThingCases:
             seen_secrets.add(spec.secret)
             specs.append(spec)
 
-        def build() -> tuple[list[Thing], list[Entity]]:
+        def build(at: Attempt) -> tuple[list[Thing], list[Entity]]:
             things: list[Thing] = []
             changed: list[Entity] = []
             for i, s in enumerate(specs):
                 try:
-                    thing, made = new_thing_changes(self, who, s)
+                    thing, made = new_thing_changes(at, who, s)
                 except DomainError as exc:
                     raise (_indexed(i, exc) if bulk else exc) from None
                 things.append(thing)
                 changed += made
             return things, changed
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def thing(self: Core, who: Principal, thing_id: UUID) -> Thing:
+    def thing(self, who: Principal, thing_id: UUID) -> Thing:
         """A thing the caller may see, from the write model."""
-        return _thing_for(self, who, thing_id, None)
+        return _thing_for(self.core.reads(), who, thing_id, None)
 
-    def update_thing(self: Core, who: Principal, thing_id: UUID, name: Any = None, metadata: Any = None,
-                     meta: Meta = NO_META) -> Done:
-        name = None if name is None else check_text(name, "name")
-        metadata = None if metadata is None else check_metadata(metadata)
+    def update_thing(self, who: Principal, cmd: UpdateThing, meta: Meta = NO_META) -> Done:
+        thing_id = cmd.thing_id
+        name = None if cmd.name is None else check_text(cmd.name, "name")
+        metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
 
-        def build() -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(self, who, thing_id, "c_update")
+        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(at, who, thing_id, "c_update")
             thing.update(name, metadata)
             return thing, [thing]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def update_thing_tags(self: Core, who: Principal, thing_id: UUID, tags: Any,
-                          meta: Meta = NO_META) -> Done:
-        tags = check_tags(tags)
+    def update_thing_tags(self, who: Principal, cmd: UpdateThingTags, meta: Meta = NO_META) -> Done:
+        thing_id, tags = cmd.thing_id, check_tags(cmd.tags)
 
-        def build() -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(self, who, thing_id, "c_update")
+        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(at, who, thing_id, "c_update")
             thing.update_tags(tags)
             return thing, [thing]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def change_thing_secret(self: Core, who: Principal, thing_id: UUID, secret: Any,
-                            meta: Meta = NO_META) -> Done:
+    def change_thing_secret(self, who: Principal, cmd: ChangeThingSecret, meta: Meta = NO_META) -> Done:
         """A new secret: the old one is released and the new one claimed in the same save."""
-        secret = check_thing_secret(secret)
+        thing_id, secret = cmd.thing_id, check_thing_secret(cmd.secret)
 
-        def build() -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(self, who, thing_id, "c_update")
+        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(at, who, thing_id, "c_update")
             if hmac.compare_digest(thing.secret.encode(), secret.encode()):
                 return thing, [thing]
-            new = self.claim(SECRET_KIND, secret_key(secret), thing.id, "secret already exists")
-            old = self.get_or_none(UniqueKey, key_id(SECRET_KIND, secret_key(thing.secret)))
+            new = at.claim(SECRET_KIND, secret_key(secret), thing.id, "secret already exists")
+            old = at.get_or_none(UniqueKey, key_id(SECRET_KIND, secret_key(thing.secret)))
             if old is not None:
                 old.release()
             thing.change_secret(secret)
             return thing, [a for a in (old, new, thing) if a is not None]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def set_thing_enabled(self: Core, who: Principal, thing_id: UUID, enabled: bool,
-                          meta: Meta = NO_META) -> Done:
-        def build() -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(self, who, thing_id, "c_delete")
-            thing.enable() if enabled else thing.disable()
+    def set_thing_enabled(self, who: Principal, cmd: SetThingEnabled, meta: Meta = NO_META) -> Done:
+        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(at, who, cmd.thing_id, "c_delete")
+            thing.enable() if cmd.enabled else thing.disable()
             return thing, [thing]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)
 
-    def share_thing(self: Core, who: Principal, thing_id: UUID, user_ids: Any, actions: Any,
-                    meta: Meta = NO_META) -> Done:
-        ids, acts = check_grant(user_ids, actions)
+    def share_thing(self, who: Principal, cmd: ShareThing, meta: Meta = NO_META) -> Done:
+        ids, acts = check_grant(cmd.user_ids, cmd.actions)
 
-        def build() -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(self, who, thing_id, "owner")
+        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
+            thing = _thing_for(at, who, cmd.thing_id, "owner")
             thing.share(ids, acts)
             return thing, [thing]
 
-        return self.commit(build, meta)
+        return self.core.commit(build, meta)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import hmac
 import re
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 from eventsourcing.domain import event
 
-from domain.base import Entity
-from domain.common import Principal, text_fault
-from domain.errors import Invalid
+from domain.attempt import Attempt, Core
+from domain.base import Entity, Meta
+from domain.common import NO_META, Done, Principal, check_metadata, text_fault
+from domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from domain.traits import Profiled, Switchable, set_enabled, set_profile, set_tags
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -23,6 +25,10 @@ ROLES = ("user", ADMIN)
 def principal_of(user_id: UUID, role: str) -> Principal:
     """The caller a user (or a token's claims) is: an administrator by its role, nothing else."""
     return Principal(user_id=user_id, admin=role == ADMIN)
+
+# A hash that no secret matches, checked when the identity is unknown so that a
+# wrong identity costs the same time as a wrong secret.
+_DUMMY_SECRET = "smq-es-no-such-user"
 
 
 def check_identity(identity: Any) -> str:
@@ -95,3 +101,136 @@ class User(Profiled, Switchable, Entity):
     def _disabled(self) -> None:
         self.enabled = False
         self.tokens_epoch += 1
+
+
+class Hasher(Protocol):
+    """Port for the slow salted password hash (argon2 in infra)."""
+
+    def hash(self, secret: str) -> str: ...
+
+    def verify(self, secret_hash: str, secret: str) -> bool: ...
+
+
+class PlainHasher:
+    """For unit tests only: not a password hash."""
+
+    def hash(self, secret: str) -> str:
+        return "plain$" + secret
+
+    def verify(self, secret_hash: str, secret: str) -> bool:
+        return hmac.compare_digest(secret_hash.encode(), ("plain$" + secret).encode())
+
+
+def _user_for(at: Attempt, who: Principal, user_id: UUID) -> User:
+    if who.user_id != user_id and not who.admin:
+        raise NotFound("user not found")
+    user = at.get_or_none(User, user_id)
+    if user is None:
+        raise NotFound("user not found")
+    return user
+
+
+class UserHandlers:
+    """The use cases of users, and the reads that must see the write model (sign-in)."""
+
+    def __init__(self, core: Core, hasher: Hasher) -> None:
+        self.core, self.hasher = core, hasher
+        self._dummy_hash: str | None = None
+
+    def create_user(self, identity: Any, secret: Any, name: Any = "", metadata: Any = None,
+                    tags: Any = None, status: Any = "enabled", role: str = "user",
+                    meta: Meta = NO_META) -> Done:
+        identity = check_identity(identity)
+        check_secret(secret)
+        name = check_name(name if name is not None else "")
+        metadata = check_metadata(metadata)
+        tags = check_tags(tags if tags is not None else [])
+        if status not in ("enabled", "disabled"):
+            raise Invalid("status must be enabled or disabled")
+        if role not in ROLES:
+            raise Invalid("invalid role")
+        secret_hash = self.hasher.hash(secret)
+
+        def build(at: Attempt) -> tuple[User, list[Entity]]:
+            user = User(identity=identity, name=name, secret_hash=secret_hash, metadata=metadata,
+                        tags=tags, role=role, enabled=status == "enabled")
+            index = at.claim("identity", identity.lower(), user.id, "identity already exists")
+            return user, [index, user]
+
+        return self.core.commit(build, meta)
+
+    def user_by_identity(self, identity: str) -> User | None:
+        at = self.core.reads()
+        holder = at.holder_of("identity", identity.lower())
+        return at.get_or_none(User, holder) if holder else None
+
+    def authenticate_user(self, identity: Any, secret: Any) -> User:
+        """The user whose identity and secret these are; wrong ones cost the same time."""
+        if not isinstance(identity, str) or not isinstance(secret, str):
+            raise Unauthenticated("wrong identity or secret")
+        user = self.user_by_identity(identity)
+        if user is None:
+            if self._dummy_hash is None:
+                self._dummy_hash = self.hasher.hash(_DUMMY_SECRET)
+            self.hasher.verify(self._dummy_hash, secret)
+            raise Unauthenticated("wrong identity or secret")
+        if not self.hasher.verify(user.secret_hash, secret):
+            raise Unauthenticated("wrong identity or secret")
+        if not user.enabled:
+            raise Unauthenticated("user is disabled")
+        return user
+
+    def active_user(self, user_id: UUID, epoch: int | None = None) -> User:
+        """The enabled user; with ``epoch``, only if a token of that epoch is still valid."""
+        user = self.core.reads().get_or_none(User, user_id)
+        if user is None or not user.enabled:
+            raise Unauthenticated("user is unknown or disabled")
+        if epoch is not None and epoch != user.tokens_epoch:
+            raise Unauthenticated("token was issued before the secret changed or the user was disabled")
+        return user
+
+    def update_user(self, who: Principal, user_id: UUID, name: Any = None, metadata: Any = None,
+                    meta: Meta = NO_META) -> Done:
+        name = None if name is None else check_name(name)
+        metadata = None if metadata is None else check_metadata(metadata)
+
+        def build(at: Attempt) -> tuple[User, list[Entity]]:
+            user = _user_for(at, who, user_id)
+            user.update(name, metadata)
+            return user, [user]
+
+        return self.core.commit(build, meta)
+
+    def update_user_tags(self, who: Principal, user_id: UUID, tags: Any, meta: Meta = NO_META) -> Done:
+        tags = check_tags(tags)
+
+        def build(at: Attempt) -> tuple[User, list[Entity]]:
+            user = _user_for(at, who, user_id)
+            user.update_tags(tags)
+            return user, [user]
+
+        return self.core.commit(build, meta)
+
+    def change_user_secret(self, who: Principal, old: Any, new: Any, meta: Meta = NO_META) -> Done:
+        check_secret(new)
+        user = self.core.reads().get_or_none(User, who.user_id)
+        if user is None or not isinstance(old, str) or not self.hasher.verify(user.secret_hash, old):
+            raise Unauthenticated("wrong secret")
+        new_hash = self.hasher.hash(new)
+
+        def build(at: Attempt) -> tuple[User, list[Entity]]:
+            current = _user_for(at, who, who.user_id)
+            current.change_secret(secret_hash=new_hash)
+            return current, [current]
+
+        return self.core.commit(build, meta)
+
+    def set_user_enabled(self, who: Principal, user_id: UUID, enabled: bool, meta: Meta = NO_META) -> Done:
+        def build(at: Attempt) -> tuple[User, list[Entity]]:
+            user = _user_for(at, who, user_id)
+            if user.role == "admin" and not enabled and who.user_id == user_id:
+                raise Forbidden("an administrator cannot disable itself")
+            user.enable() if enabled else user.disable()
+            return user, [user]
+
+        return self.core.commit(build, meta)

@@ -1,0 +1,53 @@
+"""Commands: what a caller asks of the domain, one frozen msgspec Struct each (things so far).
+
+The HTTP edge decodes a request and builds its command; the application runs it by its type
+(``Smq.execute``), and the named calls (``app.update_thing(who, thing_id, name=...)``) build
+the same command from its fields. A field holds what the wire carried: the handler checks it
+by the domain's rules, so that a direct call and a request are refused alike.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+
+
+class CreateThings(msgspec.Struct, frozen=True):
+    """Create every thing of ``items`` or none; ``bulk`` False is a single create, whose error
+    names no item."""
+
+    items: Any
+    bulk: bool = True
+
+
+class UpdateThing(msgspec.Struct, frozen=True):
+    """A new name and metadata; a field left None keeps its value."""
+
+    thing_id: UUID
+    name: Any = None
+    metadata: Any = None
+
+
+class UpdateThingTags(msgspec.Struct, frozen=True):
+    thing_id: UUID
+    tags: Any
+
+
+class ChangeThingSecret(msgspec.Struct, frozen=True):
+    thing_id: UUID
+    secret: Any
+
+
+class SetThingEnabled(msgspec.Struct, frozen=True):
+    thing_id: UUID
+    enabled: bool
+
+
+class ShareThing(msgspec.Struct, frozen=True):
+    """Give users actions on a thing (added to what they have)."""
+
+    thing_id: UUID
+    user_ids: Any
+    actions: Any
