@@ -223,7 +223,11 @@ async def remove_config(request: web.Request) -> web.Response:
 
 # -- the gateway's side ---------------------------------------------------------------------
 def _external_key(request: web.Request) -> str:
+    """``Authorization: Thing <key>``, or the bare key (``Authorization: <key>``), as some
+    versions of the gateway's Agent send it."""
     key = credential(request, "thing")
+    if key is None:
+        key = request.headers.get("Authorization", "").strip() or None
     if key is None:
         raise Unauthenticated("missing or invalid external key")
     return key
@@ -256,7 +260,10 @@ async def _bootstrap(request: web.Request, external_key: str | None) -> dict[str
     tid, secret, channels, _ext_id, _ext_key, content, _name, _state, cert, key, ca = row
     out: dict[str, Any] = {"mainflux_id": str(tid), "mainflux_key": secret,
                            "mainflux_channels": await _channels(request, list(channels))}
-    for k, v in (("content", content), ("client_cert", cert), ("client_key", key), ("ca_cert", ca)):
+    # Always a JSON text: the Agent parses it, and an empty one fails it ("unexpected end of
+    # JSON input"), so an empty configuration is the empty object.
+    out["content"] = content or "{}"
+    for k, v in (("client_cert", cert), ("client_key", key), ("ca_cert", ca)):
         if v:
             out[k] = v
     return out

@@ -146,3 +146,19 @@ async def test_secure_bootstrap_is_encrypted_both_ways(client: Client, service: 
                               headers={"Authorization": f"Thing {wrong}"}))[0] == 403
     assert (await client.call("GET", "/things/bootstrap/secure/gw-x",
                               headers={"Authorization": "Thing not-hex"}))[0] == 403
+
+
+async def test_the_agent_fetches_with_a_bare_key_and_always_gets_json_content(client: Client) -> None:
+    """Agent versions differ: some send the bare external key, some ``Thing <key>``; either way
+    the answer's ``content`` is JSON text the Agent can parse, even for a config without one."""
+    _, token = await client.user()
+    st, cfg, _ = await client.call("POST", "/things/configs",
+                                   {"external_id": "gw-bare", "external_key": "bare-key-1"}, token=token)
+    assert st == 201, cfg
+    for header in ("bare-key-1", "Thing bare-key-1", "thing bare-key-1"):
+        st, boot, _ = await client.call("GET", "/things/bootstrap/gw-bare", headers={"Authorization": header})
+        assert st == 200, (header, boot)
+        assert boot["mainflux_id"] == cfg["mainflux_id"]
+        assert json.loads(boot["content"]) == {}, boot  # present, and JSON
+    st, err, _ = await client.call("GET", "/things/bootstrap/gw-bare", headers={"Authorization": "bare-key-2"})
+    assert st == 403 and "bare-key" not in str(err)
