@@ -13,6 +13,7 @@ from command_api.app import create_app
 from command_api.server import ApiRunner
 from infra.lease import Lease
 from infra.settings import Settings
+from infra.startup import redact
 from infra.streamowner import owner_of
 from infra.treemetrics import PARENT_METRICS, ParentMetrics
 from projections import catalogue
@@ -30,18 +31,6 @@ ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
 # The relay's bound on a stream lookup (its publishes have theirs: ``Relay.ack_wait``, 2 s).
 RELAY_LOOKUP = 0.75
 GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt before the API
-
-
-def redact(url: str) -> str:
-    """A URL without its password (each of a comma-separated list: ``SMQ_NATS_URL``)."""
-    if "," in url:
-        return ",".join(redact(u) for u in url.split(","))
-    if "@" not in url or "://" not in url:
-        return url
-    scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user, sep, password = creds.partition(":")
-    return f"{scheme}://{user}:***@{host}" if sep and password else f"{scheme}://{user}@{host}"
 
 
 def _report_end(task: asyncio.Task[None]) -> None:
