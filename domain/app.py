@@ -32,7 +32,7 @@ from domain.commands import (
 )
 from domain.common import NO_META, Done, Principal, check_metadata
 from domain.connections import ConnectionHandlers, PolicyHandlers
-from domain.provisioning import ProvisionHandlers
+from domain.provisioning_handlers import ProvisionHandlers
 from domain.things import ThingHandlers
 from domain.users import Hasher, PlainHasher, UserHandlers
 

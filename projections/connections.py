@@ -9,13 +9,13 @@ in which connections were made.
 
 from __future__ import annotations
 
-from psycopg import AsyncCursor
+from psycopg import AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool
 
 from domain.connections import Connection
 from domain.policies import Policy
 from projections.envelope import Envelope
-from projections.sqlview import Batched, Handlers, SqlView
+from projections.sqlview import Batched, Handler, Handlers, SqlView
 
 NAME = "connections"
 TABLES = ("connections", "channel_policies")
@@ -29,16 +29,30 @@ async def _conn_created(cur: AsyncCursor, events: list[Envelope]) -> None:
           e.occurred_at, e.position) for e in events])
 
 
-async def _connected(cur: AsyncCursor, e: Envelope) -> None:
-    await cur.execute(
-        "update connections set owner=%s, actions=%s, updated_at=%s,"
-        " created_pos = case when active then created_pos else %s end, active=true where id=%s",
-        (str(e.data["owner"]), list(e.data["actions"]), e.occurred_at, e.position, e.aggregate_id))
+def _activate(table: str) -> Handler:
+    """A row made active with the event's actions; it takes the event's position only if it
+    was inactive (lists follow the order in which connections were made)."""
+    query = sql.SQL(
+        "update {} set owner=%s, actions=%s, updated_at=%s,"
+        " created_pos = case when active then created_pos else %s end, active=true where id=%s"
+    ).format(sql.Identifier(table))
+
+    async def activated(cur: AsyncCursor, e: Envelope) -> None:
+        await cur.execute(query, (str(e.data["owner"]), list(e.data["actions"]), e.occurred_at, e.position,
+                                  e.aggregate_id))
+
+    return activated
 
 
-async def _disconnected(cur: AsyncCursor, e: Envelope) -> None:
-    await cur.execute("update connections set actions='{}', active=false, updated_at=%s where id=%s",
-                      (e.occurred_at, e.aggregate_id))
+def _deactivate(table: str) -> Handler:
+    """A row kept, its actions cleared and made inactive."""
+    query = sql.SQL("update {} set actions='{{}}', active=false, updated_at=%s where id=%s").format(
+        sql.Identifier(table))
+
+    async def deactivated(cur: AsyncCursor, e: Envelope) -> None:
+        await cur.execute(query, (e.occurred_at, e.aggregate_id))
+
+    return deactivated
 
 
 async def _policy_created(cur: AsyncCursor, e: Envelope) -> None:
@@ -49,25 +63,13 @@ async def _policy_created(cur: AsyncCursor, e: Envelope) -> None:
          e.occurred_at, e.position))
 
 
-async def _assigned(cur: AsyncCursor, e: Envelope) -> None:
-    await cur.execute(
-        "update channel_policies set owner=%s, actions=%s, updated_at=%s,"
-        " created_pos = case when active then created_pos else %s end, active=true where id=%s",
-        (str(e.data["owner"]), list(e.data["actions"]), e.occurred_at, e.position, e.aggregate_id))
-
-
-async def _revoked(cur: AsyncCursor, e: Envelope) -> None:
-    await cur.execute("update channel_policies set actions='{}', active=false, updated_at=%s where id=%s",
-                      (e.occurred_at, e.aggregate_id))
-
-
 HANDLERS: Handlers = {
     Connection.Created: Batched(_conn_created),
-    Connection.Connected: _connected,
-    Connection.Disconnected: _disconnected,
+    Connection.Connected: _activate("connections"),
+    Connection.Disconnected: _deactivate("connections"),
     Policy.Created: _policy_created,
-    Policy.Assigned: _assigned,
-    Policy.Revoked: _revoked,
+    Policy.Assigned: _activate("channel_policies"),
+    Policy.Revoked: _deactivate("channel_policies"),
 }
 
 
