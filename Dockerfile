@@ -9,6 +9,7 @@ COPY projections projections
 COPY workers workers
 COPY service service
 COPY client client
+COPY bench bench
 RUN pip install --no-cache-dir . && useradd --system --uid 10001 smq
 USER smq
 ENV SMQ_HTTP_HOST=0.0.0.0 SMQ_HTTP_PORT=9000 SMQ_DATA_DIR=/var/lib/smq
