@@ -12,7 +12,8 @@ from command_api import docsql, wire
 from command_api.context import principal, run
 from command_api.listing import ID, Table, entity_id, get_one, list_page
 from command_api.things import Share
-from domain.app import Done, Principal, Smq
+from domain import commands
+from domain.app import Principal, Smq
 from domain.channels import Channel
 
 routes = web.RouteTableDef()
@@ -57,7 +58,8 @@ def channel_json(ch: Channel) -> dict[str, Any]:
 async def create_channel(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
-    ran = await run(request, who, Smq.create_channels, [item], bulk=False, touches=lambda chs: [chs[0].id])
+    command = commands.CreateChannels([item], bulk=False)
+    ran = await run(request, who, Smq.execute, command, touches=lambda chs: [chs[0].id])
     channel: Channel = ran.result[0]
     ran.headers["Location"] = f"/channels/{channel.id}"
     return wire.json(channel_json(channel), status=201, headers=ran.headers)
@@ -67,7 +69,8 @@ async def create_channel(request: web.Request) -> web.Response:
 async def create_channels(request: web.Request) -> web.Response:
     who = principal(request)
     items = await wire.body(request, list[Any])
-    ran = await run(request, who, Smq.create_channels, items, touches=lambda chs: [ch.id for ch in chs])
+    ran = await run(request, who, Smq.execute, commands.CreateChannels(items),
+                    touches=lambda chs: [ch.id for ch in chs])
     channels: list[Channel] = ran.result
     return wire.json({"total": len(channels), "channels": [channel_json(ch) for ch in channels]},
                      headers=ran.headers)
@@ -83,18 +86,18 @@ async def get_channel(request: web.Request) -> web.Response:
     return await get_one(request, CHANNELS)
 
 
-async def _change(request: web.Request, who: Principal, use_case: Callable[..., Done], *args: Any,
+async def _change(request: web.Request, who: Principal, command: Callable[..., msgspec.Struct], *args: Any,
                   grantees: list[str] | None = None, **kwargs: Any) -> web.Response:
     """Run a command on the channel of the path; the channel (and ``grantees``) read it next."""
-    ran = await run(request, who, use_case, entity_id(request, "channel"), *args,
-                    touches=lambda ch: [ch.id, *(grantees or [])], **kwargs)
+    ran = await run(request, who, Smq.execute, command(entity_id(request, "channel"), *args, **kwargs),
+                    touches=lambda ch: [ch.id, *(grantees or [])])
     return wire.json(channel_json(ran.result), headers=ran.headers)
 
 
 async def _update(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateChannel)
-    return await _change(request, who, Smq.update_channel, name=body.name, description=body.description,
+    return await _change(request, who, commands.UpdateChannel, name=body.name, description=body.description,
                          metadata=body.metadata)
 
 
@@ -110,12 +113,12 @@ async def patch_channel(request: web.Request) -> web.Response:
 
 @routes.post(f"/channels/{ID}/enable")
 async def enable_channel(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), Smq.set_channel_enabled, True)
+    return await _change(request, principal(request), commands.SetChannelEnabled, True)
 
 
 @routes.post(f"/channels/{ID}/disable")
 async def disable_channel(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), Smq.set_channel_enabled, False)
+    return await _change(request, principal(request), commands.SetChannelEnabled, False)
 
 
 @routes.post(f"/channels/{ID}/share")
@@ -123,4 +126,4 @@ async def share_channel(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, Share)
     users = body.users()
-    return await _change(request, who, Smq.share_channel, users, body.actions, grantees=users)
+    return await _change(request, who, commands.ShareChannel, users, body.actions, grantees=users)

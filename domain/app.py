@@ -24,9 +24,13 @@ from domain.certs import CertHandlers
 from domain.channels import ChannelHandlers
 from domain.commands import (
     ChangeThingSecret,
+    CreateChannels,
     CreateThings,
+    SetChannelEnabled,
     SetThingEnabled,
+    ShareChannel,
     ShareThing,
+    UpdateChannel,
     UpdateThing,
     UpdateThingTags,
 )
@@ -177,11 +181,11 @@ class Smq(Application):
     set_thing_enabled = Command(ThingHandlers.set_thing_enabled, SetThingEnabled)
     share_thing = Command(ThingHandlers.share_thing, ShareThing)
 
-    create_channels = UseCase(ChannelHandlers.create_channels)
+    create_channels = Command(ChannelHandlers.create_channels, CreateChannels)
     channel = UseCase(ChannelHandlers.channel)
-    update_channel = UseCase(ChannelHandlers.update_channel)
-    set_channel_enabled = UseCase(ChannelHandlers.set_channel_enabled)
-    share_channel = UseCase(ChannelHandlers.share_channel)
+    update_channel = Command(ChannelHandlers.update_channel, UpdateChannel)
+    set_channel_enabled = Command(ChannelHandlers.set_channel_enabled, SetChannelEnabled)
+    share_channel = Command(ChannelHandlers.share_channel, ShareChannel)
 
     connect = UseCase(ConnectionHandlers.connect)
     disconnect = UseCase(ConnectionHandlers.disconnect)

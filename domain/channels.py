@@ -11,6 +11,7 @@ from eventsourcing.domain import event
 
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta
+from domain.commands import CreateChannels, SetChannelEnabled, ShareChannel, UpdateChannel
 from domain.common import (
     NO_META,
     Done,
@@ -91,12 +92,12 @@ class ChannelHandlers:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def create_channels(self, who: Principal, items: Any, meta: Meta = NO_META,
-                        bulk: bool = True) -> Done:
+    def create_channels(self, who: Principal, cmd: CreateChannels, meta: Meta = NO_META) -> Done:
         """Create every channel or none; an error of a bulk request names the 0-based index of
         its item."""
+        bulk = cmd.bulk
         specs: list[NewChannel] = []
-        for i, item in enumerate(check_bulk(items, "channels")):
+        for i, item in enumerate(check_bulk(cmd.items, "channels")):
             try:
                 spec = check_new_channel(item)
                 if any(s.id == spec.id for s in specs):
@@ -123,11 +124,11 @@ class ChannelHandlers:
         """A channel the caller may see, from the write model."""
         return _channel_for(self.core.reads(), who, channel_id, None)
 
-    def update_channel(self, who: Principal, channel_id: UUID, name: Any = None,
-                       description: Any = None, metadata: Any = None, meta: Meta = NO_META) -> Done:
-        name = None if name is None else check_text(name, "name")
-        description = None if description is None else check_text(description, "description", 4096)
-        metadata = None if metadata is None else check_metadata(metadata)
+    def update_channel(self, who: Principal, cmd: UpdateChannel, meta: Meta = NO_META) -> Done:
+        channel_id = cmd.channel_id
+        name = None if cmd.name is None else check_text(cmd.name, "name")
+        description = None if cmd.description is None else check_text(cmd.description, "description", 4096)
+        metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
 
         def build(at: Attempt) -> tuple[Channel, list[Entity]]:
             channel = _channel_for(at, who, channel_id, "c_update")
@@ -136,21 +137,19 @@ class ChannelHandlers:
 
         return self.core.commit(build, meta)
 
-    def set_channel_enabled(self, who: Principal, channel_id: UUID, enabled: bool,
-                            meta: Meta = NO_META) -> Done:
+    def set_channel_enabled(self, who: Principal, cmd: SetChannelEnabled, meta: Meta = NO_META) -> Done:
         def build(at: Attempt) -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(at, who, channel_id, "c_delete")
-            channel.enable() if enabled else channel.disable()
+            channel = _channel_for(at, who, cmd.channel_id, "c_delete")
+            channel.enable() if cmd.enabled else channel.disable()
             return channel, [channel]
 
         return self.core.commit(build, meta)
 
-    def share_channel(self, who: Principal, channel_id: UUID, user_ids: Any, actions: Any,
-                      meta: Meta = NO_META) -> Done:
-        ids, acts = check_grant(user_ids, actions)
+    def share_channel(self, who: Principal, cmd: ShareChannel, meta: Meta = NO_META) -> Done:
+        ids, acts = check_grant(cmd.user_ids, cmd.actions)
 
         def build(at: Attempt) -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(at, who, channel_id, "owner")
+            channel = _channel_for(at, who, cmd.channel_id, "owner")
             channel.share(ids, acts)
             return channel, [channel]
 
