@@ -24,15 +24,19 @@ from domain.certs import CertHandlers
 from domain.channels import ChannelHandlers
 from domain.commands import (
     ChangeThingSecret,
+    ChangeUserSecret,
     CreateChannels,
     CreateThings,
     SetChannelEnabled,
     SetThingEnabled,
+    SetUserEnabled,
     ShareChannel,
     ShareThing,
     UpdateChannel,
     UpdateThing,
     UpdateThingTags,
+    UpdateUser,
+    UpdateUserTags,
 )
 from domain.common import NO_META, Done, Principal, check_metadata
 from domain.connections import ConnectionHandlers, PolicyHandlers
@@ -168,10 +172,10 @@ class Smq(Application):
     user_by_identity = UseCase(UserHandlers.user_by_identity)
     authenticate_user = UseCase(UserHandlers.authenticate_user)
     active_user = UseCase(UserHandlers.active_user)
-    update_user = UseCase(UserHandlers.update_user)
-    update_user_tags = UseCase(UserHandlers.update_user_tags)
-    change_user_secret = UseCase(UserHandlers.change_user_secret)
-    set_user_enabled = UseCase(UserHandlers.set_user_enabled)
+    update_user = Command(UserHandlers.update_user, UpdateUser)
+    update_user_tags = Command(UserHandlers.update_user_tags, UpdateUserTags)
+    change_user_secret = Command(UserHandlers.change_user_secret, ChangeUserSecret)
+    set_user_enabled = Command(UserHandlers.set_user_enabled, SetUserEnabled)
 
     create_things = Command(ThingHandlers.create_things, CreateThings)
     thing = UseCase(ThingHandlers.thing)

@@ -1,5 +1,5 @@
-"""Commands: what a caller asks of the domain, one frozen msgspec Struct each (things and channels
-so far).
+"""Commands: what a caller asks of the domain, one frozen msgspec Struct each (things, channels
+and the changes of users so far).
 
 The HTTP edge decodes a request and builds its command; the application runs it by its type
 (``Smq.execute``), and the named calls (``app.update_thing(who, thing_id, name=...)``) build
@@ -82,3 +82,28 @@ class ShareChannel(msgspec.Struct, frozen=True):
     channel_id: UUID
     user_ids: Any
     actions: Any
+
+
+class UpdateUser(msgspec.Struct, frozen=True):
+    """A new name and metadata; a field left None keeps its value."""
+
+    user_id: UUID
+    name: Any = None
+    metadata: Any = None
+
+
+class UpdateUserTags(msgspec.Struct, frozen=True):
+    user_id: UUID
+    tags: Any
+
+
+class ChangeUserSecret(msgspec.Struct, frozen=True):
+    """The caller's own secret: the old one proves it is the caller."""
+
+    old: Any
+    new: Any
+
+
+class SetUserEnabled(msgspec.Struct, frozen=True):
+    user_id: UUID
+    enabled: bool
