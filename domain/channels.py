@@ -110,17 +110,11 @@ class ChannelHandlers:
         return _channel_for(self.core.reads(), who, channel_id, None)
 
     def update_channel(self, who: Principal, cmd: UpdateChannel, meta: Meta = NO_META) -> Done:
-        channel_id = cmd.channel_id
         name = None if cmd.name is None else check_text(cmd.name, "name")
         description = None if cmd.description is None else check_text(cmd.description, "description", 4096)
         metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
-
-        def build(at: Attempt) -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(at, who, channel_id, "c_update")
-            channel.update(name, description, metadata)
-            return channel, [channel]
-
-        return self.core.commit(build, meta)
+        return resources.change(self.core, partial(self._find, who, cmd.channel_id), "c_update",
+                                lambda channel: channel.update(name, description, metadata), meta)
 
     def set_channel_enabled(self, who: Principal, cmd: SetChannelEnabled, meta: Meta = NO_META) -> Done:
         return resources.set_enabled(self.core, partial(self._find, who, cmd.channel_id), cmd.enabled, meta)

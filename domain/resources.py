@@ -1,6 +1,6 @@
 """What the handlers of things and channels share, decided once: finding the one the caller may
 act on, creating many at once (all or none, an error naming its item), enabling, disabling and
-sharing. Each resource gives its own class, words and checks."""
+sharing, any change of one. Each resource gives its own class, words and checks."""
 
 from __future__ import annotations
 
@@ -74,24 +74,23 @@ def create_all(core: Core, specs: Sequence[S], bulk: bool, meta: Meta,
     return core.commit(build, meta)
 
 
-def set_enabled(core: Core, find: Find, enabled: bool, meta: Meta) -> Done:
-    """Enable or disable (who may: ``c_delete``)."""
+def change(core: Core, find: Find, action: str, apply: Callable[[Any], object], meta: Meta) -> Done:
+    """Find the one the caller may do ``action`` on, ``apply`` the change to it, save it."""
 
     def build(at: Attempt) -> tuple[Any, list[Entity]]:
-        entity = find(at, "c_delete")
-        entity.enable() if enabled else entity.disable()
+        entity = find(at, action)
+        apply(entity)
         return entity, [entity]
 
     return core.commit(build, meta)
+
+
+def set_enabled(core: Core, find: Find, enabled: bool, meta: Meta) -> Done:
+    """Enable or disable (who may: ``c_delete``)."""
+    return change(core, find, "c_delete", lambda e: e.enable() if enabled else e.disable(), meta)
 
 
 def share(core: Core, find: Find, user_ids: Any, actions: Any, meta: Meta) -> Done:
     """Give users actions (added to what they have; who may: the owner)."""
     ids, acts = check_grant(user_ids, actions)
-
-    def build(at: Attempt) -> tuple[Any, list[Entity]]:
-        entity = find(at, "owner")
-        entity.share(ids, acts)
-        return entity, [entity]
-
-    return core.commit(build, meta)
+    return change(core, find, "owner", lambda e: e.share(ids, acts), meta)

@@ -166,26 +166,15 @@ class ThingHandlers:
         return _thing_for(self.core.reads(), who, thing_id, None)
 
     def update_thing(self, who: Principal, cmd: UpdateThing, meta: Meta = NO_META) -> Done:
-        thing_id = cmd.thing_id
         name = None if cmd.name is None else check_text(cmd.name, "name")
         metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
-
-        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, thing_id, "c_update")
-            thing.update(name, metadata)
-            return thing, [thing]
-
-        return self.core.commit(build, meta)
+        return resources.change(self.core, partial(self._find, who, cmd.thing_id), "c_update",
+                                lambda thing: thing.update(name, metadata), meta)
 
     def update_thing_tags(self, who: Principal, cmd: UpdateThingTags, meta: Meta = NO_META) -> Done:
-        thing_id, tags = cmd.thing_id, check_tags(cmd.tags)
-
-        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, thing_id, "c_update")
-            thing.update_tags(tags)
-            return thing, [thing]
-
-        return self.core.commit(build, meta)
+        tags = check_tags(cmd.tags)
+        return resources.change(self.core, partial(self._find, who, cmd.thing_id), "c_update",
+                                lambda thing: thing.update_tags(tags), meta)
 
     def change_thing_secret(self, who: Principal, cmd: ChangeThingSecret, meta: Meta = NO_META) -> Done:
         """A new secret: the old one is released and the new one claimed in the same save."""
