@@ -90,9 +90,9 @@ def user_id(request: web.Request) -> UUID:
 @routes.post("/users")
 async def create_user(request: web.Request) -> web.Response:
     body = await wire.body(request, CreateUser)
-    ran = await run(request, None, Smq.create_user, body.credentials.identity, body.credentials.secret,
-                    name=body.name, metadata=body.metadata, tags=body.tags, status=body.status,
-                    touches=lambda u: [u.id])
+    command = commands.CreateUser(body.credentials.identity, body.credentials.secret, name=body.name,
+                                  metadata=body.metadata, tags=body.tags, status=body.status)
+    ran = await run(request, None, Smq.execute, command, touches=lambda u: [u.id])
     user: User = ran.result
     ran.headers["Location"] = f"/users/{user.id}"
     return wire.json(user_json(user), status=201, headers=ran.headers)

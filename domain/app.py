@@ -27,6 +27,7 @@ from domain.commands import (
     ChangeUserSecret,
     CreateChannels,
     CreateThings,
+    CreateUser,
     SetChannelEnabled,
     SetThingEnabled,
     SetUserEnabled,
@@ -81,18 +82,20 @@ class UseCase(Generic[H, P, R]):
 class Command(Generic[H, C]):
     """A handler's method that takes a command: ``app.name(who, *fields, meta=...)`` builds the
     command from its fields and runs it (``Smq.name`` is the same, unbound); ``Smq.execute``
-    runs a command by its type."""
+    runs a command by its type. A command open to anyone (``caller=False``: sign-up) is called
+    without ``who`` and runs with None."""
 
     by_type: dict[type, Command[Any, Any]] = {}
 
-    def __init__(self, method: Callable[[H, Principal, C, Meta], Done], command: type[C]) -> None:
-        self.method, self.command = method, command
+    def __init__(self, method: Callable[[H, Principal, C, Meta], Done], command: type[C],
+                 caller: bool = True) -> None:
+        self.method, self.command, self.caller = method, command, caller
         module = sys.modules[method.__module__]
         self.handlers: type[H] = getattr(module, method.__qualname__.split(".")[0])
         self.__doc__ = method.__doc__
         Command.by_type[command] = self
 
-    def run(self, app: Smq, who: Principal, command: C, meta: Meta = NO_META) -> Done:
+    def run(self, app: Smq, who: Principal | None, command: C, meta: Meta = NO_META) -> Done:
         return self.method(app.handlers[self.handlers], who, command, meta)  # type: ignore[arg-type]
 
     @overload
@@ -106,7 +109,8 @@ class Command(Generic[H, C]):
             return self._unbound
         return MethodType(self._unbound, app)
 
-    def _unbound(self, app: Smq, who: Principal, *fields: Any, meta: Meta = NO_META, **named: Any) -> Done:
+    def _unbound(self, app: Smq, *fields: Any, meta: Meta = NO_META, **named: Any) -> Done:
+        who, fields = (fields[0], fields[1:]) if self.caller else (None, fields)
         return self.run(app, who, self.command(*fields, **named), meta)
 
 
@@ -157,8 +161,9 @@ class Smq(Application):
         that makes its aggregates itself)."""
         return self.core.commit(lambda _attempt: build(), meta)
 
-    def execute(self, who: Principal, command: msgspec.Struct, meta: Meta = NO_META) -> Done:
-        """Run a command (a Struct of ``domain.commands``) by its type."""
+    def execute(self, who: Principal | None, command: msgspec.Struct, meta: Meta = NO_META) -> Done:
+        """Run a command (a Struct of ``domain.commands``) by its type; ``who`` is None for a
+        command open to anyone (``CreateUser``)."""
         return Command.by_type[type(command)].run(self, who, command, meta)
 
     def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
@@ -168,7 +173,7 @@ class Smq(Application):
         return self.core.reads().holder_of(kind, key)
 
     # -- the use cases, by resource ---------------------------------------------------
-    create_user = UseCase(UserHandlers.create_user)
+    create_user = Command(UserHandlers.create_user, CreateUser, caller=False)
     user_by_identity = UseCase(UserHandlers.user_by_identity)
     authenticate_user = UseCase(UserHandlers.authenticate_user)
     active_user = UseCase(UserHandlers.active_user)

@@ -1,5 +1,5 @@
 """Commands: what a caller asks of the domain, one frozen msgspec Struct each (things, channels
-and the changes of users so far).
+and users so far).
 
 The HTTP edge decodes a request and builds its command; the application runs it by its type
 (``Smq.execute``), and the named calls (``app.update_thing(who, thing_id, name=...)``) build
@@ -82,6 +82,19 @@ class ShareChannel(msgspec.Struct, frozen=True):
     channel_id: UUID
     user_ids: Any
     actions: Any
+
+
+class CreateUser(msgspec.Struct, frozen=True):
+    """Sign up (open to anyone: the caller is None); ``role`` is "user" unless the platform
+    makes its administrator."""
+
+    identity: Any
+    secret: Any
+    name: Any = ""
+    metadata: Any = None
+    tags: Any = None
+    status: Any = "enabled"
+    role: str = "user"
 
 
 class UpdateUser(msgspec.Struct, frozen=True):

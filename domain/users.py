@@ -11,7 +11,7 @@ from eventsourcing.domain import event
 
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta
-from domain.commands import ChangeUserSecret, SetUserEnabled, UpdateUser, UpdateUserTags
+from domain.commands import ChangeUserSecret, CreateUser, SetUserEnabled, UpdateUser, UpdateUserTags
 from domain.common import NO_META, Done, Principal, check_metadata, text_fault
 from domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from domain.traits import Profiled, Switchable, set_enabled, set_profile, set_tags
@@ -138,19 +138,18 @@ class UserHandlers:
         self.core, self.hasher = core, hasher
         self._dummy_hash: str | None = None
 
-    def create_user(self, identity: Any, secret: Any, name: Any = "", metadata: Any = None,
-                    tags: Any = None, status: Any = "enabled", role: str = "user",
-                    meta: Meta = NO_META) -> Done:
-        identity = check_identity(identity)
-        check_secret(secret)
-        name = check_name(name if name is not None else "")
-        metadata = check_metadata(metadata)
-        tags = check_tags(tags if tags is not None else [])
+    def create_user(self, who: Principal | None, cmd: CreateUser, meta: Meta = NO_META) -> Done:
+        identity = check_identity(cmd.identity)
+        check_secret(cmd.secret)
+        name = check_name(cmd.name if cmd.name is not None else "")
+        metadata = check_metadata(cmd.metadata)
+        tags = check_tags(cmd.tags if cmd.tags is not None else [])
+        status, role = cmd.status, cmd.role
         if status not in ("enabled", "disabled"):
             raise Invalid("status must be enabled or disabled")
         if role not in ROLES:
             raise Invalid("invalid role")
-        secret_hash = self.hasher.hash(secret)
+        secret_hash = self.hasher.hash(cmd.secret)
 
         def build(at: Attempt) -> tuple[User, list[Entity]]:
             user = User(identity=identity, name=name, secret_hash=secret_hash, metadata=metadata,
