@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from command_api import docsql, wire
-from command_api.context import principal, run
-from command_api.listing import ID, Table, entity_id, get_one, list_page
+from command_api import docsql, entities, wire
+from command_api.context import principal
+from command_api.listing import ID, Table, get_one, list_page
 from command_api.things import Share
-from domain.app import Done, Principal, Smq
+from domain import commands
 from domain.channels import Channel
 
 routes = web.RouteTableDef()
@@ -53,24 +52,21 @@ def channel_json(ch: Channel) -> dict[str, Any]:
                   ch.updated_at, ch.status)
 
 
+KIND = entities.Kind("channel", "channels", channel_json)
+
+
 @routes.post("/channels")
 async def create_channel(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
-    ran = await run(request, who, Smq.create_channels, [item], bulk=False, touches=lambda chs: [chs[0].id])
-    channel: Channel = ran.result[0]
-    ran.headers["Location"] = f"/channels/{channel.id}"
-    return wire.json(channel_json(channel), status=201, headers=ran.headers)
+    return await entities.create_one(request, who, KIND, commands.CreateChannels([item], bulk=False))
 
 
 @routes.post("/channels/bulk")
 async def create_channels(request: web.Request) -> web.Response:
     who = principal(request)
     items = await wire.body(request, list[Any])
-    ran = await run(request, who, Smq.create_channels, items, touches=lambda chs: [ch.id for ch in chs])
-    channels: list[Channel] = ran.result
-    return wire.json({"total": len(channels), "channels": [channel_json(ch) for ch in channels]},
-                     headers=ran.headers)
+    return await entities.create_many(request, who, KIND, commands.CreateChannels(items))
 
 
 @routes.get("/channels")
@@ -83,19 +79,11 @@ async def get_channel(request: web.Request) -> web.Response:
     return await get_one(request, CHANNELS)
 
 
-async def _change(request: web.Request, who: Principal, use_case: Callable[..., Done], *args: Any,
-                  grantees: list[str] | None = None, **kwargs: Any) -> web.Response:
-    """Run a command on the channel of the path; the channel (and ``grantees``) read it next."""
-    ran = await run(request, who, use_case, entity_id(request, "channel"), *args,
-                    touches=lambda ch: [ch.id, *(grantees or [])], **kwargs)
-    return wire.json(channel_json(ran.result), headers=ran.headers)
-
-
 async def _update(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateChannel)
-    return await _change(request, who, Smq.update_channel, name=body.name, description=body.description,
-                         metadata=body.metadata)
+    return await entities.change(request, who, KIND, commands.UpdateChannel, name=body.name,
+                                 description=body.description, metadata=body.metadata)
 
 
 @routes.put(f"/channels/{ID}")
@@ -110,12 +98,12 @@ async def patch_channel(request: web.Request) -> web.Response:
 
 @routes.post(f"/channels/{ID}/enable")
 async def enable_channel(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), Smq.set_channel_enabled, True)
+    return await entities.change(request, principal(request), KIND, commands.SetChannelEnabled, True)
 
 
 @routes.post(f"/channels/{ID}/disable")
 async def disable_channel(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), Smq.set_channel_enabled, False)
+    return await entities.change(request, principal(request), KIND, commands.SetChannelEnabled, False)
 
 
 @routes.post(f"/channels/{ID}/share")
@@ -123,4 +111,5 @@ async def share_channel(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, Share)
     users = body.users()
-    return await _change(request, who, Smq.share_channel, users, body.actions, grantees=users)
+    return await entities.change(request, who, KIND, commands.ShareChannel, users, body.actions,
+                                 grantees=users)

@@ -111,11 +111,10 @@ async def run(request: web.Request, who: Principal | None, use_case: Callable[..
     last; then read-your-writes records its position for the caller and for what
     ``touches(result)`` names, and the answer gets the position header.
 
-    ``use_case`` is the application's method unbound (``Smq.update_thing``): the route needs
-    no container to name it."""
+    ``use_case`` is the application's method unbound (``Smq.execute``, ``Smq.connect``): the
+    route needs no container to name it."""
     c = container(request)
-    lead = (who,) if who is not None else ()
-    done = await c.store.command(partial(use_case, c.store.app), *lead, *args, meta=meta(request, who),
+    done = await c.store.command(partial(use_case, c.store.app), who, *args, meta=meta(request, who),
                                  **kwargs)
     also = [None if x is None else str(x) for x in touches(done.result)]
     return Ran(done.result, done.position, await committed(request, done, also=also))

@@ -10,12 +10,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from command_api import docsql, sqlauth, wire
-from command_api.context import container, credential, principal, run
-from command_api.listing import ID, Table, entity_id, get_one, list_page
+from command_api import docsql, entities, sqlauth, wire
+from command_api.context import container, credential, principal
+from command_api.listing import ID, Table, get_one, list_page
 from command_api.ratelimit import THING, Failures, address_of, failures
 from domain import commands
-from domain.app import Principal, Smq
 from domain.errors import Unauthenticated
 from domain.things import Thing
 from projections.lookups import ThingKey
@@ -78,25 +77,21 @@ def thing_json(t: Thing) -> dict[str, Any]:
                   t.status)
 
 
+KIND = entities.Kind("thing", "things", thing_json)
+
+
 @routes.post("/things")
 async def create_thing(request: web.Request) -> web.Response:
     who = principal(request)
     item = await wire.body(request, dict[str, Any])
-    command = commands.CreateThings([item], bulk=False)
-    ran = await run(request, who, Smq.execute, command, touches=lambda ts: [ts[0].id])
-    thing: Thing = ran.result[0]
-    ran.headers["Location"] = f"/things/{thing.id}"
-    return wire.json(thing_json(thing), status=201, headers=ran.headers)
+    return await entities.create_one(request, who, KIND, commands.CreateThings([item], bulk=False))
 
 
 @routes.post("/things/bulk")
 async def create_things(request: web.Request) -> web.Response:
     who = principal(request)
     items = await wire.body(request, list[Any])
-    ran = await run(request, who, Smq.execute, commands.CreateThings(items),
-                    touches=lambda ts: [t.id for t in ts])
-    things: list[Thing] = ran.result
-    return wire.json({"total": len(things), "things": [thing_json(t) for t in things]}, headers=ran.headers)
+    return await entities.create_many(request, who, KIND, commands.CreateThings(items))
 
 
 @routes.get("/things")
@@ -109,26 +104,19 @@ async def get_thing(request: web.Request) -> web.Response:
     return await get_one(request, THINGS)
 
 
-async def _change(request: web.Request, who: Principal, command: Callable[..., msgspec.Struct], *args: Any,
-                  grantees: list[str] | None = None, **kwargs: Any) -> web.Response:
-    """Run a command on the thing of the path; the thing (and whom ``grantees`` names) read it next."""
-    ran = await run(request, who, Smq.execute, command(entity_id(request, "thing"), *args, **kwargs),
-                    touches=lambda t: [t.id, *(grantees or [])])
-    return wire.json(thing_json(ran.result), headers=ran.headers)
-
-
 @routes.patch(f"/things/{ID}")
 async def update_thing(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateThing)
-    return await _change(request, who, commands.UpdateThing, name=body.name, metadata=body.metadata)
+    return await entities.change(request, who, KIND, commands.UpdateThing, name=body.name,
+                                 metadata=body.metadata)
 
 
 @routes.patch(f"/things/{ID}/tags")
 async def update_tags(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateTags)
-    return await _change(request, who, commands.UpdateThingTags, body.tags)
+    return await entities.change(request, who, KIND, commands.UpdateThingTags, body.tags)
 
 
 @routes.patch(f"/things/{ID}/secret")
@@ -136,17 +124,17 @@ async def update_tags(request: web.Request) -> web.Response:
 async def update_secret(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateSecret)
-    return await _change(request, who, commands.ChangeThingSecret, body.secret)
+    return await entities.change(request, who, KIND, commands.ChangeThingSecret, body.secret)
 
 
 @routes.post(f"/things/{ID}/enable")
 async def enable_thing(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), commands.SetThingEnabled, True)
+    return await entities.change(request, principal(request), KIND, commands.SetThingEnabled, True)
 
 
 @routes.post(f"/things/{ID}/disable")
 async def disable_thing(request: web.Request) -> web.Response:
-    return await _change(request, principal(request), commands.SetThingEnabled, False)
+    return await entities.change(request, principal(request), KIND, commands.SetThingEnabled, False)
 
 
 @routes.post(f"/things/{ID}/share")
@@ -155,7 +143,8 @@ async def share_thing(request: web.Request) -> web.Response:
     body = await wire.body(request, Share)
     users = body.users()
     # The grantees' next reads wait for the grant too.
-    return await _change(request, who, commands.ShareThing, users, body.actions, grantees=users)
+    return await entities.change(request, who, KIND, commands.ShareThing, users, body.actions,
+                                 grantees=users)
 
 
 def thing_secret(request: web.Request) -> str:

@@ -15,6 +15,7 @@ from command_api.listing import total_and_page
 from command_api.ratelimit import LOGIN, address_of, failures
 from command_api.revocation import ACTIVE
 from command_api.shapes import TEXT_PATTERN
+from domain import commands
 from domain.app import Smq
 from domain.errors import NotFound, Unauthenticated
 from domain.users import User
@@ -89,9 +90,9 @@ def user_id(request: web.Request) -> UUID:
 @routes.post("/users")
 async def create_user(request: web.Request) -> web.Response:
     body = await wire.body(request, CreateUser)
-    ran = await run(request, None, Smq.create_user, body.credentials.identity, body.credentials.secret,
-                    name=body.name, metadata=body.metadata, tags=body.tags, status=body.status,
-                    touches=lambda u: [u.id])
+    command = commands.CreateUser(body.credentials.identity, body.credentials.secret, name=body.name,
+                                  metadata=body.metadata, tags=body.tags, status=body.status)
+    ran = await run(request, None, Smq.execute, command, touches=lambda u: [u.id])
     user: User = ran.result
     ran.headers["Location"] = f"/users/{user.id}"
     return wire.json(user_json(user), status=201, headers=ran.headers)
@@ -173,7 +174,7 @@ async def get_user(request: web.Request) -> web.Response:
 async def update_secret(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateSecret)
-    ran = await run(request, who, Smq.change_user_secret, body.old_secret, body.new_secret)
+    ran = await run(request, who, Smq.execute, commands.ChangeUserSecret(body.old_secret, body.new_secret))
     request.app[ACTIVE].forget(who.user_id)  # the tokens issued before end here at once
     return wire.json(user_json(ran.result), headers=ran.headers)
 
@@ -182,7 +183,8 @@ async def update_secret(request: web.Request) -> web.Response:
 async def update_user(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateUser)
-    ran = await run(request, who, Smq.update_user, user_id(request), name=body.name, metadata=body.metadata)
+    ran = await run(request, who, Smq.execute,
+                    commands.UpdateUser(user_id(request), name=body.name, metadata=body.metadata))
     return wire.json(user_json(ran.result), headers=ran.headers)
 
 
@@ -190,13 +192,13 @@ async def update_user(request: web.Request) -> web.Response:
 async def update_tags(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, UpdateTags)
-    ran = await run(request, who, Smq.update_user_tags, user_id(request), body.tags)
+    ran = await run(request, who, Smq.execute, commands.UpdateUserTags(user_id(request), body.tags))
     return wire.json(user_json(ran.result), headers=ran.headers)
 
 
 async def _set_enabled(request: web.Request, enabled: bool) -> web.Response:
     who = principal(request)
-    ran = await run(request, who, Smq.set_user_enabled, user_id(request), enabled)
+    ran = await run(request, who, Smq.execute, commands.SetUserEnabled(user_id(request), enabled))
     request.app[ACTIVE].forget(ran.result.id)  # its tokens are checked again, at once
     return wire.json(user_json(ran.result), headers=ran.headers)
 

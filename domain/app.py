@@ -24,11 +24,20 @@ from domain.certs import CertHandlers
 from domain.channels import ChannelHandlers
 from domain.commands import (
     ChangeThingSecret,
+    ChangeUserSecret,
+    CreateChannels,
     CreateThings,
+    CreateUser,
+    SetChannelEnabled,
     SetThingEnabled,
+    SetUserEnabled,
+    ShareChannel,
     ShareThing,
+    UpdateChannel,
     UpdateThing,
     UpdateThingTags,
+    UpdateUser,
+    UpdateUserTags,
 )
 from domain.common import NO_META, Done, Principal, check_metadata
 from domain.connections import ConnectionHandlers, PolicyHandlers
@@ -73,18 +82,20 @@ class UseCase(Generic[H, P, R]):
 class Command(Generic[H, C]):
     """A handler's method that takes a command: ``app.name(who, *fields, meta=...)`` builds the
     command from its fields and runs it (``Smq.name`` is the same, unbound); ``Smq.execute``
-    runs a command by its type."""
+    runs a command by its type. A command open to anyone (``caller=False``: sign-up) is called
+    without ``who`` and runs with None."""
 
     by_type: dict[type, Command[Any, Any]] = {}
 
-    def __init__(self, method: Callable[[H, Principal, C, Meta], Done], command: type[C]) -> None:
-        self.method, self.command = method, command
+    def __init__(self, method: Callable[[H, Principal, C, Meta], Done], command: type[C],
+                 caller: bool = True) -> None:
+        self.method, self.command, self.caller = method, command, caller
         module = sys.modules[method.__module__]
         self.handlers: type[H] = getattr(module, method.__qualname__.split(".")[0])
         self.__doc__ = method.__doc__
         Command.by_type[command] = self
 
-    def run(self, app: Smq, who: Principal, command: C, meta: Meta = NO_META) -> Done:
+    def run(self, app: Smq, who: Principal | None, command: C, meta: Meta = NO_META) -> Done:
         return self.method(app.handlers[self.handlers], who, command, meta)  # type: ignore[arg-type]
 
     @overload
@@ -98,7 +109,8 @@ class Command(Generic[H, C]):
             return self._unbound
         return MethodType(self._unbound, app)
 
-    def _unbound(self, app: Smq, who: Principal, *fields: Any, meta: Meta = NO_META, **named: Any) -> Done:
+    def _unbound(self, app: Smq, *fields: Any, meta: Meta = NO_META, **named: Any) -> Done:
+        who, fields = (fields[0], fields[1:]) if self.caller else (None, fields)
         return self.run(app, who, self.command(*fields, **named), meta)
 
 
@@ -149,8 +161,9 @@ class Smq(Application):
         that makes its aggregates itself)."""
         return self.core.commit(lambda _attempt: build(), meta)
 
-    def execute(self, who: Principal, command: msgspec.Struct, meta: Meta = NO_META) -> Done:
-        """Run a command (a Struct of ``domain.commands``) by its type."""
+    def execute(self, who: Principal | None, command: msgspec.Struct, meta: Meta = NO_META) -> Done:
+        """Run a command (a Struct of ``domain.commands``) by its type; ``who`` is None for a
+        command open to anyone (``CreateUser``)."""
         return Command.by_type[type(command)].run(self, who, command, meta)
 
     def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
@@ -160,14 +173,14 @@ class Smq(Application):
         return self.core.reads().holder_of(kind, key)
 
     # -- the use cases, by resource ---------------------------------------------------
-    create_user = UseCase(UserHandlers.create_user)
+    create_user = Command(UserHandlers.create_user, CreateUser, caller=False)
     user_by_identity = UseCase(UserHandlers.user_by_identity)
     authenticate_user = UseCase(UserHandlers.authenticate_user)
     active_user = UseCase(UserHandlers.active_user)
-    update_user = UseCase(UserHandlers.update_user)
-    update_user_tags = UseCase(UserHandlers.update_user_tags)
-    change_user_secret = UseCase(UserHandlers.change_user_secret)
-    set_user_enabled = UseCase(UserHandlers.set_user_enabled)
+    update_user = Command(UserHandlers.update_user, UpdateUser)
+    update_user_tags = Command(UserHandlers.update_user_tags, UpdateUserTags)
+    change_user_secret = Command(UserHandlers.change_user_secret, ChangeUserSecret)
+    set_user_enabled = Command(UserHandlers.set_user_enabled, SetUserEnabled)
 
     create_things = Command(ThingHandlers.create_things, CreateThings)
     thing = UseCase(ThingHandlers.thing)
@@ -177,11 +190,11 @@ class Smq(Application):
     set_thing_enabled = Command(ThingHandlers.set_thing_enabled, SetThingEnabled)
     share_thing = Command(ThingHandlers.share_thing, ShareThing)
 
-    create_channels = UseCase(ChannelHandlers.create_channels)
+    create_channels = Command(ChannelHandlers.create_channels, CreateChannels)
     channel = UseCase(ChannelHandlers.channel)
-    update_channel = UseCase(ChannelHandlers.update_channel)
-    set_channel_enabled = UseCase(ChannelHandlers.set_channel_enabled)
-    share_channel = UseCase(ChannelHandlers.share_channel)
+    update_channel = Command(ChannelHandlers.update_channel, UpdateChannel)
+    set_channel_enabled = Command(ChannelHandlers.set_channel_enabled, SetChannelEnabled)
+    share_channel = Command(ChannelHandlers.share_channel, ShareChannel)
 
     connect = UseCase(ConnectionHandlers.connect)
     disconnect = UseCase(ConnectionHandlers.disconnect)

@@ -4,26 +4,26 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain import resources
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta
+from domain.commands import CreateChannels, SetChannelEnabled, ShareChannel, UpdateChannel
 from domain.common import (
     NO_META,
     Done,
     Principal,
-    authorize,
-    check_bulk,
-    check_grant,
     check_metadata,
     check_status,
     check_text,
     check_uuid,
 )
-from domain.errors import Conflict, DomainError, Invalid, NotFound
+from domain.errors import Conflict, Invalid
 from domain.policies import channel_grants
 from domain.traits import Sharing, Switchable, add_grants, set_disabled, set_enabled
 
@@ -78,11 +78,17 @@ def check_new_channel(item: Any) -> NewChannel:
 
 
 def _channel_for(at: Attempt, who: Principal, channel_id: UUID, action: str | None) -> Channel:
-    channel = at.get_or_none(Channel, channel_id)
-    if channel is None:
-        raise NotFound("channel not found")
-    authorize(who, channel.owner, channel_grants(at, who, channel), action, "channel")
-    return channel
+    return resources.entity_for(at, who, Channel, channel_id, action, "channel",
+                                lambda channel: channel_grants(at, who, channel))
+
+
+def _new_channel(at: Attempt, who: Principal, s: NewChannel) -> tuple[Channel, list[Entity]]:
+    # The aggregate's own id is the claim: the store refuses a second version 1.
+    if not at.absent(s.id):
+        raise Conflict("channel id already exists")
+    channel = Channel(id=s.id, owner=who.user_id, name=s.name, description=s.description,
+                      metadata=s.metadata, enabled=s.enabled)
+    return channel, [channel]
 
 
 class ChannelHandlers:
@@ -91,67 +97,32 @@ class ChannelHandlers:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def create_channels(self, who: Principal, items: Any, meta: Meta = NO_META,
-                        bulk: bool = True) -> Done:
+    def create_channels(self, who: Principal, cmd: CreateChannels, meta: Meta = NO_META) -> Done:
         """Create every channel or none; an error of a bulk request names the 0-based index of
         its item."""
-        specs: list[NewChannel] = []
-        for i, item in enumerate(check_bulk(items, "channels")):
-            try:
-                spec = check_new_channel(item)
-                if any(s.id == spec.id for s in specs):
-                    raise Conflict("channel id already exists")
-            except DomainError as exc:
-                raise (type(exc)(f"item {i}: {exc.message}") if bulk else exc) from None
-            specs.append(spec)
-
-        def build(at: Attempt) -> tuple[list[Channel], list[Entity]]:
-            channels: list[Channel] = []
-            for i, s in enumerate(specs):
-                # The aggregate's own id is the claim: the store refuses a second version 1.
-                if not at.absent(s.id):
-                    raise Conflict(f"item {i}: channel id already exists" if bulk
-                                   else "channel id already exists")
-                channels.append(Channel(id=s.id, owner=who.user_id, name=s.name,
-                                        description=s.description, metadata=s.metadata,
-                                        enabled=s.enabled))
-            return channels, list(channels)
-
-        return self.core.commit(build, meta)
+        specs = resources.checked_items(cmd.items, "channels", check_new_channel,
+                                        [(lambda s: s.id, "channel id already exists")], cmd.bulk)
+        return resources.create_all(self.core, specs, cmd.bulk, meta,
+                                    lambda at, s: _new_channel(at, who, s))
 
     def channel(self, who: Principal, channel_id: UUID) -> Channel:
         """A channel the caller may see, from the write model."""
         return _channel_for(self.core.reads(), who, channel_id, None)
 
-    def update_channel(self, who: Principal, channel_id: UUID, name: Any = None,
-                       description: Any = None, metadata: Any = None, meta: Meta = NO_META) -> Done:
-        name = None if name is None else check_text(name, "name")
-        description = None if description is None else check_text(description, "description", 4096)
-        metadata = None if metadata is None else check_metadata(metadata)
+    def update_channel(self, who: Principal, cmd: UpdateChannel, meta: Meta = NO_META) -> Done:
+        name = None if cmd.name is None else check_text(cmd.name, "name")
+        description = None if cmd.description is None else check_text(cmd.description, "description", 4096)
+        metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
+        return resources.change(self.core, partial(self._find, who, cmd.channel_id), "c_update",
+                                lambda channel: channel.update(name, description, metadata), meta)
 
-        def build(at: Attempt) -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(at, who, channel_id, "c_update")
-            channel.update(name, description, metadata)
-            return channel, [channel]
+    def set_channel_enabled(self, who: Principal, cmd: SetChannelEnabled, meta: Meta = NO_META) -> Done:
+        return resources.set_enabled(self.core, partial(self._find, who, cmd.channel_id), cmd.enabled, meta)
 
-        return self.core.commit(build, meta)
+    def share_channel(self, who: Principal, cmd: ShareChannel, meta: Meta = NO_META) -> Done:
+        return resources.share(self.core, partial(self._find, who, cmd.channel_id), cmd.user_ids,
+                               cmd.actions, meta)
 
-    def set_channel_enabled(self, who: Principal, channel_id: UUID, enabled: bool,
-                            meta: Meta = NO_META) -> Done:
-        def build(at: Attempt) -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(at, who, channel_id, "c_delete")
-            channel.enable() if enabled else channel.disable()
-            return channel, [channel]
-
-        return self.core.commit(build, meta)
-
-    def share_channel(self, who: Principal, channel_id: UUID, user_ids: Any, actions: Any,
-                      meta: Meta = NO_META) -> Done:
-        ids, acts = check_grant(user_ids, actions)
-
-        def build(at: Attempt) -> tuple[Channel, list[Entity]]:
-            channel = _channel_for(at, who, channel_id, "owner")
-            channel.share(ids, acts)
-            return channel, [channel]
-
-        return self.core.commit(build, meta)
+    @staticmethod
+    def _find(who: Principal, channel_id: UUID, at: Attempt, action: str) -> Channel:
+        return _channel_for(at, who, channel_id, action)

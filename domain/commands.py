@@ -1,4 +1,5 @@
-"""Commands: what a caller asks of the domain, one frozen msgspec Struct each (things so far).
+"""Commands: what a caller asks of the domain, one frozen msgspec Struct each (things, channels
+and users so far).
 
 The HTTP edge decodes a request and builds its command; the application runs it by its type
 (``Smq.execute``), and the named calls (``app.update_thing(who, thing_id, name=...)``) build
@@ -51,3 +52,71 @@ class ShareThing(msgspec.Struct, frozen=True):
     thing_id: UUID
     user_ids: Any
     actions: Any
+
+
+class CreateChannels(msgspec.Struct, frozen=True):
+    """Create every channel of ``items`` or none; ``bulk`` False is a single create, whose error
+    names no item."""
+
+    items: Any
+    bulk: bool = True
+
+
+class UpdateChannel(msgspec.Struct, frozen=True):
+    """A new name, description and metadata; a field left None keeps its value."""
+
+    channel_id: UUID
+    name: Any = None
+    description: Any = None
+    metadata: Any = None
+
+
+class SetChannelEnabled(msgspec.Struct, frozen=True):
+    channel_id: UUID
+    enabled: bool
+
+
+class ShareChannel(msgspec.Struct, frozen=True):
+    """Give users actions on a channel (added to what they have)."""
+
+    channel_id: UUID
+    user_ids: Any
+    actions: Any
+
+
+class CreateUser(msgspec.Struct, frozen=True):
+    """Sign up (open to anyone: the caller is None); ``role`` is "user" unless the platform
+    makes its administrator."""
+
+    identity: Any
+    secret: Any
+    name: Any = ""
+    metadata: Any = None
+    tags: Any = None
+    status: Any = "enabled"
+    role: str = "user"
+
+
+class UpdateUser(msgspec.Struct, frozen=True):
+    """A new name and metadata; a field left None keeps its value."""
+
+    user_id: UUID
+    name: Any = None
+    metadata: Any = None
+
+
+class UpdateUserTags(msgspec.Struct, frozen=True):
+    user_id: UUID
+    tags: Any
+
+
+class ChangeUserSecret(msgspec.Struct, frozen=True):
+    """The caller's own secret: the old one proves it is the caller."""
+
+    old: Any
+    new: Any
+
+
+class SetUserEnabled(msgspec.Struct, frozen=True):
+    user_id: UUID
+    enabled: bool

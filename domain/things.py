@@ -7,11 +7,13 @@ import hmac
 import re
 import uuid
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import event
 
+from domain import resources
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, UniqueKey, key_id
 from domain.commands import (
@@ -26,15 +28,12 @@ from domain.common import (
     NO_META,
     Done,
     Principal,
-    authorize,
-    check_bulk,
-    check_grant,
     check_metadata,
     check_status,
     check_text,
     check_uuid,
 )
-from domain.errors import Conflict, DomainError, Invalid, NotFound
+from domain.errors import Conflict, Invalid
 from domain.traits import (
     Profiled,
     Sharing,
@@ -131,16 +130,8 @@ def check_new_thing(item: Any) -> NewThing:
                     enabled=check_status(item.get("status")))
 
 
-def _indexed(i: int, exc: DomainError) -> DomainError:
-    return type(exc)(f"item {i}: {exc.message}")
-
-
 def _thing_for(at: Attempt, who: Principal, thing_id: UUID, action: str | None) -> Thing:
-    thing = at.get_or_none(Thing, thing_id)
-    if thing is None:
-        raise NotFound("thing not found")
-    authorize(who, thing.owner, thing.shares, action, "thing")
-    return thing
+    return resources.entity_for(at, who, Thing, thing_id, action, "thing", lambda thing: thing.shares)
 
 
 def new_thing_changes(at: Attempt, who: Principal, s: NewThing) -> tuple[Thing, list[Entity]]:
@@ -164,62 +155,26 @@ class ThingHandlers:
     def create_things(self, who: Principal, cmd: CreateThings, meta: Meta = NO_META) -> Done:
         """Create every thing or none; an error of a bulk request names the 0-based index of
         its item."""
-        bulk = cmd.bulk
-        specs: list[NewThing] = []
-        seen_ids: set[UUID] = set()
-        seen_secrets: set[str] = set()
-        for i, item in enumerate(check_bulk(cmd.items, "things")):
-            try:
-                spec = check_new_thing(item)
-                if spec.id in seen_ids:
-                    raise Conflict("thing id already exists")
-                if spec.secret in seen_secrets:
-                    raise Conflict("secret already exists")
-            except DomainError as exc:
-                raise (_indexed(i, exc) if bulk else exc) from None
-            seen_ids.add(spec.id)
-            seen_secrets.add(spec.secret)
-            specs.append(spec)
-
-        def build(at: Attempt) -> tuple[list[Thing], list[Entity]]:
-            things: list[Thing] = []
-            changed: list[Entity] = []
-            for i, s in enumerate(specs):
-                try:
-                    thing, made = new_thing_changes(at, who, s)
-                except DomainError as exc:
-                    raise (_indexed(i, exc) if bulk else exc) from None
-                things.append(thing)
-                changed += made
-            return things, changed
-
-        return self.core.commit(build, meta)
+        specs = resources.checked_items(cmd.items, "things", check_new_thing,
+                                        [(lambda s: s.id, "thing id already exists"),
+                                         (lambda s: s.secret, "secret already exists")], cmd.bulk)
+        return resources.create_all(self.core, specs, cmd.bulk, meta,
+                                    lambda at, s: new_thing_changes(at, who, s))
 
     def thing(self, who: Principal, thing_id: UUID) -> Thing:
         """A thing the caller may see, from the write model."""
         return _thing_for(self.core.reads(), who, thing_id, None)
 
     def update_thing(self, who: Principal, cmd: UpdateThing, meta: Meta = NO_META) -> Done:
-        thing_id = cmd.thing_id
         name = None if cmd.name is None else check_text(cmd.name, "name")
         metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
-
-        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, thing_id, "c_update")
-            thing.update(name, metadata)
-            return thing, [thing]
-
-        return self.core.commit(build, meta)
+        return resources.change(self.core, partial(self._find, who, cmd.thing_id), "c_update",
+                                lambda thing: thing.update(name, metadata), meta)
 
     def update_thing_tags(self, who: Principal, cmd: UpdateThingTags, meta: Meta = NO_META) -> Done:
-        thing_id, tags = cmd.thing_id, check_tags(cmd.tags)
-
-        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, thing_id, "c_update")
-            thing.update_tags(tags)
-            return thing, [thing]
-
-        return self.core.commit(build, meta)
+        tags = check_tags(cmd.tags)
+        return resources.change(self.core, partial(self._find, who, cmd.thing_id), "c_update",
+                                lambda thing: thing.update_tags(tags), meta)
 
     def change_thing_secret(self, who: Principal, cmd: ChangeThingSecret, meta: Meta = NO_META) -> Done:
         """A new secret: the old one is released and the new one claimed in the same save."""
@@ -239,19 +194,12 @@ class ThingHandlers:
         return self.core.commit(build, meta)
 
     def set_thing_enabled(self, who: Principal, cmd: SetThingEnabled, meta: Meta = NO_META) -> Done:
-        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, cmd.thing_id, "c_delete")
-            thing.enable() if cmd.enabled else thing.disable()
-            return thing, [thing]
-
-        return self.core.commit(build, meta)
+        return resources.set_enabled(self.core, partial(self._find, who, cmd.thing_id), cmd.enabled, meta)
 
     def share_thing(self, who: Principal, cmd: ShareThing, meta: Meta = NO_META) -> Done:
-        ids, acts = check_grant(cmd.user_ids, cmd.actions)
+        return resources.share(self.core, partial(self._find, who, cmd.thing_id), cmd.user_ids,
+                               cmd.actions, meta)
 
-        def build(at: Attempt) -> tuple[Thing, list[Entity]]:
-            thing = _thing_for(at, who, cmd.thing_id, "owner")
-            thing.share(ids, acts)
-            return thing, [thing]
-
-        return self.core.commit(build, meta)
+    @staticmethod
+    def _find(who: Principal, thing_id: UUID, at: Attempt, action: str) -> Thing:
+        return _thing_for(at, who, thing_id, action)

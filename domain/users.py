@@ -11,6 +11,7 @@ from eventsourcing.domain import event
 
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta
+from domain.commands import ChangeUserSecret, CreateUser, SetUserEnabled, UpdateUser, UpdateUserTags
 from domain.common import NO_META, Done, Principal, check_metadata, text_fault
 from domain.errors import Forbidden, Invalid, NotFound, Unauthenticated
 from domain.traits import Profiled, Switchable, set_enabled, set_profile, set_tags
@@ -137,19 +138,18 @@ class UserHandlers:
         self.core, self.hasher = core, hasher
         self._dummy_hash: str | None = None
 
-    def create_user(self, identity: Any, secret: Any, name: Any = "", metadata: Any = None,
-                    tags: Any = None, status: Any = "enabled", role: str = "user",
-                    meta: Meta = NO_META) -> Done:
-        identity = check_identity(identity)
-        check_secret(secret)
-        name = check_name(name if name is not None else "")
-        metadata = check_metadata(metadata)
-        tags = check_tags(tags if tags is not None else [])
+    def create_user(self, who: Principal | None, cmd: CreateUser, meta: Meta = NO_META) -> Done:
+        identity = check_identity(cmd.identity)
+        check_secret(cmd.secret)
+        name = check_name(cmd.name if cmd.name is not None else "")
+        metadata = check_metadata(cmd.metadata)
+        tags = check_tags(cmd.tags if cmd.tags is not None else [])
+        status, role = cmd.status, cmd.role
         if status not in ("enabled", "disabled"):
             raise Invalid("status must be enabled or disabled")
         if role not in ROLES:
             raise Invalid("invalid role")
-        secret_hash = self.hasher.hash(secret)
+        secret_hash = self.hasher.hash(cmd.secret)
 
         def build(at: Attempt) -> tuple[User, list[Entity]]:
             user = User(identity=identity, name=name, secret_hash=secret_hash, metadata=metadata,
@@ -189,10 +189,10 @@ class UserHandlers:
             raise Unauthenticated("token was issued before the secret changed or the user was disabled")
         return user
 
-    def update_user(self, who: Principal, user_id: UUID, name: Any = None, metadata: Any = None,
-                    meta: Meta = NO_META) -> Done:
-        name = None if name is None else check_name(name)
-        metadata = None if metadata is None else check_metadata(metadata)
+    def update_user(self, who: Principal, cmd: UpdateUser, meta: Meta = NO_META) -> Done:
+        user_id = cmd.user_id
+        name = None if cmd.name is None else check_name(cmd.name)
+        metadata = None if cmd.metadata is None else check_metadata(cmd.metadata)
 
         def build(at: Attempt) -> tuple[User, list[Entity]]:
             user = _user_for(at, who, user_id)
@@ -201,8 +201,8 @@ class UserHandlers:
 
         return self.core.commit(build, meta)
 
-    def update_user_tags(self, who: Principal, user_id: UUID, tags: Any, meta: Meta = NO_META) -> Done:
-        tags = check_tags(tags)
+    def update_user_tags(self, who: Principal, cmd: UpdateUserTags, meta: Meta = NO_META) -> Done:
+        user_id, tags = cmd.user_id, check_tags(cmd.tags)
 
         def build(at: Attempt) -> tuple[User, list[Entity]]:
             user = _user_for(at, who, user_id)
@@ -211,7 +211,8 @@ class UserHandlers:
 
         return self.core.commit(build, meta)
 
-    def change_user_secret(self, who: Principal, old: Any, new: Any, meta: Meta = NO_META) -> Done:
+    def change_user_secret(self, who: Principal, cmd: ChangeUserSecret, meta: Meta = NO_META) -> Done:
+        old, new = cmd.old, cmd.new
         check_secret(new)
         user = self.core.reads().get_or_none(User, who.user_id)
         if user is None or not isinstance(old, str) or not self.hasher.verify(user.secret_hash, old):
@@ -225,7 +226,9 @@ class UserHandlers:
 
         return self.core.commit(build, meta)
 
-    def set_user_enabled(self, who: Principal, user_id: UUID, enabled: bool, meta: Meta = NO_META) -> Done:
+    def set_user_enabled(self, who: Principal, cmd: SetUserEnabled, meta: Meta = NO_META) -> Done:
+        user_id, enabled = cmd.user_id, cmd.enabled
+
         def build(at: Attempt) -> tuple[User, list[Entity]]:
             user = _user_for(at, who, user_id)
             if user.role == "admin" and not enabled and who.user_id == user_id:
