@@ -53,15 +53,20 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _session_service("redis", tmp_path_factory)
 
 
-@pytest.fixture
-def database_url(pg_server: str) -> Iterator[str]:
-    """A fresh database for one test, dropped afterwards."""
+def fresh_database(pg_server: str) -> Iterator[str]:
+    """A new database on the session's server, dropped afterwards."""
     name = "smq_t_" + secrets.token_hex(6)
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'create database "{name}"')
     yield make_conninfo(pg_server, dbname=name)
     with psycopg.connect(pg_server, autocommit=True) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def database_url(pg_server: str) -> Iterator[str]:
+    """A fresh database for one test, dropped afterwards."""
+    yield from fresh_database(pg_server)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import os
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,23 +17,17 @@ import aiohttp
 import msgspec
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from infra.settings import Settings
 from service.runtime import Service
-from tests.conftest import ADMIN, Client, env_of, eventually
+from tests.conftest import ADMIN, Client, env_of, eventually, fresh_database
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def other_database(pg_server: str) -> Iterator[str]:
-    name = "smq_t_" + secrets.token_hex(6)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'create database "{name}"')
-    yield make_conninfo(pg_server, dbname=name)
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
+    yield from fresh_database(pg_server)
 
 
 async def _stream_state(svc: Service) -> tuple[int, int]:
