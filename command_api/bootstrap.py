@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 
 from command_api import wire
-from command_api.context import container, credential, fresh, principal, run
+from command_api.context import authorization, container, credential, fresh, principal, run
 from command_api.listing import ID
 from command_api.ratelimit import BOOTSTRAP, address_of, failures
 from domain.app import Done, Principal, Smq
@@ -227,7 +227,7 @@ def _external_key(request: web.Request) -> str:
     versions of the gateway's Agent send it."""
     key = credential(request, "thing")
     if key is None:
-        key = request.headers.get("Authorization", "").strip() or None
+        key = authorization(request).strip() or None
     if key is None:
         raise Unauthenticated("missing or invalid external key")
     return key

@@ -31,10 +31,21 @@ def container(request: web.Request) -> Container:
     return request.app[CONTAINER]
 
 
+def authorization(request: web.Request) -> str:
+    """The ``Authorization`` header, or "" when it is not text (aiohttp hands invalid UTF-8
+    on as lone surrogates, which no secret holds and no hash can encode)."""
+    value = request.headers.get("Authorization", "")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return ""
+    return value
+
+
 def credential(request: web.Request, scheme: str) -> str | None:
     """The credential of an ``Authorization: <scheme> <credential>`` header (the scheme in
     any case), or None."""
-    given, _, value = request.headers.get("Authorization", "").partition(" ")
+    given, _, value = authorization(request).partition(" ")
     return value.strip() if given.lower() == scheme and value.strip() else None
 
 
@@ -88,6 +99,9 @@ async def committed(request: web.Request, done: Done, also: Iterable[str | None]
     who = request.get(PRINCIPAL)
     users = [str(who.user_id) if who else None, *also]
     await container(request).freshness.record(users, done.position)
+    if done.position:  # the store holds it: an X-Smq-After of it needs no look at the head
+        head = request.app[HEAD]
+        head.known = max(head.known, done.position)
     return {POSITION_HEADER: str(done.position)} if done.position else {}
 
 

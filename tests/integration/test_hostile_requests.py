@@ -196,3 +196,26 @@ async def test_oversized_url_and_headers_are_json_errors(client: Client) -> None
     # The server still answers afterwards, and URLs just under the limit are fine.
     st, page, _ = await client.call("GET", "/things?name=" + "n" * 1000, token=token)
     assert st == 200 and page["total"] == 0
+
+
+async def test_an_authorization_header_that_is_not_text_is_refused_not_a_500(service: Any) -> None:
+    """Invalid UTF-8 in ``Authorization`` (aiohttp passes it on as lone surrogates, which no
+    hash can encode) is a refused credential on every secret check, never a 500."""
+    import asyncio
+
+    host, port = "127.0.0.1", service.port
+    cid = str(uuid.uuid4())
+    for method, path, body in (("POST", f"/channels/{cid}/messages", b"{}"),
+                               ("GET", "/things/bootstrap/gw-x", b""),
+                               ("POST", "/identify", b""),
+                               ("GET", "/things", b"")):
+        for header in (b"Thing ab\xff\xfe", b"ab\xff\xfe", b"Bearer \xc3\x28"):
+            reader, writer = await asyncio.open_connection(host, port)
+            writer.write(f"{method} {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         f"Content-Length: {len(body)}\r\nConnection: close\r\n".encode()
+                         + b"Authorization: " + header + b"\r\n\r\n" + body)
+            await writer.drain()
+            status_line = await reader.readline()
+            writer.close()
+            status = int(status_line.split()[1])
+            assert 400 <= status < 500, (method, path, header, status_line)
