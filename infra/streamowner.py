@@ -122,11 +122,18 @@ class StreamOwner:
         first refusal is an ERROR, then a reminder after 30 s, 60 s, … (at most every 10 min);
         the bus failing to answer is a warning, and the wait goes on."""
         pause, reminder, next_reminder, refused = self.poll[0], self.remind[0], 0.0, False
+        unread, next_unread = 0, 0.0  # failed reads in a row; when to say so again
         while not stop.is_set():
             try:
                 finding = await self.check(fresh=True)
             except Exception as exc:  # noqa: BLE001 - the bus may be restarting: look again
-                log.warning("%s: reading the stream's last message failed (%s); retrying", who, exc)
+                unread += 1
+                now = time.monotonic()
+                if now >= next_unread:  # once, then reminders with back-off (not every try)
+                    log.warning("%s: reading the stream's last message failed %d time(s) (%s: %s);"
+                                " retrying", who, unread, type(exc).__name__, exc)
+                    next_unread = now + min(self.remind[0] * 2 ** max(unread.bit_length() - 1, 0),
+                                            self.remind[1])
                 finding = None
             if finding is not None and finding.usable:
                 if refused:
