@@ -123,8 +123,10 @@ def stop_left_postmaster(pgdata: Path, bound: float = 30.0) -> None:
     try:
         pid = int((pgdata / "postmaster.pid").read_text().split("\n", 1)[0])
         proc = psutil.Process(pid)
-        if proc.name() != "postgres":
-            return  # a stale file whose pid was reused: PostgreSQL itself removes it
+        # A stale file whose pid was reused (PostgreSQL itself removes it), maybe by another
+        # PostgreSQL: only the postmaster of this very folder is ours to stop.
+        if proc.name() != "postgres" or str(pgdata) not in " ".join(proc.cmdline()):
+            return
     except (OSError, ValueError, psutil.Error):
         return
     log.warning("a PostgreSQL left running by a previous run (pid %d) in %s: stopping it", pid, pgdata)
