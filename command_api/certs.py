@@ -12,6 +12,7 @@ from command_api import wire
 from command_api.context import container, fresh, principal, run
 from command_api.listing import ID, entity_id, visible
 from command_api.things import THINGS
+from domain import commands
 from domain.app import Smq
 from domain.errors import Invalid, NotFound
 from infra.settings import parse_duration
@@ -66,7 +67,7 @@ async def issue(request: web.Request) -> web.Response:
     def issuer(common_name: str, ttl_s: float, thing_id: str) -> Any:
         return ca.issue(common_name, dt.timedelta(seconds=ttl_s), thing_id)
 
-    ran = await run(request, who, Smq.issue_cert, body.thing_id, seconds, issuer)
+    ran = await run(request, who, Smq.execute, commands.IssueCert(body.thing_id, seconds, issuer))
     issued, book = ran.result
     return wire.json({"thing_id": str(book.thing_id), "client_cert": issued.cert_pem,
                       "client_key": issued.key_pem, "cert_serial": issued.serial,
@@ -132,5 +133,5 @@ async def serials(request: web.Request) -> web.Response:
 async def revoke(request: web.Request) -> web.Response:
     who = principal(request)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    ran = await run(request, who, Smq.revoke_certs, request.match_info["id"], now)
+    ran = await run(request, who, Smq.execute, commands.RevokeCerts(request.match_info["id"], now))
     return wire.json({"revocation_time": wire.timestamp(now), "revoked": ran.result}, headers=ran.headers)

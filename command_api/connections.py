@@ -16,6 +16,7 @@ from command_api.errors import BadRequest
 from command_api.filters import Filters
 from command_api.listing import ID, Table, total_and_page, visible
 from command_api.things import THINGS
+from domain import commands
 from domain.app import Smq
 from domain.connections import Connection
 from domain.errors import NotFound
@@ -74,7 +75,8 @@ async def _connect_one(request: web.Request) -> web.Response:
     who = principal(request)
     cid, tid = _path_id(request, "cid", "channel"), _path_id(request, "tid", "thing")
     body = await wire.body(request, ConnectOne, optional=True)
-    ran = await run(request, who, Smq.connect, [cid], [tid], body.actions, touches=lambda _: [cid, tid])
+    ran = await run(request, who, Smq.execute, commands.Connect([cid], [tid], body.actions),
+                    touches=lambda _: [cid, tid])
     return wire.json(policy_json(ran.result[0]), status=201, headers=ran.headers)
 
 
@@ -92,7 +94,7 @@ async def post_connection(request: web.Request) -> web.Response:
 async def delete_connection(request: web.Request) -> web.Response:
     who = principal(request)
     cid, tid = _path_id(request, "cid", "channel"), _path_id(request, "tid", "thing")
-    ran = await run(request, who, Smq.disconnect, [cid], [tid], touches=lambda _: [cid, tid])
+    ran = await run(request, who, Smq.execute, commands.Disconnect([cid], [tid]), touches=lambda _: [cid, tid])
     return web.Response(status=204, headers=ran.headers)
 
 
@@ -101,7 +103,8 @@ async def connect_many(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, ConnectMany)
     channels, things = body.pairs()
-    ran = await run(request, who, Smq.connect, channels, things, body.actions, touches=_ids_of)
+    ran = await run(request, who, Smq.execute, commands.Connect(channels, things, body.actions),
+                    touches=_ids_of)
     return web.Response(status=201, headers=ran.headers)
 
 
@@ -110,7 +113,7 @@ async def disconnect_many(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, ConnectMany)
     channels, things = body.pairs()
-    ran = await run(request, who, Smq.disconnect, channels, things, touches=_ids_of)
+    ran = await run(request, who, Smq.execute, commands.Disconnect(channels, things), touches=_ids_of)
     return web.Response(status=204, headers=ran.headers)
 
 

@@ -11,6 +11,7 @@ from aiohttp import web
 from command_api import wire
 from command_api.context import container, fresh, principal, run
 from command_api.listing import ID
+from domain import commands
 from domain.app import Smq
 from domain.policies import Policy
 from projections.connections import NAME as CONNECTIONS_VIEW
@@ -41,7 +42,7 @@ async def add_policy(request: web.Request) -> web.Response:
     who = principal(request)
     body = await wire.body(request, NewPolicy)
     # The assignee's next reads see the channel at once.
-    ran = await run(request, who, Smq.assign_policy, body.subject, body.object, body.actions,
+    ran = await run(request, who, Smq.execute, commands.AssignPolicy(body.subject, body.object, body.actions),
                     touches=lambda p: [p.subject])
     return wire.json(policy_json(ran.result), status=201, headers=ran.headers)
 
@@ -72,5 +73,5 @@ async def list_policies(request: web.Request) -> web.Response:
 async def delete_policy(request: web.Request) -> web.Response:
     who = principal(request)
     subject, obj = request.match_info["subject"], request.match_info["object"]
-    ran = await run(request, who, Smq.revoke_policy, subject, obj, touches=lambda p: [p.subject])
+    ran = await run(request, who, Smq.execute, commands.RevokePolicy(subject, obj), touches=lambda p: [p.subject])
     return web.Response(status=204, headers=ran.headers)

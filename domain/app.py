@@ -23,24 +23,37 @@ from domain.bootstrap import BootstrapHandlers
 from domain.certs import CertHandlers
 from domain.channels import ChannelHandlers
 from domain.commands import (
+    AddConfig,
+    AssignPolicy,
+    ChangeConfigState,
     ChangeThingSecret,
     ChangeUserSecret,
+    Connect,
     CreateChannels,
     CreateThings,
     CreateUser,
+    Disconnect,
+    IssueCert,
+    RemoveConfig,
+    RevokeCerts,
+    RevokePolicy,
     SetChannelEnabled,
     SetThingEnabled,
     SetUserEnabled,
     ShareChannel,
     ShareThing,
     UpdateChannel,
+    UpdateConfig,
+    UpdateConfigCerts,
+    UpdateConfigChannels,
     UpdateThing,
     UpdateThingTags,
     UpdateUser,
     UpdateUserTags,
 )
 from domain.common import NO_META, Done, Principal, check_metadata
-from domain.connections import ConnectionHandlers, PolicyHandlers
+from domain.connections import ConnectionHandlers
+from domain.policy_handlers import PolicyHandlers
 from domain.provisioning_handlers import ProvisionHandlers
 from domain.things import ThingHandlers
 from domain.users import Hasher, PlainHasher, UserHandlers
@@ -196,24 +209,24 @@ class Smq(Application):
     set_channel_enabled = Command(ChannelHandlers.set_channel_enabled, SetChannelEnabled)
     share_channel = Command(ChannelHandlers.share_channel, ShareChannel)
 
-    connect = UseCase(ConnectionHandlers.connect)
-    disconnect = UseCase(ConnectionHandlers.disconnect)
+    connect = Command(ConnectionHandlers.connect, Connect)
+    disconnect = Command(ConnectionHandlers.disconnect, Disconnect)
     connect_changes = UseCase(ConnectionHandlers.connect_changes)
     disconnect_changes = UseCase(ConnectionHandlers.disconnect_changes)
-    assign_policy = UseCase(PolicyHandlers.assign_policy)
-    revoke_policy = UseCase(PolicyHandlers.revoke_policy)
+    assign_policy = Command(PolicyHandlers.assign_policy, AssignPolicy)
+    revoke_policy = Command(PolicyHandlers.revoke_policy, RevokePolicy)
 
-    add_config = UseCase(BootstrapHandlers.add_config)
+    add_config = Command(BootstrapHandlers.add_config, AddConfig)
     config = UseCase(BootstrapHandlers.config)
-    update_config = UseCase(BootstrapHandlers.update_config)
-    update_config_certs = UseCase(BootstrapHandlers.update_config_certs)
-    update_config_channels = UseCase(BootstrapHandlers.update_config_channels)
-    change_config_state = UseCase(BootstrapHandlers.change_config_state)
-    remove_config = UseCase(BootstrapHandlers.remove_config)
+    update_config = Command(BootstrapHandlers.update_config, UpdateConfig)
+    update_config_certs = Command(BootstrapHandlers.update_config_certs, UpdateConfigCerts)
+    update_config_channels = Command(BootstrapHandlers.update_config_channels, UpdateConfigChannels)
+    change_config_state = Command(BootstrapHandlers.change_config_state, ChangeConfigState)
+    remove_config = Command(BootstrapHandlers.remove_config, RemoveConfig)
     thing_secret_of = UseCase(BootstrapHandlers.thing_secret_of)
 
-    issue_cert = UseCase(CertHandlers.issue_cert)
-    revoke_certs = UseCase(CertHandlers.revoke_certs)
+    issue_cert = Command(CertHandlers.issue_cert, IssueCert)
+    revoke_certs = Command(CertHandlers.revoke_certs, RevokeCerts)
 
     start_provisioning = UseCase(ProvisionHandlers.start_provisioning)
     provisioning = UseCase(ProvisionHandlers.provisioning)

@@ -10,6 +10,14 @@ from eventsourcing.domain import event
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, UniqueKey, derived_id, key_id
 from domain.channels import Channel
+from domain.commands import (
+    AddConfig,
+    ChangeConfigState,
+    RemoveConfig,
+    UpdateConfig,
+    UpdateConfigCerts,
+    UpdateConfigChannels,
+)
 from domain.common import NO_META, Done, Principal, authorize, check_text, check_uuid
 from domain.connections import connect_changes, disconnect_changes
 from domain.errors import Conflict, Invalid, NotFound
@@ -110,15 +118,25 @@ def check_state(value: Any) -> int:
     return int(value)
 
 
-def config_changes(at: Attempt, who: Principal, thing_id: UUID, external_id: str, external_key: str,
-                   name: str, content: str, channels: list[str], certs: list[str]
-                   ) -> tuple[Config, list[Entity]]:
-    """A new config of a thing and the claim on its external id, unsaved."""
-    for cid in channels:
+def _visible_channels(at: Attempt, who: Principal, ids: list[str]) -> None:
+    for cid in ids:
         channel = at.get_or_none(Channel, UUID(cid))
         if channel is None:
             raise NotFound(f"channel {cid} not found")
         authorize(who, channel.owner, channel.shares, None, "channel")
+
+
+def _checked_certs(client_cert: Any, client_key: Any, ca_cert: Any) -> list[str]:
+    """A config's certificates (each may be empty), in the order ``Config`` takes them."""
+    return [check_text(v, k, MAX_PEM, document=True) for k, v in
+            (("client_cert", client_cert), ("client_key", client_key), ("ca_cert", ca_cert))]
+
+
+def config_changes(at: Attempt, who: Principal, thing_id: UUID, external_id: str, external_key: str,
+                   name: str, content: str, channels: list[str], certs: list[str]
+                   ) -> tuple[Config, list[Entity]]:
+    """A new config of a thing and the claim on its external id, unsaved."""
+    _visible_channels(at, who, channels)
     claim = at.claim(EXTERNAL_ID_KIND, external_id, thing_id, "external_id already exists")
     # A thing made by this same command has no config yet.
     existing = None if at.made_new(thing_id) else at.get_or_none(Config, config_id(thing_id))
@@ -167,29 +185,21 @@ def _config_for(at: Attempt, who: Principal, thing_id: UUID, action: str | None 
     return config
 
 
-def _visible_channels(at: Attempt, who: Principal, ids: list[str]) -> None:
-    for cid in ids:
-        channel = at.get_or_none(Channel, UUID(cid))
-        if channel is None:
-            raise NotFound(f"channel {cid} not found")
-        authorize(who, channel.owner, channel.shares, None, "channel")
-
-
 class BootstrapHandlers:
     """The use cases of bootstrap configurations."""
 
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def add_config(self, who: Principal, body: dict[str, Any], meta: Meta = NO_META) -> Done:
+    def add_config(self, who: Principal, cmd: AddConfig, meta: Meta = NO_META) -> Done:
         """Add a config; with no ``thing_id`` its thing is created in the same transaction."""
-        external_id = check_external(body.get("external_id"), "external_id")
-        external_key = check_external(body.get("external_key"), "external_key")
-        name = check_text(body.get("name"), "name")
-        content = check_text(body.get("content"), "content", MAX_CONTENT, document=True)
-        channels = check_channel_ids(body.get("channels"))
-        certs = [check_text(body.get(k), k, MAX_PEM, document=True) for k in ("client_cert", "client_key", "ca_cert")]
-        raw_thing = body.get("thing_id")
+        external_id = check_external(cmd.external_id, "external_id")
+        external_key = check_external(cmd.external_key, "external_key")
+        name = check_text(cmd.name, "name")
+        content = check_text(cmd.content, "content", MAX_CONTENT, document=True)
+        channels = check_channel_ids(cmd.channels)
+        certs = _checked_certs(cmd.client_cert, cmd.client_key, cmd.ca_cert)
+        raw_thing = cmd.thing_id
         thing_id = check_uuid(raw_thing, "thing_id") if raw_thing not in (None, "") else None
         new_thing = check_new_thing({"name": name}) if thing_id is None else None
 
@@ -211,33 +221,31 @@ class BootstrapHandlers:
     def config(self, who: Principal, thing_id: UUID) -> Config:
         return _config_for(self.core.reads(), who, thing_id)
 
-    def update_config(self, who: Principal, thing_id: UUID, name: Any, content: Any,
-                      meta: Meta = NO_META) -> Done:
-        name, content = check_text(name, "name"), check_text(content, "content", MAX_CONTENT, document=True)
+    def update_config(self, who: Principal, cmd: UpdateConfig, meta: Meta = NO_META) -> Done:
+        name = check_text(cmd.name, "name")
+        content = check_text(cmd.content, "content", MAX_CONTENT, document=True)
 
         def build(at: Attempt) -> tuple[Config, list[Entity]]:
-            config = _config_for(at, who, thing_id, "owner")
+            config = _config_for(at, who, cmd.thing_id, "owner")
             config.update(name, content)
             return config, [config]
 
         return self.core.commit(build, meta)
 
-    def update_config_certs(self, who: Principal, thing_id: UUID, client_cert: Any, client_key: Any,
-                            ca_cert: Any, meta: Meta = NO_META) -> Done:
-        certs = [check_text(v, k, MAX_PEM, document=True) for k, v in
-                 (("client_cert", client_cert), ("client_key", client_key), ("ca_cert", ca_cert))]
+    def update_config_certs(self, who: Principal, cmd: UpdateConfigCerts, meta: Meta = NO_META) -> Done:
+        certs = _checked_certs(cmd.client_cert, cmd.client_key, cmd.ca_cert)
 
         def build(at: Attempt) -> tuple[Config, list[Entity]]:
-            config = _config_for(at, who, thing_id, "owner")
+            config = _config_for(at, who, cmd.thing_id, "owner")
             config.update_certs(*certs)
             return config, [config]
 
         return self.core.commit(build, meta)
 
-    def update_config_channels(self, who: Principal, thing_id: UUID, channels: Any,
+    def update_config_channels(self, who: Principal, cmd: UpdateConfigChannels,
                                meta: Meta = NO_META) -> Done:
         """New channels for the config; an active config's connections follow them."""
-        wanted = check_channel_ids(channels)
+        thing_id, wanted = cmd.thing_id, check_channel_ids(cmd.channels)
 
         def build(at: Attempt) -> tuple[Config, list[Entity]]:
             config = _config_for(at, who, thing_id, "owner")
@@ -255,22 +263,21 @@ class BootstrapHandlers:
 
         return self.core.commit(build, meta)
 
-    def change_config_state(self, who: Principal, thing_id: UUID, state: Any,
-                            meta: Meta = NO_META) -> Done:
+    def change_config_state(self, who: Principal, cmd: ChangeConfigState, meta: Meta = NO_META) -> Done:
         """1 connects the thing to the config's channels, 0 disconnects it; repeating is a no-op."""
-        wanted = check_state(state)
+        wanted = check_state(cmd.state)
 
         def build(at: Attempt) -> tuple[Config, list[Entity]]:
-            config = _config_for(at, who, thing_id, "owner")
+            config = _config_for(at, who, cmd.thing_id, "owner")
             return config, state_changes(at, who, config, wanted)
 
         return self.core.commit(build, meta)
 
-    def remove_config(self, who: Principal, thing_id: UUID, meta: Meta = NO_META) -> Done:
+    def remove_config(self, who: Principal, cmd: RemoveConfig, meta: Meta = NO_META) -> Done:
         """Remove a config: its thing leaves the config's channels and its external id is freed."""
 
         def build(at: Attempt) -> tuple[Config | None, list[Entity]]:
-            config = at.get_or_none(Config, config_id(thing_id))
+            config = at.get_or_none(Config, config_id(cmd.thing_id))
             if config is None or config.removed:
                 raise NotFound("config not found")
             authorize(who, config.owner, {}, "owner", "config")

@@ -14,6 +14,7 @@ from eventsourcing.domain import event
 
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, derived_id
+from domain.commands import IssueCert, RevokeCerts
 from domain.common import NO_META, Done, Principal, check_uuid
 from domain.errors import Invalid
 from domain.things import _thing_for
@@ -87,28 +88,26 @@ class CertHandlers:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def issue_cert(self, who: Principal, thing_id: Any, ttl_seconds: float, issuer: Issuer,
-                   meta: Meta = NO_META) -> Done:
+    def issue_cert(self, who: Principal, cmd: IssueCert, meta: Meta = NO_META) -> Done:
         """A new certificate for a thing the caller may change; its common name is the thing's secret."""
-        tid = check_uuid(thing_id, "thing_id")
-        ttl = check_ttl(ttl_seconds)
+        tid = check_uuid(cmd.thing_id, "thing_id")
+        ttl = check_ttl(cmd.ttl_seconds)
 
         def build(at: Attempt) -> tuple[tuple[IssuedCert, CertBook], list[Entity]]:
-            issued, book = issue_changes(at, who, tid, ttl, issuer)
+            issued, book = issue_changes(at, who, tid, ttl, cmd.issuer)
             return (issued, book), [book]
 
         return self.core.commit(build, meta)
 
-    def revoke_certs(self, who: Principal, thing_id: Any, now: datetime,
-                     meta: Meta = NO_META) -> Done:
+    def revoke_certs(self, who: Principal, cmd: RevokeCerts, meta: Meta = NO_META) -> Done:
         """Revoke every live certificate of the thing; the revoked serials are the result."""
-        tid = check_uuid(thing_id, "thing_id")
+        tid = check_uuid(cmd.thing_id, "thing_id")
 
         def build(at: Attempt) -> tuple[list[str], list[Entity]]:
             _thing_for(at, who, tid, "c_update")
             book = at.get_or_none(CertBook, certbook_id(tid))
             if book is None:
                 return [], []
-            return book.revoke_all(now.isoformat()), [book]
+            return book.revoke_all(cmd.now.isoformat()), [book]
 
         return self.core.commit(build, meta)

@@ -1,5 +1,5 @@
-"""Commands: what a caller asks of the domain, one frozen msgspec Struct each (things, channels
-and users so far).
+"""Commands: what a caller asks of the domain, one frozen msgspec Struct each (things, channels,
+users, connections, policies, bootstrap configurations and certificates).
 
 The HTTP edge decodes a request and builds its command; the application runs it by its type
 (``Smq.execute``), and the named calls (``app.update_thing(who, thing_id, name=...)``) build
@@ -9,10 +9,14 @@ by the domain's rules, so that a direct call and a request are refused alike.
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
+
+if TYPE_CHECKING:
+    from domain.certs import Issuer
 
 
 class CreateThings(msgspec.Struct, frozen=True):
@@ -120,3 +124,91 @@ class ChangeUserSecret(msgspec.Struct, frozen=True):
 class SetUserEnabled(msgspec.Struct, frozen=True):
     user_id: UUID
     enabled: bool
+
+
+class Connect(msgspec.Struct, frozen=True):
+    """Connect every pair of the cross product or none; ``actions`` None is both."""
+
+    channel_ids: Any
+    thing_ids: Any
+    actions: Any = None
+
+
+class Disconnect(msgspec.Struct, frozen=True):
+    """Disconnect every pair or none."""
+
+    channel_ids: Any
+    thing_ids: Any
+
+
+class AssignPolicy(msgspec.Struct, frozen=True):
+    """Give the user ``subject`` the ``actions`` on the channel ``object_id`` (added to what
+    it has)."""
+
+    subject: Any
+    object_id: Any
+    actions: Any
+
+
+class RevokePolicy(msgspec.Struct, frozen=True):
+    subject: Any
+    object_id: Any
+
+
+class AddConfig(msgspec.Struct, frozen=True):
+    """A bootstrap configuration; without ``thing_id`` its thing is created with it."""
+
+    external_id: Any = None
+    external_key: Any = None
+    thing_id: Any = None
+    name: Any = None
+    content: Any = None
+    channels: Any = None
+    client_cert: Any = None
+    client_key: Any = None
+    ca_cert: Any = None
+
+
+class UpdateConfig(msgspec.Struct, frozen=True):
+    thing_id: UUID
+    name: Any = None
+    content: Any = None
+
+
+class UpdateConfigCerts(msgspec.Struct, frozen=True):
+    thing_id: UUID
+    client_cert: Any
+    client_key: Any
+    ca_cert: Any
+
+
+class UpdateConfigChannels(msgspec.Struct, frozen=True):
+    thing_id: UUID
+    channels: Any
+
+
+class ChangeConfigState(msgspec.Struct, frozen=True):
+    """1 connects the config's thing to its channels, 0 disconnects it."""
+
+    thing_id: UUID
+    state: Any
+
+
+class RemoveConfig(msgspec.Struct, frozen=True):
+    thing_id: UUID
+
+
+class IssueCert(msgspec.Struct, frozen=True):
+    """A certificate for a thing, valid ``ttl_seconds``; ``issuer`` signs it (the service's CA,
+    which the domain does not hold)."""
+
+    thing_id: Any
+    ttl_seconds: float
+    issuer: Issuer
+
+
+class RevokeCerts(msgspec.Struct, frozen=True):
+    """Revoke every live certificate of a thing, as of ``now``."""
+
+    thing_id: Any
+    now: datetime

@@ -1,4 +1,4 @@
-"""Connections of things to channels, and the policies that let other users make them.
+"""Connections of things to channels.
 
 A connection is an aggregate per (channel, thing) pair whose id is derived from the pair,
 so a pair is unique by construction and two writers connecting it clash on one version.
@@ -15,11 +15,11 @@ from eventsourcing.domain import event
 from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta, derived_id
 from domain.channels import Channel
+from domain.commands import Connect, Disconnect
 from domain.common import MAX_BULK, NO_META, Done, Principal, authorize, check_uuid
 from domain.errors import Forbidden, Invalid, NotFound
-from domain.policies import Policy, channel_grants, check_policy_actions, policy_id
+from domain.policies import channel_grants
 from domain.things import Thing
-from domain.users import User
 
 CONNECTION_ACTIONS = ("m_read", "m_write")
 DEFAULT_ACTIONS = ("m_write", "m_read")
@@ -187,64 +187,13 @@ class ConnectionHandlers:
         """``disconnect_changes`` on what the store holds now (the aggregates changed, unsaved)."""
         return disconnect_changes(self.core.reads(), who, channel_ids, thing_ids, missing_ok)
 
-    def connect(self, who: Principal, channel_ids: Any, thing_ids: Any, actions: Any = None,
-                meta: Meta = NO_META) -> Done:
+    def connect(self, who: Principal, cmd: Connect, meta: Meta = NO_META) -> Done:
         """Connect every pair of the cross product or none; the result is every pair's connection."""
-        acts = check_connection_actions(actions)
-        _pairs(channel_ids, thing_ids)
-        return self.core.commit(lambda at: _connect(at, who, channel_ids, thing_ids, acts), meta)
+        acts = check_connection_actions(cmd.actions)
+        _pairs(cmd.channel_ids, cmd.thing_ids)
+        return self.core.commit(lambda at: _connect(at, who, cmd.channel_ids, cmd.thing_ids, acts), meta)
 
-    def disconnect(self, who: Principal, channel_ids: Any, thing_ids: Any,
-                   meta: Meta = NO_META) -> Done:
+    def disconnect(self, who: Principal, cmd: Disconnect, meta: Meta = NO_META) -> Done:
         """Disconnect every pair or none; a pair that is not connected is NotFound."""
-        _pairs(channel_ids, thing_ids)
-        return self.core.commit(lambda at: _disconnect(at, who, channel_ids, thing_ids, False), meta)
-
-
-def _owned_channel(at: Attempt, who: Principal, channel_id: UUID) -> Channel:
-    """A channel whose policies the caller may change: only its owner (or an admin) may."""
-    channel = at.get_or_none(Channel, channel_id)
-    if channel is None:
-        raise NotFound("channel not found")
-    authorize(who, channel.owner, channel_grants(at, who, channel), "owner", "channel")
-    return channel
-
-
-class PolicyHandlers:
-    """The use cases of policies: a channel's owner assigns users to it."""
-
-    def __init__(self, core: Core) -> None:
-        self.core = core
-
-    def assign_policy(self, who: Principal, subject: Any, object_id: Any, actions: Any,
-                      meta: Meta = NO_META) -> Done:
-        """Give ``subject`` the ``actions`` on the channel ``object_id``, added to what it had."""
-        uid = check_uuid(subject, "subject")
-        cid = check_uuid(object_id, "object")
-        acts = check_policy_actions(actions)
-
-        def build(at: Attempt) -> tuple[Policy, list[Entity]]:
-            channel = _owned_channel(at, who, cid)
-            if uid == channel.owner:
-                raise Invalid("the owner of a channel needs no policy on it")
-            if at.get_or_none(User, uid) is None:
-                raise NotFound("user not found")
-            policy = at.get_or_none(Policy, policy_id(uid, cid)) or Policy(subject=uid, object_id=cid)
-            policy.assign(who.user_id, acts)
-            return policy, [policy]
-
-        return self.core.commit(build, meta)
-
-    def revoke_policy(self, who: Principal, subject: Any, object_id: Any, meta: Meta = NO_META) -> Done:
-        uid = check_uuid(subject, "subject")
-        cid = check_uuid(object_id, "object")
-
-        def build(at: Attempt) -> tuple[Policy, list[Entity]]:
-            _owned_channel(at, who, cid)
-            policy = at.get_or_none(Policy, policy_id(uid, cid))
-            if policy is None or not policy.active:
-                raise NotFound("policy not found")
-            policy.revoke()
-            return policy, [policy]
-
-        return self.core.commit(build, meta)
+        _pairs(cmd.channel_ids, cmd.thing_ids)
+        return self.core.commit(lambda at: _disconnect(at, who, cmd.channel_ids, cmd.thing_ids, False), meta)
