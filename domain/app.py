@@ -25,9 +25,13 @@ from domain.channels import ChannelHandlers
 from domain.commands import (
     ChangeThingSecret,
     ChangeUserSecret,
+    CompensateStep,
     CreateChannels,
     CreateThings,
     CreateUser,
+    EndCompensation,
+    FailProvisioning,
+    ProvisionGateway,
     SetChannelEnabled,
     SetThingEnabled,
     SetUserEnabled,
@@ -215,11 +219,11 @@ class Smq(Application):
     issue_cert = UseCase(CertHandlers.issue_cert)
     revoke_certs = UseCase(CertHandlers.revoke_certs)
 
-    start_provisioning = UseCase(ProvisionHandlers.start_provisioning)
+    start_provisioning = Command(ProvisionHandlers.start_provisioning, ProvisionGateway)
     provisioning = UseCase(ProvisionHandlers.provisioning)
     provision_at_once = UseCase(ProvisionHandlers.provision_at_once)
     provision_step = UseCase(ProvisionHandlers.provision_step)
-    fail_provisioning = UseCase(ProvisionHandlers.fail_provisioning)
-    compensate_step = UseCase(ProvisionHandlers.compensate_step)
-    end_compensation = UseCase(ProvisionHandlers.end_compensation)
+    fail_provisioning = Command(ProvisionHandlers.fail_provisioning, FailProvisioning, caller=False)
+    compensate_step = Command(ProvisionHandlers.compensate_step, CompensateStep, caller=False)
+    end_compensation = Command(ProvisionHandlers.end_compensation, EndCompensation, caller=False)
     provisioned = UseCase(ProvisionHandlers.provisioned)
