@@ -104,11 +104,15 @@ async def _owned_events(request: web.Request, kind: str) -> web.Response:
     aggregate, table = OWNED[kind]
     if not who.admin:
         c = container(request)
-        await fresh(request, kind)
+        await fresh(request, kind, "events")
         async with c.pool.connection() as conn:
+            # Its row, or (removed: no row) the owner its creation names: a removed one's
+            # history stays its owner's to read.
             row = await (await conn.execute(
-                f"select 1 from {table} where id = %s and owner = %s",  # noqa: S608 - ours
-                (eid, who.user_id))).fetchone()
+                f"select 1 from {table} where id = %s and owner = %s"  # noqa: S608 - ours
+                " union all select 1 from events_view where aggregate_id = %s and aggregate = %s"
+                " and version = 1 and data->>'owner' = %s limit 1",
+                (eid, who.user_id, eid, aggregate, str(who.user_id)))).fetchone()
         if row is None:
             raise NotFound(f"{aggregate} not found")
     return await _page(request, ["aggregate = %s", "aggregate_id = %s"], [aggregate, eid])

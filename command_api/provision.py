@@ -20,9 +20,10 @@ from command_api.context import (
 )
 from command_api.errors import status_of_kind
 from domain.bootstrap import check_external
+from domain.commands import ProvisionGateway
 from domain.common import Principal, check_text
 from domain.errors import Unauthenticated
-from domain.provisioning import COMPLETED, FAILED, Provisioning, provisioning_id
+from domain.provisioning import COMPLETED, FAILED, Layout, Provisioning, provisioning_id
 from domain.users import principal_of
 from service.container import Container
 
@@ -31,9 +32,20 @@ TIMEOUT_STATUS = 504
 
 
 class MappingRequest(msgspec.Struct):
+    """The body as the wire carries it; the domain holds each field to its rules (a 400
+    naming the field), as for a direct call."""
+
     external_id: Any = None
     external_key: Any = None
     name: Any = None
+
+    def command(self, layout: Layout) -> ProvisionGateway:
+        return ProvisionGateway(self.external_id, self.external_key, self.name, layout)
+
+
+def layout(c: Container) -> Layout:
+    """The layout a provisioning gets now (the default's MQTT address is the listener's)."""
+    return c.provision.effective(c.settings.mqtt_url)
 
 
 async def _caller(request: web.Request) -> Principal:
@@ -56,13 +68,13 @@ async def _caller(request: web.Request) -> Principal:
 @routes.get("/mapping")
 async def mapping(request: web.Request) -> web.Response:
     await _caller(request)
-    return wire.json(container(request).provision.layout.content)
+    return wire.json(layout(container(request)).content)
 
 
 async def _dry_run(request: web.Request, who: Principal, body: MappingRequest) -> web.Response:
     c = container(request)
     app = c.store.app
-    layout = c.provision.layout
+    lay = layout(c)
     conflicts = []
     # The real run's rules: what it refuses (400), a dry run refuses too.
     check_external(body.external_id, "external_id")
@@ -77,9 +89,9 @@ async def _dry_run(request: web.Request, who: Principal, body: MappingRequest) -
     things = [{"name": body.name or t["name"],
                "metadata": {**t["metadata"], **({"external_id": body.external_id}
                                                if "external_id" in t["metadata"] else {})}}
-              for t in layout.things]
-    return wire.json({"dry_run": True, "things": things, "channels": layout.channels,
-                      "bootstrap": layout.bootstrap, "x509": layout.x509, "whitelist": layout.whitelist,
+              for t in lay.things]
+    return wire.json({"dry_run": True, "things": things, "channels": lay.channels,
+                      "bootstrap": lay.bootstrap, "x509": lay.x509, "whitelist": lay.whitelist,
                       "conflicts": conflicts}, status=409 if any("exists" in x for x in conflicts) else 200)
 
 
@@ -91,13 +103,13 @@ async def provision(request: web.Request) -> web.Response:
         return await _dry_run(request, who, body)
     c = container(request)
     m = meta(request, who)
+    command = body.command(layout(c))
     # A new provisioning whole, in one transaction; anything else goes step by step.
-    whole = await c.saga.run_at_once(who, body.external_id, body.external_key, body.name, c.provision.layout, m)
+    whole = await c.saga.run_at_once(who, command, m)
     if whole is not None:
         p, answer, position = whole
         return await _answer(c, who, p, position, answer)
-    done = await c.store.command(c.store.app.start_provisioning, who, body.external_id, body.external_key,
-                                 body.name, c.provision.layout, meta=m)
+    done = await c.store.command(c.store.app.execute, who, command, meta=m)
     p = done.result
     last = [done.position or 0]
 

@@ -28,12 +28,16 @@ from domain.commands import (
     ChangeConfigState,
     ChangeThingSecret,
     ChangeUserSecret,
+    CompensateStep,
     Connect,
     CreateChannels,
     CreateThings,
     CreateUser,
     Disconnect,
+    EndCompensation,
+    FailProvisioning,
     IssueCert,
+    ProvisionGateway,
     RemoveConfig,
     RevokeCerts,
     RevokePolicy,
@@ -228,11 +232,11 @@ class Smq(Application):
     issue_cert = Command(CertHandlers.issue_cert, IssueCert)
     revoke_certs = Command(CertHandlers.revoke_certs, RevokeCerts)
 
-    start_provisioning = UseCase(ProvisionHandlers.start_provisioning)
+    start_provisioning = Command(ProvisionHandlers.start_provisioning, ProvisionGateway)
     provisioning = UseCase(ProvisionHandlers.provisioning)
     provision_at_once = UseCase(ProvisionHandlers.provision_at_once)
     provision_step = UseCase(ProvisionHandlers.provision_step)
-    fail_provisioning = UseCase(ProvisionHandlers.fail_provisioning)
-    compensate_step = UseCase(ProvisionHandlers.compensate_step)
-    end_compensation = UseCase(ProvisionHandlers.end_compensation)
+    fail_provisioning = Command(ProvisionHandlers.fail_provisioning, FailProvisioning, caller=False)
+    compensate_step = Command(ProvisionHandlers.compensate_step, CompensateStep, caller=False)
+    end_compensation = Command(ProvisionHandlers.end_compensation, EndCompensation, caller=False)
     provisioned = UseCase(ProvisionHandlers.provisioned)

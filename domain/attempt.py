@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.base import Entity, Meta, UniqueKey, key_id
 from domain.common import Done
 from domain.errors import Conflict
+from domain.traits import Removable
 
 T = TypeVar("T")
 A = TypeVar("A", bound=Entity)
@@ -46,18 +47,25 @@ class Attempt:
         return not self.retry
 
     def get_or_none(self, cls: type[A], aggregate_id: UUID) -> A | None:
-        made = self.made
-        if made is not None and aggregate_id in made:  # made earlier in this same command
-            agg: Entity | None = made[aggregate_id]
-        else:
-            agg = self.load(aggregate_id)
+        """The aggregate of this id and class, or None; a removed one (``traits.Removable``) is
+        None too: nothing finds it, only its history keeps it."""
+        agg = self._any(aggregate_id)
+        if isinstance(agg, Removable) and agg.removed:
+            return None
         return agg if isinstance(agg, cls) else None
 
+    def _any(self, aggregate_id: UUID) -> Entity | None:
+        made = self.made
+        if made is not None and aggregate_id in made:  # made earlier in this same command
+            return made[aggregate_id]
+        return self.load(aggregate_id)
+
     def absent(self, aggregate_id: UUID) -> bool:
-        """Whether no aggregate has this id (assumed on a first try; the store checks)."""
+        """Whether no aggregate has this id, removed or not (assumed on a first try; the store
+        checks)."""
         if self.made is not None and aggregate_id in self.made:
             return False
-        return self.optimistic or self.get_or_none(Entity, aggregate_id) is None
+        return self.optimistic or self._any(aggregate_id) is None
 
     def made_new(self, aggregate_id: UUID) -> bool:
         """Whether this command created the aggregate (so nothing refers to it yet)."""

@@ -25,10 +25,18 @@ from domain.common import (
 )
 from domain.errors import Conflict, Invalid
 from domain.policies import channel_grants
-from domain.traits import Sharing, Switchable, add_grants, set_disabled, set_enabled
+from domain.traits import (
+    Removable,
+    Sharing,
+    Switchable,
+    add_grants,
+    set_disabled,
+    set_enabled,
+    set_removed,
+)
 
 
-class Channel(Switchable, Sharing, Entity):
+class Channel(Switchable, Sharing, Removable, Entity):
     """A communication group of things; names need not be unique."""
 
     @event("Created")
@@ -49,10 +57,12 @@ class Channel(Switchable, Sharing, Entity):
     def _updated(self, name: str, description: str, metadata: dict[str, Any]) -> None:
         self.name, self.description, self.metadata = name, description, metadata
 
-    # Its own events (Channel.Enabled, ...); enable, disable and share decide when (domain.traits).
+    # Its own events (Channel.Enabled, ...); enable, disable, share and remove decide when
+    # (domain.traits).
     _enabled = event("Enabled")(set_enabled)
     _disabled = event("Disabled")(set_disabled)
     _shared = event("Shared")(add_grants)
+    _removed = event("Removed")(set_removed)
 
 
 @dataclass(frozen=True)

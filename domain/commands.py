@@ -1,5 +1,5 @@
 """Commands: what a caller asks of the domain, one frozen msgspec Struct each (things, channels,
-users, connections, policies, bootstrap configurations and certificates).
+users, connections, policies, bootstrap configurations, certificates and provisioning).
 
 The HTTP edge decodes a request and builds its command; the application runs it by its type
 (``Smq.execute``), and the named calls (``app.update_thing(who, thing_id, name=...)``) build
@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
+
+from domain.provisioning import Layout
 
 if TYPE_CHECKING:
     from domain.certs import Issuer
@@ -212,3 +214,45 @@ class RevokeCerts(msgspec.Struct, frozen=True):
 
     thing_id: Any
     now: datetime
+
+
+# -- provisioning (POST /mapping, and the saga's steps) --------------------------------------
+class ProvisionGateway(msgspec.Struct, frozen=True):
+    """Provision one edge gateway: the layout's things, channels, bootstrap configs,
+    certificates and connections for ``external_id``. ``layout`` is the service's configured
+    layout (``SMQ_PROVISION_CONFIG_FILE`` or the guide's), never the caller's."""
+
+    external_id: Any
+    external_key: Any
+    name: Any = None
+    layout: Layout = msgspec.field(default_factory=Layout)
+
+
+class ProvisionStep(msgspec.Struct, frozen=True):
+    """Do one step of a running provisioning, recorded with its changes."""
+
+    provisioning_id: UUID
+    step: str
+
+
+class FailProvisioning(msgspec.Struct, frozen=True):
+    """A step failed (``kind``: the domain error's class name; ``Interrupted``: its process
+    died): the provisioning is to be compensated."""
+
+    provisioning_id: UUID
+    step: str
+    kind: str = "Interrupted"
+    reason: str = "the provisioning was interrupted"
+
+
+class CompensateStep(msgspec.Struct, frozen=True):
+    """Undo one done step of a failing provisioning, recorded with its changes."""
+
+    provisioning_id: UUID
+    step: str
+
+
+class EndCompensation(msgspec.Struct, frozen=True):
+    """Every done step is undone: the provisioning has failed."""
+
+    provisioning_id: UUID

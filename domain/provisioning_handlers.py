@@ -13,19 +13,31 @@ from domain.attempt import Attempt, Core
 from domain.base import Entity, Meta
 from domain.bootstrap import check_external
 from domain.certs import Issuer
+from domain.commands import (
+    CompensateStep,
+    EndCompensation,
+    FailProvisioning,
+    ProvisionGateway,
+    ProvisionStep,
+)
 from domain.common import NO_META, Done, Principal, check_text
-from domain.errors import Conflict, DomainError
+from domain.errors import Conflict
 from domain.provisioning import (
     COMPENSATING,
     FAILED,
     RUNNING,
     STEPS,
     AlreadyStarted,
-    Layout,
     Provisioning,
     provisioning_id,
 )
 from domain.provisioning_steps import STEP, UNDO, find_provisioning, provisioned
+
+
+def _checked(cmd: ProvisionGateway) -> tuple[str, str, str]:
+    """The gateway's external id, key and name, held to the rules."""
+    return (check_external(cmd.external_id, "external_id"), check_external(cmd.external_key, "external_key"),
+            check_text(cmd.name, "name"))
 
 
 class ProvisionHandlers:
@@ -34,20 +46,18 @@ class ProvisionHandlers:
     def __init__(self, core: Core) -> None:
         self.core = core
 
-    def start_provisioning(self, who: Principal, external_id: Any, external_key: Any, name: Any,
-                           layout: Layout, meta: Meta = NO_META) -> Done:
+    def start_provisioning(self, who: Principal, cmd: ProvisionGateway, meta: Meta = NO_META) -> Done:
         """The provisioning of this owner and external id: new, restarted after a failure, or as is."""
-        ext_id = check_external(external_id, "external_id")
-        ext_key = check_external(external_key, "external_key")
-        gw_name = check_text(name, "name")
+        ext_id, ext_key, gw_name = _checked(cmd)
+        layout = cmd.layout.as_dict()
 
         def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
             p = at.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id))
             if p is None:
                 p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
-                                 layout=layout.as_dict())
+                                 layout=layout)
             elif p.status == FAILED:
-                p.restart(external_key=ext_key, name=gw_name, layout=layout.as_dict())
+                p.restart(external_key=ext_key, name=gw_name, layout=layout)
             return p, [p]
 
         return self.core.commit(build, meta)
@@ -55,8 +65,8 @@ class ProvisionHandlers:
     def provisioning(self, prov_id: UUID) -> Provisioning:
         return find_provisioning(self.core.reads(), prov_id)
 
-    def provision_at_once(self, who: Principal, external_id: Any, external_key: Any, name: Any,
-                          layout: Layout, issuer: Issuer | None, meta: Meta = NO_META) -> Done:
+    def provision_at_once(self, who: Principal, cmd: ProvisionGateway, issuer: Issuer | None,
+                          meta: Meta = NO_META) -> Done:
         """A provisioning not seen before, whole, in one transaction: its start, every step
         with its record, and its completion, as the saga would record them one by one.
         The result: the provisioning and its answer (``provisioned``).
@@ -66,16 +76,15 @@ class ProvisionHandlers:
         ``provision_step`` by step) takes over: it resumes, answers a repeat, or records
         the failure and compensates.
         """
-        ext_id = check_external(external_id, "external_id")
-        ext_key = check_external(external_key, "external_key")
-        gw_name = check_text(name, "name")
+        ext_id, ext_key, gw_name = _checked(cmd)
+        layout = cmd.layout.as_dict()
 
         def build(at: Attempt) -> tuple[tuple[Provisioning, dict[str, Any]], list[Entity]]:
             # Read, not assumed absent: a repeat must not cost a whole build and a refused write.
             if at.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id)) is not None:
                 raise AlreadyStarted("the provisioning exists")
             p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
-                             layout=layout.as_dict())
+                             layout=layout)
             made: dict[UUID, Entity] = {p.id: p}
             at.made = made  # the later steps read what the earlier ones made
             for step in STEPS:
@@ -91,12 +100,12 @@ class ProvisionHandlers:
 
         return self.core.commit(build, meta)
 
-    def provision_step(self, prov_id: UUID, step: str, issuer: Issuer | None,
-                       meta: Meta = NO_META) -> Done:
+    def provision_step(self, cmd: ProvisionStep, issuer: Issuer | None, meta: Meta = NO_META) -> Done:
         """Do one step and record it, in one transaction; the last one completes the provisioning."""
+        step = cmd.step
 
         def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
-            p = find_provisioning(at, prov_id)
+            p = find_provisioning(at, cmd.provisioning_id)
             if p.status != RUNNING:
                 raise Conflict(f"provisioning is {p.status}")
             if step in p.done:
@@ -109,25 +118,24 @@ class ProvisionHandlers:
 
         return self.core.commit(build, meta)
 
-    def fail_provisioning(self, prov_id: UUID, step: str, error: DomainError | None,
-                          meta: Meta = NO_META) -> Done:
-        # The error's kind, not an HTTP status: the API maps kinds to statuses in one place.
-        kind = type(error).__name__ if error is not None else "Interrupted"
-        reason = error.message if error is not None else "the provisioning was interrupted"
+    def fail_provisioning(self, _who: Principal | None, cmd: FailProvisioning, meta: Meta = NO_META) -> Done:
+        """Record the failure (its kind, not an HTTP status: the API maps kinds to statuses in
+        one place); a provisioning no longer running is left as it is."""
 
         def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
-            p = find_provisioning(at, prov_id)
+            p = find_provisioning(at, cmd.provisioning_id)
             if p.status == RUNNING:
-                p.fail(step=step, reason=f"{step}: {reason}", kind=kind)
+                p.fail(step=cmd.step, reason=f"{cmd.step}: {cmd.reason}", kind=cmd.kind)
             return p, [p]
 
         return self.core.commit(build, meta)
 
-    def compensate_step(self, prov_id: UUID, step: str, meta: Meta = NO_META) -> Done:
+    def compensate_step(self, _who: Principal | None, cmd: CompensateStep, meta: Meta = NO_META) -> Done:
         """Undo one done step and record it, in one transaction."""
+        step = cmd.step
 
         def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
-            p = find_provisioning(at, prov_id)
+            p = find_provisioning(at, cmd.provisioning_id)
             if p.status != COMPENSATING:
                 raise Conflict(f"provisioning is {p.status}")
             if step not in p.done or step in p.compensated:
@@ -138,9 +146,9 @@ class ProvisionHandlers:
 
         return self.core.commit(build, meta)
 
-    def end_compensation(self, prov_id: UUID, meta: Meta = NO_META) -> Done:
+    def end_compensation(self, _who: Principal | None, cmd: EndCompensation, meta: Meta = NO_META) -> Done:
         def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
-            p = find_provisioning(at, prov_id)
+            p = find_provisioning(at, cmd.provisioning_id)
             if p.status == COMPENSATING:
                 p.finish_compensation()
             return p, [p]

@@ -24,10 +24,10 @@ from domain.bootstrap import (
 from domain.certs import CertBook, Issuer, certbook_id, issue_changes
 from domain.channels import Channel
 from domain.common import check_metadata
-from domain.connections import connect_changes, disconnect_changes
+from domain.connections import Connection, connect_changes, connection_id, disconnect_changes
 from domain.errors import Conflict, DomainError, NotFound, Unavailable
 from domain.provisioning import EXTERNAL_ID, GATEWAY_CHANNELS, Provisioning
-from domain.things import NewThing, Thing, new_thing_changes
+from domain.things import NewThing, Thing, new_thing_changes, remove_thing_changes
 
 
 def things_with_config(p: Provisioning) -> list[UUID]:
@@ -160,24 +160,34 @@ def _gateway(at: Attempt, p: Provisioning, _issuer: Issuer | None) -> tuple[dict
     return {}, changed
 
 
-def _disable_made(at: Attempt, p: Provisioning, cls: type[Thing] | type[Channel], kind: str,
-                  layout_key: str) -> list[Entity]:
-    """Disable what this attempt made of one kind (things or channels)."""
+def _undo_things(at: Attempt, p: Provisioning) -> list[Entity]:
+    """Remove the things this attempt made (their secrets released): nothing of them is left
+    but their history."""
     changed: list[Entity] = []
-    for i in range(len(p.layout[layout_key])):
-        made = at.get_or_none(cls, p.made_id(kind, i))
-        if made is not None:
-            made.disable()
-            changed.append(made)
+    for i in range(len(p.layout["things"])):
+        thing = at.get_or_none(Thing, p.made_id("thing", i))  # None once removed
+        if thing is not None:
+            changed += remove_thing_changes(at, thing)
     return changed
 
 
-def _undo_things(at: Attempt, p: Provisioning) -> list[Entity]:
-    return _disable_made(at, p, Thing, "thing", "things")
-
-
 def _undo_channels(at: Attempt, p: Provisioning) -> list[Entity]:
-    return _disable_made(at, p, Channel, "channel", "channels")
+    """Remove the channels this attempt made, and any connection of the layout's things to
+    them still standing (the connections step's undo, earlier, disconnected them)."""
+    things = [str(p.made_id("thing", i)) for i in range(len(p.layout["things"]))]
+    changed: list[Entity] = []
+    for i in range(len(p.layout["channels"])):
+        channel = at.get_or_none(Channel, p.made_id("channel", i))  # None once removed
+        if channel is None:
+            continue
+        for tid in things:
+            conn = at.get_or_none(Connection, connection_id(channel.id, UUID(tid)))
+            if conn is not None and conn.connected:
+                conn.disconnect()
+                changed.append(conn)
+        channel.remove()
+        changed.append(channel)
+    return changed
 
 
 def _undo_configs(at: Attempt, p: Provisioning) -> list[Entity]:
@@ -216,7 +226,7 @@ def _undo_connections(at: Attempt, p: Provisioning) -> list[Entity]:
 
 
 def _undo_gateway(at: Attempt, p: Provisioning) -> list[Entity]:
-    return []  # the things it wrote on are disabled by the things step's compensation
+    return []  # the things it wrote on are removed by the things step's compensation
 
 
 STEP = {"things": _make_things, "channels": _make_channels, "configs": _make_configs,

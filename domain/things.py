@@ -36,12 +36,14 @@ from domain.common import (
 from domain.errors import Conflict, Invalid
 from domain.traits import (
     Profiled,
+    Removable,
     Sharing,
     Switchable,
     add_grants,
     set_disabled,
     set_enabled,
     set_profile,
+    set_removed,
     set_tags,
 )
 from domain.users import check_tags
@@ -61,7 +63,7 @@ def check_thing_secret(secret: Any) -> str:
     return secret
 
 
-class Thing(Profiled, Switchable, Sharing, Entity):
+class Thing(Profiled, Switchable, Sharing, Removable, Entity):
     """A device or application; its secret is unique among things."""
 
     class Created(Entity.Created):
@@ -92,13 +94,14 @@ class Thing(Profiled, Switchable, Sharing, Entity):
     def change_secret(self, secret: str) -> None:
         self.secret = secret
 
-    # Its own events (Thing.Updated, ...); update, update_tags, enable, disable and share
-    # decide when (domain.traits).
+    # Its own events (Thing.Updated, ...); update, update_tags, enable, disable, share and
+    # remove decide when (domain.traits).
     _updated = event("Updated")(set_profile)
     _tags_updated = event("TagsUpdated")(set_tags)
     _enabled = event("Enabled")(set_enabled)
     _disabled = event("Disabled")(set_disabled)
     _shared = event("Shared")(add_grants)
+    _removed = event("Removed")(set_removed)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,18 @@ def new_thing_changes(at: Attempt, who: Principal, s: NewThing) -> tuple[Thing, 
     thing = Thing(id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,
                   metadata=s.metadata, enabled=s.enabled)
     return thing, [claim, thing]
+
+
+def remove_thing_changes(at: Attempt, thing: Thing) -> list[Entity]:
+    """Remove a thing and release its secret (no longer a credential, free for another
+    thing), unsaved, for use inside another command's build."""
+    if thing.removed:
+        return []
+    claim = at.get_or_none(UniqueKey, key_id(SECRET_KIND, secret_key(thing.secret)))
+    if claim is not None and claim.holder == thing.id:
+        claim.release()
+    thing.remove()
+    return [a for a in (claim, thing) if a is not None]
 
 
 class ThingHandlers:

@@ -1,5 +1,5 @@
 """What Thing, Channel and User share, decided once here: enable, disable and status; share
-(things and channels); a new name and metadata, new tags (things and users).
+and removal (things and channels); a new name and metadata, new tags (things and users).
 
 The events stay each aggregate's own: a class declares them in its body with the state
 change shared here (``_enabled = event("Enabled")(set_enabled)``), so the library defines the
@@ -31,6 +31,10 @@ def set_enabled(self: Any) -> None:
 
 def set_disabled(self: Any) -> None:
     self.enabled = False
+
+
+def set_removed(self: Any) -> None:
+    self.removed = True
 
 
 def add_grants(self: Any, grants: dict[str, list[str]]) -> None:
@@ -66,6 +70,21 @@ class Switchable:
     @property
     def status(self) -> str:
         return status_of(self.enabled)
+
+
+class Removable:
+    """Removed: gone from the write model's reads (``Attempt.get_or_none``) and from every view,
+    list, count and lookup; only its history (its events, ``Created`` to ``Removed``) keeps it.
+    A failed provisioning's compensation removes what it made; no route removes (upstream's
+    API has no DELETE of things or channels, only disable)."""
+
+    removed: bool = False  # a class default: aggregates stored before removal existed have it
+
+    def _removed(self) -> None: ...  # event("Removed")(set_removed)
+
+    def remove(self) -> None:
+        if not self.removed:
+            self._removed()
 
 
 class Sharing:

@@ -100,6 +100,9 @@ class Settings:
     # Key(s) that seal the credentials in events on the bus (comma-separated: the first seals,
     # all open); unset: generated into the data folder. Every role of a deployment shares it.
     bus_key: str | None = None
+    # The MQTT address devices dial (``tcp://host:1883``), written into the default provision
+    # layout's content (infra/layout.py); unset: the MQTT listener's own address.
+    mqtt_url: str | None = None
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -151,6 +154,7 @@ class Settings:
             ca_key_file=get("CERTS_CA_KEY"),
             bootstrap_key=get("BOOTSTRAP_ENCRYPT_KEY"),
             bus_key=get("BUS_KEY"),
+            mqtt_url=get("MQTT_URL"),
             log_level=get("LOG_LEVEL") or s.log_level,
             extra={k[4:]: v for k, v in e.items() if k.startswith("SMQ_")},
         )

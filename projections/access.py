@@ -5,6 +5,7 @@ Keys (one scheme, written down here only):
   ``{prefix}conn:{channel}:{thing}`` the connection's actions, comma-separated; absent when
       the thing is not connected;
   ``{prefix}chan:{channel}`` ``disabled`` while the channel is disabled, absent otherwise;
+      a removed channel leaves neither key;
   ``{prefix}pos:access`` and ``{prefix}seq:access``: the view's position and stream sequence,
       written in the same MULTI/EXEC as the changes they cover;
   ``{prefix}epoch:access`` and ``{prefix}rebuild:access``: its marker and the progress of a
@@ -13,6 +14,7 @@ Keys (one scheme, written down here only):
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -115,7 +117,22 @@ class AccessView(RedisView):
         return handler(self, env) if handler is not None else None
 
     async def _changes(self, pipe: Any, batch: Sequence[tuple[int, Envelope]]) -> list[Write]:
-        return [change for _seq, env in batch if (change := self._change(env)) is not None]
+        writes: list[Write] = []
+        for _seq, env in batch:
+            if (env.aggregate, env.type) == _CHANNEL_REMOVED:
+                writes += await self._connections_of(env.aggregate_id, writes)
+            if (change := self._change(env)) is not None:
+                writes.append(change)
+        return writes
+
+    async def _connections_of(self, channel_id: str, earlier: Sequence[Write]) -> list[Write]:
+        """The deletion of every connection key of a removed channel: those in Redis (a scan:
+        removals are rare, and the compensation that removes has disconnected its layout's
+        pairs already) and those written earlier in this batch."""
+        prefix = self.conn_key(channel_id, "")
+        keys = {key.decode() async for key in self.redis.scan_iter(match=_glob(prefix) + "*", count=1000)}
+        keys |= {key for _op, key, _value in earlier if key.startswith(prefix)}
+        return [("del", key, None) for key in sorted(keys)]
 
 
 Change = tuple[str, str, str | None]
@@ -130,6 +147,11 @@ def _disconnected(view: AccessView, e: Envelope) -> Change:
     return ("del", view.conn_key(str(e.data["channel_id"]), str(e.data["thing_id"])), None)
 
 
+def _glob(text: str) -> str:
+    """``text`` as a Redis match pattern that matches only itself."""
+    return re.sub(r"([\\*?\[\]])", r"\\\1", text)
+
+
 def _channel_created(view: AccessView, e: Envelope) -> Change | None:
     return ("set", view.channel_key(e.aggregate_id), "disabled") if e.data.get("enabled") is False else None
 
@@ -141,5 +163,8 @@ HANDLERS: dict[type, Callable[[AccessView, Envelope], Change | None]] = {
     Channel.Disabled: lambda view, e: ("set", view.channel_key(e.aggregate_id), "disabled"),
     Channel.Enabled: lambda view, e: ("del", view.channel_key(e.aggregate_id), None),
     Channel.Created: _channel_created,
+    # Forgotten: its status key here, its connection keys by ``AccessView._connections_of``.
+    Channel.Removed: lambda view, e: ("del", view.channel_key(e.aggregate_id), None),
 }
 _BY_NAME = {name_of(cls): handler for cls, handler in HANDLERS.items()}
+_CHANNEL_REMOVED = name_of(Channel.Removed)

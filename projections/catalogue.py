@@ -98,7 +98,11 @@ VIEWS: tuple[View, ...] = (
     _sql(bootstrap, bootstrap.configs_view, (Config,)),
     _sql(certs, certs.certs_view, (CertBook,)),
     _sql(provisionings, provisionings.provisionings_view, (Provisioning,)),
-    _sql(connections, connections.connections_view, (Connection, Policy)),
+    # It follows things and channels for their removal only: a removed one takes its rows along.
+    _sql(connections, connections.connections_view, (Connection, Policy, Thing, Channel),
+         ignores=(Thing.Created, Thing.Updated, Thing.TagsUpdated, Thing.SecretChanged, Thing.Enabled,
+                  Thing.Disabled, Thing.Shared, Channel.Created, Channel.Updated, Channel.Enabled,
+                  Channel.Disabled, Channel.Shared)),
     View(lookups.NAME, "redis", (Thing,), lookups.HANDLES, lookups.ThingKeysView,
          patterns=lookups.ThingKeysView.patterns,
          ignores=(Thing.Updated, Thing.TagsUpdated, Thing.Shared)),

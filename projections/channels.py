@@ -9,7 +9,13 @@ from psycopg_pool import AsyncConnectionPool
 from domain.channels import Channel
 from projections.envelope import Envelope
 from projections.sqlview import Batched, Handlers, SqlView
-from projections.things import count_created, created_status, shared_handler, status_handler
+from projections.things import (
+    count_created,
+    created_status,
+    removed_handler,
+    shared_handler,
+    status_handler,
+)
 
 NAME = "channels"
 TABLES = ("channels_view", "channel_shares", "channels_counts")
@@ -38,6 +44,7 @@ HANDLERS: Handlers = {
     Channel.Enabled: status_handler("channels_view", "enabled", "channels_counts"),
     Channel.Disabled: status_handler("channels_view", "disabled", "channels_counts"),
     Channel.Shared: shared_handler("channels_view", "channel_shares", "channel_id"),
+    Channel.Removed: removed_handler("channels_view", "channels_counts", "channel_shares", "channel_id"),
 }
 
 

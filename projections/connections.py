@@ -4,7 +4,7 @@ channels, in SQL, for the lists of connections and for what a policy lets a user
 A row is kept once made: disconnecting (or revoking) clears it and ``active``, so its
 ``created_at`` stays the aggregate's creation time, as the command's answer shows it.
 A row that becomes active again takes the position of that event: lists follow the order
-in which connections were made.
+in which connections were made. A removed thing or channel takes its rows with it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,10 @@ from __future__ import annotations
 from psycopg import AsyncCursor, sql
 from psycopg_pool import AsyncConnectionPool
 
+from domain.channels import Channel
 from domain.connections import Connection
 from domain.policies import Policy
+from domain.things import Thing
 from projections.envelope import Envelope
 from projections.sqlview import Batched, Handler, Handlers, SqlView
 
@@ -63,6 +65,17 @@ async def _policy_created(cur: AsyncCursor, e: Envelope) -> None:
          e.occurred_at, e.position))
 
 
+async def _thing_removed(cur: AsyncCursor, e: Envelope) -> None:
+    # A scan of the table (its indexes hold active rows only): removals are rare, a failed
+    # provisioning's compensation, which has disconnected the layout's pairs already.
+    await cur.execute("delete from connections where thing_id = %s", (e.aggregate_id,))
+
+
+async def _channel_removed(cur: AsyncCursor, e: Envelope) -> None:
+    await cur.execute("delete from connections where channel_id = %s", (e.aggregate_id,))
+    await cur.execute("delete from channel_policies where object = %s", (e.aggregate_id,))
+
+
 HANDLERS: Handlers = {
     Connection.Created: Batched(_conn_created),
     Connection.Connected: _activate("connections"),
@@ -70,6 +83,9 @@ HANDLERS: Handlers = {
     Policy.Created: _policy_created,
     Policy.Assigned: _activate("channel_policies"),
     Policy.Revoked: _deactivate("channel_policies"),
+    # A removed thing or channel is forgotten with its connections and policies.
+    Thing.Removed: _thing_removed,
+    Channel.Removed: _channel_removed,
 }
 
 

@@ -25,8 +25,8 @@ from projections.redisview import RedisView, ViewNotReady, Write, as_bytes, whol
 
 NAME = "thing_keys"
 # The events the view follows (the catalogue lists the others it ignores).
-HANDLES = (Thing.Created, Thing.SecretChanged, Thing.Enabled, Thing.Disabled)
-_CREATED, _SECRET_CHANGED, _ENABLED, _DISABLED = (name_of(cls) for cls in HANDLES)
+HANDLES = (Thing.Created, Thing.SecretChanged, Thing.Enabled, Thing.Disabled, Thing.Removed)
+_CREATED, _SECRET_CHANGED, _ENABLED, _DISABLED, _REMOVED = (name_of(cls) for cls in HANDLES)
 
 
 @dataclass(frozen=True)
@@ -95,6 +95,12 @@ class ThingKeysView(RedisView):
                 state[tid] = {"key": key, "status": status}
                 writes += [("hset", self.by_key(key), {"id": tid, "status": status}),
                            ("hset", self.by_thing(tid), {"key": key, "status": status})]
+            elif event == _REMOVED:  # forgotten: its secret names nothing any more
+                cur = await current(tid)
+                if cur.get("key"):
+                    writes.append(("del", self.by_key(cur["key"]), None))
+                state[tid] = {}
+                writes.append(("del", self.by_thing(tid), None))
             elif event in (_ENABLED, _DISABLED):
                 cur = await current(tid)
                 if cur.get("key"):

@@ -71,6 +71,19 @@ async def count_created(cur: AsyncCursor, counts: str, events: list[Envelope]) -
                           [(owner, status, n) for (owner, status), n in sorted(added.items())])
 
 
+def removed_handler(table: str, counts: str, shares: str,
+                    column: str) -> Callable[[AsyncCursor, Envelope], Awaitable[None]]:
+    """The row forgotten, with its shares, and the owner's count of its status moved down (in
+    one statement): a removed one is in no list, count or lookup."""
+    async def apply(cur: AsyncCursor, e: Envelope) -> None:
+        await cur.execute(
+            f"with old as (delete from {table} where id = %(id)s returning owner, status),"  # noqa: S608
+            f" gone as (delete from {shares} where {column} = %(id)s returning 1)"
+            f" update {counts} c set n = c.n - 1 from old where c.owner = old.owner and c.status = old.status",
+            {"id": e.aggregate_id})
+    return apply
+
+
 def shared_handler(main: str, table: str, column: str) -> Callable[[AsyncCursor, Envelope], Awaitable[None]]:
     """Each Shared event carries the whole new list of actions of every user it changes."""
     async def apply(cur: AsyncCursor, e: Envelope) -> None:
@@ -92,6 +105,7 @@ HANDLERS: Handlers = {
     Thing.Enabled: status_handler("things_view", "enabled", "things_counts"),
     Thing.Disabled: status_handler("things_view", "disabled", "things_counts"),
     Thing.Shared: shared_handler("things_view", "thing_shares", "thing_id"),
+    Thing.Removed: removed_handler("things_view", "things_counts", "thing_shares", "thing_id"),
 }
 
 

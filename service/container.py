@@ -26,7 +26,6 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from domain.app import Smq
 from domain.base import SYSTEM
 from domain.errors import Conflict
-from domain.provisioning import Layout
 from infra import bus, esstore, layout, sql, startup
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
@@ -203,7 +202,7 @@ class Container(Views):
     admin_id: str | None = None
     ca: CertificateAuthority | None = None
     bootstrap_key: bytes = b""
-    provision: ProvisionSettings = field(default_factory=lambda: ProvisionSettings(Layout()))
+    provision: ProvisionSettings = field(default_factory=layout.guide)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod

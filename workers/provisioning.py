@@ -19,6 +19,7 @@ from uuid import UUID
 from psycopg_pool import AsyncConnectionPool
 
 from domain.base import Meta
+from domain.commands import FailProvisioning, ProvisionGateway, ProvisionStep
 from domain.common import NO_META, Principal
 from domain.errors import Conflict, DomainError
 from domain.provisioning import (
@@ -26,7 +27,6 @@ from domain.provisioning import (
     RUNNING,
     STEPS,
     AlreadyStarted,
-    Layout,
     Provisioning,
 )
 from infra import metrics
@@ -51,16 +51,15 @@ class SagaRunner:
         (``SMQ_PROVISION_AT_ONCE``)."""
         return self.whole
 
-    async def run_at_once(self, who: Principal, external_id: Any, external_key: Any, name: Any,
-                          layout: Layout, meta: Meta = NO_META) -> tuple[Provisioning, dict[str, Any], int] | None:
+    async def run_at_once(self, who: Principal, cmd: ProvisionGateway,
+                          meta: Meta = NO_META) -> tuple[Provisioning, dict[str, Any], int] | None:
         """A new provisioning whole, in one transaction: the provisioning, its answer and the
         position; None when it is not new or a step fails (nothing saved: the stepwise saga
         takes it, and records and compensates a failure)."""
         if not self.at_once:
             return None
         try:
-            done = await self.store.command(self.store.app.provision_at_once, who, external_id, external_key,
-                                            name, layout, self.issuer, meta=meta)
+            done = await self.store.command(self.store.app.provision_at_once, who, cmd, self.issuer, meta=meta)
         except (AlreadyStarted, DomainError):
             return None
         for step in STEPS:
@@ -77,7 +76,8 @@ class SagaRunner:
 
     async def step(self, prov_id: UUID, step: str, meta: Meta) -> Any:
         """One step's command, committed with its record."""
-        return await self._command(self.store.app.provision_step, prov_id, step, self.issuer, meta=meta)
+        return await self._command(self.store.app.provision_step, ProvisionStep(prov_id, step), self.issuer,
+                                   meta=meta)
 
     def stepped(self, step: str) -> None:
         """A step is done (a hook: tests/faults.py stops the process here)."""
@@ -117,7 +117,10 @@ class SagaRunner:
     async def _fail(self, prov_id: UUID, step: str, exc: DomainError | None, meta: Meta) -> None:
         log.info("provisioning %s failed at %s: %s", prov_id, step, exc.message if exc else "interrupted")
         metrics.saga_step(step, "failed")
-        await self._command(self.store.app.fail_provisioning, prov_id, step, exc, meta=meta)
+        # The error's kind (its class), not an HTTP status: the API maps kinds in one place.
+        fail = (FailProvisioning(prov_id, step) if exc is None
+                else FailProvisioning(prov_id, step, type(exc).__name__, exc.message))
+        await self._command(self.store.app.execute, None, fail, meta=meta)
 
     async def compensate(self, prov_id: UUID, meta: Meta = NO_META) -> Provisioning:
         """Undo, in reverse order, every done step of a failed provisioning; its final state."""

@@ -7,6 +7,7 @@ from typing import Any
 
 from service.replay import replay
 from tests.conftest import Client
+from tests.faults import Faults, inject
 
 
 async def _mixed_commands(client: Client) -> None:
@@ -41,6 +42,12 @@ async def _mixed_commands(client: Client) -> None:
 async def test_replay_of_a_busy_store_matches_every_view(client: Client, service: Any) -> None:
     await _mixed_commands(client)
     c = service.container
+    # A failed provisioning: its things and channels made, connected, then removed.
+    _, token = await client.user()
+    inject(c, Faults(fail_at="gateway"))
+    st, _, _ = await client.call("POST", "/mapping", {"external_id": "gw-f", "external_key": "k"}, token=token)
+    assert st >= 400
+    inject(c, Faults())
     head = await c.store.max_position()
     assert head >= 200
 
