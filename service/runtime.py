@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -12,6 +13,7 @@ from aiohttp import web
 from command_api.app import create_app
 from command_api.server import ApiRunner
 from infra.lease import Lease
+from infra.mqtt import ISSUER_SEED_FILE
 from infra.settings import Settings
 from infra.startup import redact
 from infra.streamowner import owner_of
@@ -36,6 +38,19 @@ GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt
 def _report_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("worker %s ended by an exception", task.get_name(), exc_info=task.exception())
+
+
+def mqtt_env(c: Container) -> dict[str, str]:
+    """The MQTT settings in force, for the API children (the embedded NATS's are not theirs to
+    read from the data folder: they are told, as of an external NATS)."""
+    if c.mqtt is None:
+        return {}
+    env = {"SMQ_MQTT_URL": c.settings.mqtt_url, "SMQ_MQTT_ACCOUNT": c.mqtt.account,
+           "SMQ_MQTT_ISSUER_SEED_FILE": c.settings.mqtt_issuer_seed_file
+           or str((Path(c.settings.data_dir) / ISSUER_SEED_FILE).resolve())}
+    if c.mqtt.sys_url:
+        env["SMQ_MQTT_SYS_URL"] = c.mqtt.sys_url
+    return env
 
 
 @dataclass
@@ -112,7 +127,8 @@ class Service:
             self.parent_metrics = ParentMetrics(s.data_dir)
             await self.parent_metrics.start()
             servers = {"SMQ_DATABASE_URL": c.database_url, "SMQ_NATS_URL": c.nats_url,
-                       "SMQ_REDIS_URL": c.redis_url, PARENT_METRICS: self.parent_metrics.path}
+                       "SMQ_REDIS_URL": c.redis_url, PARENT_METRICS: self.parent_metrics.path,
+                       **mqtt_env(c)}
             self.children = ApiProcesses(s, servers, self.api_processes)
             await self.children.start()
             self.port = self.children.port
@@ -134,7 +150,8 @@ class Service:
 
     def describe(self) -> dict[str, Any]:
         c = self.container
-        return {"http": self.url if self.port else None, "nats": redact(c.nats_url), "redis": redact(c.redis_url),
+        return {"http": self.url if self.port else None, "nats": redact(c.nats_url),
+                "mqtt": c.settings.mqtt_url or None, "redis": redact(c.redis_url),
                 "database": redact(c.database_url), "roles": sorted(self.roles),
                 "data_dir": str(self.settings.data_dir)}
 
