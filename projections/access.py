@@ -5,6 +5,8 @@ Keys (one scheme, written down here only):
   ``{prefix}conn:{channel}:{thing}`` the connection's actions, comma-separated; absent when
       the thing is not connected;
   ``{prefix}chan:{channel}`` ``disabled`` while the channel is disabled, absent otherwise;
+  ``{prefix}tconn:{thing}`` hash channel -> the connection's actions: every channel of a thing
+      (the MQTT authorizer lists them all when the thing connects);
   ``{prefix}pos:access`` and ``{prefix}seq:access``: the view's position and stream sequence,
       written in the same MULTI/EXEC as the changes they cover;
   ``{prefix}epoch:access`` and ``{prefix}rebuild:access``: its marker and the progress of a
@@ -50,6 +52,32 @@ return {tid or false, found[2] or false, held or false, conn or false,
 """
 
 
+# The same for a thing's every channel (MQTT's connect): what a secret names, the key that
+# thing holds, its connections to enabled channels (flat: channel, actions, …), the highest
+# position recorded under its id and its channels' ids, and the views' positions and markers.
+_THING = """
+local found = redis.call('HMGET', ARGV[1], 'id', 'status')
+local tid = found[1]
+local held, rw, conns = false, tonumber(0), {}
+if tid then
+  held = redis.call('HGET', ARGV[2] .. tid, 'key')
+  rw = tonumber(redis.call('GET', ARGV[5] .. tid) or '0')
+  local flat = redis.call('HGETALL', ARGV[3] .. tid)
+  for i = 1, #flat, 2 do
+    local r = tonumber(redis.call('GET', ARGV[5] .. flat[i]) or '0')
+    if r > rw then rw = r end
+    if redis.call('GET', ARGV[4] .. flat[i]) ~= 'disabled' then
+      conns[#conns + 1] = flat[i]
+      conns[#conns + 1] = flat[i + 1]
+    end
+  end
+end
+return {tid or false, found[2] or false, held or false, tostring(rw),
+        redis.call('GET', ARGV[6]) or false, redis.call('GET', ARGV[7]) or false,
+        redis.call('GET', ARGV[8]) or false, redis.call('GET', ARGV[9]) or false, conns}
+"""
+
+
 def _text(raw: bytes | None) -> str | None:
     return raw.decode() if raw is not None else None
 
@@ -69,15 +97,32 @@ class Snapshot:
     blocked_ms: int = -2      # the PTTL of the block key asked for (-2: none)
 
 
+@dataclass(frozen=True)
+class ThingSnapshot:
+    """What the views say, at one instant, about a secret and every channel of its thing."""
+
+    thing_id: str | None
+    enabled: bool
+    held_key: str | None                   # the key the thing holds now (must equal the secret's)
+    channels: dict[str, frozenset[str]]    # its enabled channels -> the connection's actions
+    target: int                            # the position the views must reach to be fresh
+    reached: int
+    whole: bool = True
+
+
 class AccessView(RedisView):
     """The Redis view of connections; applies batches atomically with its position."""
 
     name = NAME
-    patterns = ("conn:*", "chan:*")
+    patterns = ("conn:*", "chan:*", "tconn:*")
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         super().__init__(redis, prefix)
         self._snapshot = redis.register_script(_SNAPSHOT)
+        self._thing = redis.register_script(_THING)
+
+    def thing_key(self, thing_id: str) -> str:
+        return f"{self.prefix}tconn:{thing_id}"
 
     def conn_key(self, channel_id: str, thing_id: str) -> str:
         return f"{self.prefix}conn:{channel_id}:{thing_id}"
@@ -109,37 +154,52 @@ class AccessView(RedisView):
             whole=whole(m_keys) and whole(m_access),
             blocked_ms=int(blocked) if isinstance(blocked, int) else -2)
 
-    def _change(self, env: Envelope) -> Change | None:
-        """The write an event makes: (op, key, value), or None."""
+    async def thing_snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str) -> ThingSnapshot:
+        """The secret's thing and every enabled channel it is connected to, how fresh that is,
+        whether the views are whole."""
+        r = await self._thing(args=[keys.by_key(key_hash), keys.by_thing(""), self.thing_key(""),
+                                    self.channel_key(""), rw_prefix, keys.pos_key, self.pos_key,
+                                    keys.epoch_key, self.epoch_key])
+        tid, status, held, rw, pos_keys, pos_access, m_keys, m_access, flat = (
+            v if v is not False else None for v in r)
+        flat = flat or []
+        return ThingSnapshot(
+            thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
+            channels={flat[i].decode(): frozenset(flat[i + 1].decode().split(","))
+                      for i in range(0, len(flat), 2)},
+            target=int(rw or 0), reached=min(int(pos_keys or 0), int(pos_access or 0)),
+            whole=whole(m_keys) and whole(m_access))
+
+    def _change(self, env: Envelope) -> list[Write]:
+        """The writes an event makes: (op, key, value)."""
         handler = _BY_NAME.get((env.aggregate, env.type))
-        return handler(self, env) if handler is not None else None
+        return handler(self, env) if handler is not None else []
 
     async def _changes(self, pipe: Any, batch: Sequence[tuple[int, Envelope]]) -> list[Write]:
-        return [change for _seq, env in batch if (change := self._change(env)) is not None]
+        return [change for _seq, env in batch for change in self._change(env)]
 
 
-Change = tuple[str, str, str | None]
+def _connected(view: AccessView, e: Envelope) -> list[Write]:
+    channel, thing, actions = str(e.data["channel_id"]), str(e.data["thing_id"]), ",".join(e.data["actions"])
+    return [("set", view.conn_key(channel, thing), actions),
+            ("hfield", view.thing_key(thing), (channel, actions))]
 
 
-def _connected(view: AccessView, e: Envelope) -> Change:
-    d = e.data
-    return ("set", view.conn_key(str(d["channel_id"]), str(d["thing_id"])), ",".join(d["actions"]))
+def _disconnected(view: AccessView, e: Envelope) -> list[Write]:
+    channel, thing = str(e.data["channel_id"]), str(e.data["thing_id"])
+    return [("del", view.conn_key(channel, thing), None), ("hfield", view.thing_key(thing), (channel, None))]
 
 
-def _disconnected(view: AccessView, e: Envelope) -> Change:
-    return ("del", view.conn_key(str(e.data["channel_id"]), str(e.data["thing_id"])), None)
-
-
-def _channel_created(view: AccessView, e: Envelope) -> Change | None:
-    return ("set", view.channel_key(e.aggregate_id), "disabled") if e.data.get("enabled") is False else None
+def _channel_created(view: AccessView, e: Envelope) -> list[Write]:
+    return [("set", view.channel_key(e.aggregate_id), "disabled")] if e.data.get("enabled") is False else []
 
 
 # The events the view follows, keyed by their classes (the catalogue lists the others it ignores).
-HANDLERS: dict[type, Callable[[AccessView, Envelope], Change | None]] = {
+HANDLERS: dict[type, Callable[[AccessView, Envelope], list[Write]]] = {
     Connection.Connected: _connected,
     Connection.Disconnected: _disconnected,
-    Channel.Disabled: lambda view, e: ("set", view.channel_key(e.aggregate_id), "disabled"),
-    Channel.Enabled: lambda view, e: ("del", view.channel_key(e.aggregate_id), None),
+    Channel.Disabled: lambda view, e: [("set", view.channel_key(e.aggregate_id), "disabled")],
+    Channel.Enabled: lambda view, e: [("del", view.channel_key(e.aggregate_id), None)],
     Channel.Created: _channel_created,
 }
 _BY_NAME = {name_of(cls): handler for cls, handler in HANDLERS.items()}

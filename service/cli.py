@@ -18,7 +18,7 @@ from infra import jsonlog
 from infra.settings import Settings
 from service import stream as cli_stream
 
-ROLES = ("serve", "api", "relay", "projector", "saga")
+ROLES = ("serve", "api", "relay", "projector", "saga", "authz")
 
 
 # -- server roles ---------------------------------------------------------------------------
@@ -95,7 +95,8 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             if args.command == "serve":
-                asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga"}, settings.api_processes))
+                asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga", "authz"},
+                                      settings.api_processes))
             else:
                 asyncio.run(run_roles(settings, {args.command}))
         except (CannotListen, PortInUse) as exc:

@@ -78,7 +78,7 @@ async def _connect_nats(url: str) -> Client:
 # lease). The API's store share is the store's thread count (SMQ_STORE_WORKERS, 16): no thread
 # waits for a connection. docs/deploy.md adds them up for compose.yaml.
 POOL_SHARES: dict[str, tuple[int, int]] = {"api": (16, 10), "relay": (2, 2), "projector": (2, 4),
-                                           "saga": (2, 2)}
+                                           "saga": (2, 2), "authz": (1, 2)}
 
 
 def pool_sizes(settings: Settings, roles: Iterable[str] | None = None) -> tuple[int, int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from command_api.app import create_app
+from command_api.ratelimit import Failures
 from command_api.server import ApiRunner
 from infra.lease import Lease
 from infra.mqtt import ISSUER_SEED_FILE
@@ -23,13 +25,15 @@ from projections.redisview import RedisView
 from projections.statistics import Statistics
 from service.apiprocs import ApiProcesses, inherited_socket, listen_failure
 from service.container import Container
+from workers.authorizer import Authorizer
 from workers.projector import Projector, ViewRunner
 from workers.redisguard import RedisGuard
 from workers.relay import Relay
 from workers.saga import SagaWorker
+from workers.thingaccess import thing_access
 
 log = logging.getLogger("smq")
-ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
+ALL_ROLES = frozenset({"api", "relay", "projector", "saga", "authz"})
 # The relay's bound on a stream lookup (its publishes have theirs: ``Relay.ack_wait``, 2 s).
 RELAY_LOOKUP = 0.75
 GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt before the API
@@ -63,6 +67,7 @@ class Service:
     relay: Relay | None = None
     projector: Projector | None = None
     saga: SagaWorker | None = None
+    authorizer: Authorizer | None = None
     statistics: Statistics | None = None
     runner: web.AppRunner | None = None
     port: int | None = None
@@ -122,6 +127,8 @@ class Service:
         if "saga" in self.roles:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
             self._worker(self.saga.run(), "saga")
+        if "authz" in self.roles:
+            await self._start_authz()
         if "api" in self.roles and self.api_processes:
             # The children's /metrics show this process's metrics too.
             self.parent_metrics = ParentMetrics(s.data_dir)
@@ -144,6 +151,18 @@ class Service:
                 raise listen_failure(s.http_host, s.http_port, exc) from None
             self.port = self.runner.addresses[0][1]
 
+    async def _start_authz(self) -> None:
+        """The MQTT authorizer (``workers.authorizer``), when MQTT authorization is on."""
+        c, s = self.container, self.settings
+        if c.mqtt is None:
+            log.info("MQTT authorization is off: an external NATS without SMQ_MQTT_ISSUER_SEED_FILE"
+                     " (docs/deploy.md)")
+            return
+        limits = Failures(c.redis, s.redis_prefix, s.failure_limit_window, s.failure_limit_identity,
+                          s.failure_limit_address)
+        self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits)
+        await self.authorizer.start()
+
     @property
     def url(self) -> str:
         return f"http://{self.settings.http_host}:{self.port}"
@@ -163,6 +182,8 @@ class Service:
             await self.runner.cleanup()
         if self.parent_metrics is not None:
             await self.parent_metrics.stop()
+        if self.authorizer is not None:
+            await self.authorizer.stop()
         for worker in (self.relay, self.projector, self.saga, self.statistics):
             if worker is not None:
                 worker.stop()
