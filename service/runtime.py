@@ -14,6 +14,7 @@ from aiohttp import web
 from command_api.app import create_app
 from command_api.ratelimit import Failures
 from command_api.server import ApiRunner
+from infra import bus
 from infra.lease import Lease
 from infra.mqtt import ISSUER_SEED_FILE
 from infra.settings import Settings
@@ -29,8 +30,9 @@ from workers.authorizer import Authorizer
 from workers.projector import Projector, ViewRunner
 from workers.redisguard import RedisGuard
 from workers.relay import Relay
+from workers.revoker import Revoker, Sessions
 from workers.saga import SagaWorker
-from workers.thingaccess import thing_access
+from workers.thingaccess import channel_things, thing_access
 
 log = logging.getLogger("smq")
 ALL_ROLES = frozenset({"api", "relay", "projector", "saga", "authz"})
@@ -68,6 +70,8 @@ class Service:
     projector: Projector | None = None
     saga: SagaWorker | None = None
     authorizer: Authorizer | None = None
+    revoker: Revoker | None = None
+    sys_nc: Any = None  # the revoker's system-account connection
     statistics: Statistics | None = None
     runner: web.AppRunner | None = None
     port: int | None = None
@@ -160,7 +164,17 @@ class Service:
             return
         limits = Failures(c.redis, s.redis_prefix, s.failure_limit_window, s.failure_limit_identity,
                           s.failure_limit_address)
-        self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits)
+        sessions = Sessions(c.redis, s.redis_prefix)
+        if c.mqtt.sys_url:
+            self.sys_nc = await bus.connect(c.mqtt.sys_url, "smq-revoker")
+            self.revoker = Revoker(c.js, self.sys_nc, sessions, s.stream, s.events_subject,
+                                   c.freshness.wait, functools.partial(channel_things, c))
+            await self.revoker.start()
+        else:
+            log.warning("MQTT sessions are not closed when their rights end: no system-account user"
+                        " (SMQ_MQTT_SYS_URL); a session lasts until its JWT expires (1 h)")
+        self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits,
+                                     record=sessions.record if self.revoker else None)
         await self.authorizer.start()
 
     @property
@@ -184,6 +198,10 @@ class Service:
             await self.parent_metrics.stop()
         if self.authorizer is not None:
             await self.authorizer.stop()
+        if self.revoker is not None:
+            await self.revoker.stop()
+        if self.sys_nc is not None:
+            await self.sys_nc.close()
         for worker in (self.relay, self.projector, self.saga, self.statistics):
             if worker is not None:
                 worker.stop()

@@ -38,9 +38,10 @@ log = logging.getLogger("smq.authz")
 USER_TTL = 3600.0  # the user JWT's life: a backstop
 IN_FLIGHT = 256    # requests answered at once by one process
 
-# Where a session is recorded once allowed (thing id, server id, client id, its JWT's expiry),
-# before the views are read for the answer (``workers.revoker``).
-Record = Callable[[str, str, int, float], Awaitable[None]]
+# Where a session is recorded once allowed (thing id, server id, client id, the views' position
+# its decision read at least, its JWT's expiry), before the views are read again for the
+# answer (``workers.revoker``).
+Record = Callable[[str, str, int, int, float], Awaitable[None]]
 
 
 def channel_subjects(channel_id: str) -> list[str]:
@@ -146,7 +147,7 @@ class Authorizer:
             # finds this session in the registry (workers.revoker).
             server = str((request.get("server_id") or {}).get("id") or "")
             cid = int((request.get("client_info") or {}).get("id") or 0)
-            await self.record(thing_id, server, cid, time.time() + self.ttl)
+            await self.record(thing_id, server, cid, snap.reached, time.time() + self.ttl)
             snap = await self.resolve(secret)
             refused = self._refusal(snap, secret, user if password else None)
             if refused is not None:

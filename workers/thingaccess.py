@@ -28,6 +28,14 @@ select case when count(*) = cardinality(%(views)s::text[]) then min(position) el
 """
 
 
+async def channel_things(c: Container, channel_id: str) -> list[str]:
+    """The things connected to a channel (the connections view)."""
+    async with c.pool.connection() as conn:
+        rows = await (await conn.execute(
+            "select thing_id::text from connections where channel_id = %s and active", (channel_id,))).fetchall()
+    return [r[0] for r in rows]
+
+
 async def _from_sql(c: Container, secret: str, key_hash: str) -> ThingSnapshot:
     async with c.pool.connection() as conn:
         reached = (await (await conn.execute(_REACHED_SQL, {"views": list(ACCESS_VIEWS_SQL)})).fetchone()

@@ -5,6 +5,7 @@ and subscribe where, and that HTTP, MQTT and NATS messages meet."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -175,3 +176,77 @@ async def test_mqtt_is_off_without_its_settings(client: Client) -> None:
     st, health, _ = await client.call("GET", "/health")
     assert st == 200, health
     assert health["checks"]["mqtt_authorizer"].startswith("off: MQTT authorization is not configured")
+
+
+async def closed_within(dev: aiomqtt.Client, bound: float) -> float:
+    """Seconds until the broker closes ``dev``'s session (it reads nothing meanwhile)."""
+    start = asyncio.get_running_loop().time()
+    async with asyncio.timeout(bound):
+        with pytest.raises(aiomqtt.MqttError):
+            async for msg in dev.messages:
+                raise AssertionError(f"a message after the revocation: {msg.payload!r}")
+    return asyncio.get_running_loop().time() - start
+
+
+@asynccontextmanager
+async def session(settings: Settings, username: str, password: str, topic: str) -> AsyncIterator[aiomqtt.Client]:
+    """A device subscribed to ``topic``, whose session the test expects the broker to close."""
+    cm = device(settings, username, password)
+    dev = await cm.__aenter__()
+    try:
+        granted = await dev.subscribe(topic)
+        assert [int(getattr(q, "value", q)) for q in granted] == [0], granted
+        yield dev
+    finally:
+        with contextlib.suppress(aiomqtt.MqttError, OSError):
+            await cm.__aexit__(None, None, None)
+
+
+async def test_a_revocation_closes_open_sessions_within_the_bound(
+        api: Client, mqtt_settings: Settings, mqtt_service: Any) -> None:
+    """A disconnect, a changed secret, a disabled thing or channel: the open session is closed
+    (it stops receiving and cannot publish) within the read-your-writes bound, and the thing's
+    next connect is decided on the new state."""
+    bound = mqtt_settings.rw_wait
+    _, token = await api.user()
+    c1 = await channel(api, token)
+    a = await made(api, token, "rev-a-1", {c1: ["m_read", "m_write"]})
+    topic = f"channels/{c1}/messages/#"
+
+    # Disconnected: closed; reconnecting works but the channel is refused.
+    async with session(mqtt_settings, a, "rev-a-1", topic) as dev:
+        st, _, _ = await api.call("DELETE", f"/channels/{c1}/things/{a}", token=token)
+        assert st == 204
+        assert await closed_within(dev, bound) < bound
+        with pytest.raises(aiomqtt.MqttError):
+            await dev.publish(f"channels/{c1}/messages", b"after", qos=1)
+    async with device(mqtt_settings, a, "rev-a-1") as dev:
+        assert [int(getattr(q, "value", q)) for q in await dev.subscribe(topic)] == [0x80]
+    await api.call("PUT", f"/channels/{c1}/things/{a}", token=token)
+
+    # A new secret: closed; the old one is refused, the new one admitted.
+    async with session(mqtt_settings, a, "rev-a-1", topic) as dev:
+        st, _, _ = await api.call("PATCH", f"/things/{a}/secret", {"secret": "rev-a-2"}, token=token)
+        assert st == 200
+        assert await closed_within(dev, bound) < bound
+    with pytest.raises(aiomqtt.MqttError):
+        async with device(mqtt_settings, a, "rev-a-1"):
+            pass
+
+    # The channel disabled: closed; reconnecting, the channel is refused; enabled again: it works.
+    async with session(mqtt_settings, a, "rev-a-2", topic) as dev:
+        st, _, _ = await api.call("POST", f"/channels/{c1}/disable", token=token)
+        assert st == 200
+        assert await closed_within(dev, bound) < bound
+    async with device(mqtt_settings, a, "rev-a-2") as dev:
+        assert [int(getattr(q, "value", q)) for q in await dev.subscribe(topic)] == [0x80]
+    await api.call("POST", f"/channels/{c1}/enable", token=token)
+
+    # The thing disabled: closed, and refused at the next connect.
+    async with session(mqtt_settings, a, "rev-a-2", topic) as dev:
+        st, _, _ = await api.call("POST", f"/things/{a}/disable", token=token)
+        assert st == 200
+        assert await closed_within(dev, bound) < bound
+    with pytest.raises(aiomqtt.MqttError):
+        async with device(mqtt_settings, a, "rev-a-2"):
+            pass
