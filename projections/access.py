@@ -78,6 +78,21 @@ return {tid or false, found[2] or false, held or false, tostring(rw),
 """
 
 
+SHAPE = b"2"  # 2: with ``tconn:{thing}``
+
+
+async def upgrade(redis: Redis, prefix: str) -> bool:
+    """An access view written before it kept ``tconn:{thing}`` is rebuilt once: its marker is
+    dropped, so the projector's guard takes it for lost and rebuilds it from the store (the
+    shape is remembered in ``{prefix}shape:access``). True when it was dropped."""
+    shape = f"{prefix}shape:{NAME}"
+    if await redis.get(shape) == SHAPE:
+        return False
+    dropped = await redis.delete(f"{prefix}epoch:{NAME}")
+    await redis.set(shape, SHAPE)
+    return bool(dropped)
+
+
 def _text(raw: bytes | None) -> str | None:
     return raw.decode() if raw is not None else None
 

@@ -21,7 +21,7 @@ from infra.settings import Settings
 from infra.startup import redact
 from infra.streamowner import owner_of
 from infra.treemetrics import PARENT_METRICS, ParentMetrics
-from projections import catalogue
+from projections import access, catalogue
 from projections.redisview import RedisView
 from projections.statistics import Statistics
 from service.apiprocs import ApiProcesses, inherited_socket, listen_failure
@@ -115,6 +115,8 @@ class Service:
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             # Redis views rebuild themselves when Redis loses them (checked before the API starts).
+            if any(v.name == access.NAME for v in views) and await access.upgrade(c.redis, s.redis_prefix):
+                log.warning("the Redis view access is rebuilt once, to hold every thing's channels (MQTT)")
             guard = RedisGuard([v for v in views if isinstance(v, RedisView)], c.store, c.pool)
             if guard.states:
                 await guard.start(wait=GUARD_START_WAIT)

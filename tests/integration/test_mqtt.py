@@ -250,3 +250,36 @@ async def test_a_revocation_closes_open_sessions_within_the_bound(
     with pytest.raises(aiomqtt.MqttError):
         async with device(mqtt_settings, a, "rev-a-2"):
             pass
+
+
+async def test_an_access_view_of_an_earlier_release_is_rebuilt_with_every_things_channels(settings: Settings) -> None:
+    """The access view of a release before MQTT has no ``tconn:{thing}``: rebuilt once at start."""
+    from redis.asyncio import Redis
+
+    from service.runtime import Service
+
+    redis = Redis.from_url(settings.redis_url or "")
+    svc = await Service.start(settings)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Client(session, svc.url)
+            _, token = await api.user()
+            cid = await channel(api, token)
+            tid = await made(api, token, "old-view-1", {cid: ["m_read"]})
+        key = f"{settings.redis_prefix}tconn:{tid}"
+
+        async def rebuilt() -> bool:
+            return await redis.hgetall(key) == {cid.encode(): b"m_read"}
+
+        await eventually(rebuilt, what="the access view holding tconn")
+    finally:
+        await svc.stop()
+    try:
+        await redis.delete(key, f"{settings.redis_prefix}shape:access")  # as an earlier release left it
+        svc = await Service.start(settings)
+        try:
+            await eventually(rebuilt, what="the access view rebuilt with tconn")
+        finally:
+            await svc.stop()
+    finally:
+        await redis.aclose()
