@@ -11,6 +11,7 @@ locked (``run/smq.lock``) while a service uses it, so a live one's is never take
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
 import fcntl
 import glob
 import json
@@ -27,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from infra import mqtt, natsconf, pgserver
+from infra.ca import CertificateAuthority
 from infra.files import write_once
 
 log = logging.getLogger("smq.embedded")
@@ -99,6 +101,16 @@ def redis_server_binary() -> str:
     return found
 
 
+def _mqtt_tls_files(run: Path, ca: CertificateAuthority, host: str) -> tuple[Path, Path, Path]:
+    """The MQTT listener's certificate (issued by ``ca`` at each start), its key and the CA."""
+    hosts = list(dict.fromkeys([host, "127.0.0.1", "localhost", socket.gethostname()]))
+    issued = ca.issue_server(hosts, dt.timedelta(days=365))
+    files = (run / "mqtt-server.pem", run / "mqtt-server.key", run / "mqtt-ca.pem")
+    for path, text in zip(files, (issued.cert_pem, issued.key_pem, ca.cert_pem()), strict=True):
+        write_private(path, text)
+    return files
+
+
 @dataclass
 class Embedded:
     """Child servers started for the embedded default; ``stop`` ends them all."""
@@ -109,11 +121,13 @@ class Embedded:
     mqtt_auth: mqtt.MqttAuth | None = None  # the embedded NATS's MQTT authorization, once started
 
     def start_nats(self, data_dir: Path, mqtt_port: int | None = 0, mqtt_host: str = "127.0.0.1",
-                   root: str = natsconf.MQTT_ROOT, things: str = mqtt.THINGS_ACCOUNT) -> str:
+                   root: str = natsconf.MQTT_ROOT, things: str = mqtt.THINGS_ACCOUNT,
+                   tls_ca: CertificateAuthority | None = None) -> str:
         """A nats-server that only the holders of its generated password (``nats.password`` in
         the data folder) may use; the URL returned carries it (``redact`` it before showing).
         It serves MQTT on ``mqtt_host:mqtt_port`` (``infra.mqtt.choose_port``; None: 1883 or a
-        free port), its clients authorized by the service (``infra.natsconf``): ``self.mqtt_auth``."""
+        free port), its clients authorized by the service (``infra.natsconf``): ``self.mqtt_auth``;
+        with ``tls_ca``, on TLS, every client presenting a certificate of that CA."""
         data_dir = data_dir.resolve()
         store = data_dir / "nats"
         run = data_dir / "run"
@@ -127,11 +141,12 @@ class Embedded:
         sys_password = nats_password(data_dir, "nats-sys.password")
         issuer = mqtt.keypair(mqtt.issuer_seed(data_dir))
         port = mqtt.choose_port(mqtt_host, mqtt_port)
+        tls = _mqtt_tls_files(run, tls_ca, mqtt_host) if tls_ca is not None else None
         config = run / "nats.conf"  # the passwords in a file of ours, not on the command line
         write_private(config, natsconf.config(
             store=store, user=NATS_USER, password=password, sys_password=sys_password,
             issuer=str(issuer.public_key.decode()), things=things, mqtt_host=mqtt_host,
-            mqtt_port=port, root=root))
+            mqtt_port=port, root=root, tls=tls))
         proc = subprocess.Popen(
             [nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", "-1",
              "--ports_file_dir", str(run), "-l", str(data_dir / "nats.log")],
@@ -154,7 +169,7 @@ class Embedded:
         _wait_port(host, int(nport), proc, "nats-server")
         _wait_port(mqtt_host, port, proc, "nats-server (MQTT)")
         self.mqtt_auth = mqtt.MqttAuth(issuer, things, f"nats://{natsconf.SYS_USER}:{sys_password}@{host}:{nport}",
-                                  (mqtt_host, port), mqtt.url_of(mqtt_host, port))
+                                  (mqtt_host, port), mqtt.url_of(mqtt_host, port, tls is not None))
         return f"nats://{NATS_USER}:{password}@{host}:{nport}"
 
     def start_redis(self, data_dir: Path) -> str:

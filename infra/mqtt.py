@@ -85,11 +85,11 @@ def address(url: str) -> tuple[str, int] | None:
     return parts.hostname, parts.port or DEFAULT_PORT
 
 
-def url_of(host: str, port: int) -> str:
+def url_of(host: str, port: int, tls: bool = False) -> str:
     """The address devices dial for a listener on ``host:port`` (any-address: this host's name)."""
     if host in ("", "0.0.0.0", "::"):
         host = socket.gethostname()
-    return f"tcp://{host}:{port}"
+    return f"{'ssl' if tls else 'tcp'}://{host}:{port}"
 
 
 def from_settings(settings: Settings) -> MqttAuth | None:

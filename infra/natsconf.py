@@ -32,8 +32,15 @@ def _q(text: str) -> str:
 
 
 def config(*, store: Path, user: str, password: str, sys_password: str, issuer: str,
-           things: str, mqtt_host: str, mqtt_port: int, root: str = MQTT_ROOT) -> str:
-    """The configuration text (it holds passwords: written to a file of ours, mode 0600)."""
+           things: str, mqtt_host: str, mqtt_port: int, root: str = MQTT_ROOT,
+           tls: tuple[Path, Path, Path] | None = None) -> str:
+    """The configuration text (it holds passwords: written to a file of ours, mode 0600).
+    With ``tls`` (certificate, key, CA files) the MQTT listener takes only clients whose
+    certificate the CA signed; the callout sees the verified chain."""
+    mqtt_tls = ""
+    if tls is not None:
+        cert, key, ca = (_q(str(p)) for p in tls)
+        mqtt_tls = f"\n  tls {{\n    cert_file: {cert}\n    key_file: {key}\n    ca_file: {ca}\n    verify: true\n  }}"
     remap = f", to: {_q(MQTT_ROOT + '.>')}" if root != MQTT_ROOT else ""
     subject = _q(root + ".>")
     return f"""server_name: smq
@@ -66,7 +73,7 @@ authorization {{
   }}
 }}
 mqtt {{
-  listen: {_q(f"{mqtt_host}:{mqtt_port}")}
+  listen: {_q(f"{mqtt_host}:{mqtt_port}")}{mqtt_tls}
 }}
 """
 

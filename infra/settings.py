@@ -119,6 +119,9 @@ class Settings:
     mqtt_issuer_seed_file: str | None = None
     mqtt_sys_url: str | None = None
     mqtt_account: str = "THINGS"
+    # The embedded MQTT listener on TLS, every client presenting a certificate of the service's
+    # CA (``/certs``; upstream's x509 provisioning); a revoked one is refused at the next connect.
+    mqtt_tls: bool = False
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -176,6 +179,7 @@ class Settings:
             mqtt_issuer_seed_file=get("MQTT_ISSUER_SEED_FILE"),
             mqtt_sys_url=get("MQTT_SYS_URL"),
             mqtt_account=get("MQTT_ACCOUNT") or s.mqtt_account,
+            mqtt_tls=(get("MQTT_TLS") or "false").strip().lower() in ("1", "true", "yes", "on"),
             log_level=get("LOG_LEVEL") or s.log_level,
             extra={k[4:]: v for k, v in e.items() if k.startswith("SMQ_")},
         )

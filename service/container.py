@@ -228,10 +228,11 @@ class Container(Views):
             undo.callback(embedded.stop)
             data = Path(settings.data_dir)
             database_url = settings.database_url or _embedded("PostgreSQL", embedded.start_postgres, data)
+            ca = CertificateAuthority.load_or_create(data, settings.ca_cert_file, settings.ca_key_file)
             nats_url = settings.nats_url or _embedded("NATS", functools.partial(
                 embedded.start_nats, mqtt_port=settings.mqtt_port,
                 mqtt_host=settings.mqtt_host or settings.http_host, root=settings.messages_subject,
-                things=settings.mqtt_account), data)
+                things=settings.mqtt_account, tls_ca=ca if settings.mqtt_tls else None), data)
             settings, mqtt_auth = mqtt_of(settings, embedded.mqtt_auth)
             redis_url = settings.redis_url or _embedded("Redis", embedded.start_redis, data)
             pg = startup.redact(database_url)
@@ -265,8 +266,7 @@ class Container(Views):
             c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
                     freshness, embedded if embedded.procs or embedded.pg else None)
             c.mqtt = mqtt_auth
-            c.ca = CertificateAuthority.load_or_create(Path(settings.data_dir), settings.ca_cert_file,
-                                                       settings.ca_key_file)
+            c.ca = ca
             c.bootstrap_key = bootstrap_key(settings)
             c.provision = layout.load(settings)
             await c.seed_admin()

@@ -32,7 +32,7 @@ from workers.redisguard import RedisGuard
 from workers.relay import Relay
 from workers.revoker import Revoker, Sessions
 from workers.saga import SagaWorker
-from workers.thingaccess import channel_things, thing_access
+from workers.thingaccess import cert_things, certificate, channel_things, thing_access
 
 log = logging.getLogger("smq")
 ALL_ROLES = frozenset({"api", "relay", "projector", "saga", "authz"})
@@ -170,13 +170,15 @@ class Service:
         if c.mqtt.sys_url:
             self.sys_nc = await bus.connect(c.mqtt.sys_url, "smq-revoker")
             self.revoker = Revoker(c.js, self.sys_nc, sessions, s.stream, s.events_subject,
-                                   c.freshness.wait, functools.partial(channel_things, c))
+                                   c.freshness.wait, functools.partial(channel_things, c),
+                                   functools.partial(cert_things, c))
             await self.revoker.start()
         else:
             log.warning("MQTT sessions are not closed when their rights end: no system-account user"
                         " (SMQ_MQTT_SYS_URL); a session lasts until its JWT expires (1 h)")
         self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits,
-                                     record=sessions.record if self.revoker else None)
+                                     record=sessions.record if self.revoker else None,
+                                     certificate=functools.partial(certificate, c))
         await self.authorizer.start()
 
     @property

@@ -30,6 +30,7 @@ from command_api.errors import TooManyFailures
 from command_api.ratelimit import THING, Failures
 from domain.things import secret_key
 from infra import metrics, natsjwt
+from infra.ca import leaf_identity
 from infra.mqtt import AUTH_SUBJECT, AUTHZ_QUEUE, HEALTH_SUBJECT, MqttAuth
 from infra.natsconf import MQTT_ROOT
 from projections.access import ThingSnapshot
@@ -42,6 +43,9 @@ IN_FLIGHT = 256    # requests answered at once by one process
 # its decision read at least, its JWT's expiry), before the views are read again for the
 # answer (``workers.revoker``).
 Record = Callable[[str, str, int, int, float], Awaitable[None]]
+# A client certificate's thing and whether it is revoked (by serial, once the views reached a
+# position), None for one the service never issued.
+Certificate = Callable[[str, int], Awaitable[tuple[str, bool] | None]]
 
 
 def channel_subjects(channel_id: str) -> list[str]:
@@ -62,8 +66,9 @@ class Authorizer:
 
     def __init__(self, nc: Client, auth: MqttAuth, resolve: Callable[[str], Awaitable[ThingSnapshot]],
                  limits: Failures | None = None, record: Record | None = None,
-                 ttl: float = USER_TTL) -> None:
+                 certificate: Certificate | None = None, ttl: float = USER_TTL) -> None:
         self.nc, self.auth, self.resolve, self.limits, self.record = nc, auth, resolve, limits, record
+        self.certificate = certificate
         self.ttl = ttl
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -126,7 +131,16 @@ class Authorizer:
         opts = request.get("connect_opts") or {}
         user, password = str(opts.get("user") or ""), str(opts.get("pass") or "")
         secret = password or user  # the secret alone as username is accepted too
+        claimed = user if password else None
         address = str((request.get("client_info") or {}).get("host") or "")
+        chains = (request.get("client_tls") or {}).get("verified_chains") or []
+        serial = None
+        if chains and chains[0]:  # a certificate the server verified against the CA
+            try:
+                secret, serial = leaf_identity(str(chains[0][0]))  # its common name: the secret
+            except ValueError:
+                return Decision("refused_credentials", error="unreadable client certificate")
+            claimed = user or None
         if not secret:
             return Decision("refused_credentials", error="no thing credentials")
         if self.limits is not None:
@@ -135,13 +149,17 @@ class Authorizer:
             except TooManyFailures:
                 return Decision("refused_limited", error="too many failed attempts")
         snap = await self.resolve(secret)
-        refused = self._refusal(snap, secret, user if password else None)
+        refused = self._refusal(snap, secret, claimed)
         if refused is not None:
             if refused.outcome == "refused_credentials" and self.limits is not None:
                 await self.limits.failed(THING, None, address)
             return refused
         assert snap.thing_id is not None
         thing_id = snap.thing_id
+        if serial is not None:
+            found = await self.certificate(serial, snap.target) if self.certificate else None
+            if found is None or found[0] != thing_id or found[1]:
+                return Decision("refused_certificate", thing_id, error="certificate revoked or unknown")
         if self.record is not None:
             # Recorded, then read again: a revocation applied meanwhile is either seen here or
             # finds this session in the registry (workers.revoker).
@@ -149,7 +167,7 @@ class Authorizer:
             cid = int((request.get("client_info") or {}).get("id") or 0)
             await self.record(thing_id, server, cid, snap.reached, time.time() + self.ttl)
             snap = await self.resolve(secret)
-            refused = self._refusal(snap, secret, user if password else None)
+            refused = self._refusal(snap, secret, claimed)
             if refused is not None:
                 return refused
         pub = [s for cid_, acts in sorted(snap.channels.items()) if "m_write" in acts for s in channel_subjects(cid_)]

@@ -6,7 +6,7 @@ reconnects and the authorizer decides anew. The authorizer records every session
 Redis (``{prefix}mqtt:{thing}``: field ``<server id> <cid>``, value ``<reached> <expiry>``,
 ``reached`` the views' position its decision read) *before* it reads the views for its answer.
 The revoker follows the events that end rights (a disconnect, a disabled, changed or removed
-thing, a disabled or removed channel); once the views have applied an event it reads the
+thing, a disabled or removed channel, revoked certificates); once the views have applied an event it reads the
 registry of the things concerned and closes each session decided before that event. So a
 connect racing a revocation is either closed or decided on the new state, within the
 read-your-writes bound. Stale entries are harmless (a KICK of a cid that is gone) and expire
@@ -30,6 +30,7 @@ from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from redis.asyncio import Redis
 
+from domain.certs import CertBook
 from domain.channels import Channel
 from domain.connections import Connection
 from domain.things import Thing
@@ -44,7 +45,8 @@ log = logging.getLogger("smq.revoker")
 THING_EVENTS = tuple(c for c in (Thing.Disabled, Thing.SecretChanged, getattr(Thing, "Removed", None)) if c)
 CHANNEL_EVENTS = tuple(c for c in (Channel.Disabled, getattr(Channel, "Removed", None)) if c)
 CONNECTION_EVENTS = (Connection.Disconnected,)
-VIEWS = ("thing_keys", "access", "connections")  # what must have applied an event first
+CERT_EVENTS = (CertBook.Revoked,)
+VIEWS = ("thing_keys", "access", "connections", "certs")  # what must have applied an event first
 
 
 class Sessions:
@@ -84,16 +86,18 @@ class Revoker:
 
     def __init__(self, js: JetStreamContext, sys_nc: Client, sessions: Sessions, stream: str, root: str,
                  wait: Callable[[Iterable[str], int], Awaitable[bool]],
-                 channel_things: Callable[[str], Awaitable[list[str]]], lookback: float = 3600.0) -> None:
+                 channel_things: Callable[[str], Awaitable[list[str]]],
+                 cert_things: Callable[[list[str]], Awaitable[list[str]]], lookback: float = 3600.0) -> None:
         self.js, self.sys_nc, self.sessions, self.stream, self.root = js, sys_nc, sessions, stream, root
         self.wait, self.channel_things, self.lookback = wait, channel_things, lookback
+        self.cert_things = cert_things
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._subs: list[object] = []
         self._task: asyncio.Task[None] | None = None
 
     def subjects(self) -> list[str]:
         return [f"{self.root}.{'.'.join(name_of(cls))}" for cls in (*THING_EVENTS, *CHANNEL_EVENTS,
-                                                                    *CONNECTION_EVENTS)]
+                                                                    *CONNECTION_EVENTS, *CERT_EVENTS)]
 
     async def start(self) -> None:
         since = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=self.lookback)
@@ -132,6 +136,8 @@ class Revoker:
             things = [str(env.data["thing_id"])]
         elif event in {name_of(c) for c in CHANNEL_EVENTS}:
             things = await self.channel_things(env.aggregate_id)
+        elif event in {name_of(c) for c in CERT_EVENTS}:
+            things = await self.cert_things([str(s) for s in env.data["serials"]])
         else:
             things = [env.aggregate_id]
         closed = 0

@@ -28,6 +28,24 @@ select case when count(*) = cardinality(%(views)s::text[]) then min(position) el
 """
 
 
+async def certificate(c: Container, serial: str, target: int) -> tuple[str, bool] | None:
+    """The thing a certificate (by serial) was issued to and whether it is revoked, from the
+    certs view once it has reached ``target``; None for a serial it does not know."""
+    await c.freshness.wait(("certs",), target)
+    async with c.pool.connection() as conn:
+        row = await (await conn.execute(
+            "select thing_id::text, revoked_at is not null from certs_view where serial = %s", (serial,))).fetchone()
+    return (row[0], bool(row[1])) if row else None
+
+
+async def cert_things(c: Container, serials: list[str]) -> list[str]:
+    """The things certificates (by serial) were issued to."""
+    async with c.pool.connection() as conn:
+        rows = await (await conn.execute(
+            "select distinct thing_id::text from certs_view where serial = any(%s)", (serials,))).fetchall()
+    return [r[0] for r in rows]
+
+
 async def channel_things(c: Container, channel_id: str) -> list[str]:
     """The things connected to a channel (the connections view)."""
     async with c.pool.connection() as conn:

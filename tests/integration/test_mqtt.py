@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -283,3 +285,75 @@ async def test_an_access_view_of_an_earlier_release_is_rebuilt_with_every_things
             await svc.stop()
     finally:
         await redis.aclose()
+
+
+@pytest.fixture(scope="module")
+def tls_nats() -> Iterator[tuple[str, Any, Path]]:
+    """An embedded nats-server whose MQTT listener takes only clients with a certificate of a
+    CA the test's service shares (its files in the folder returned)."""
+    import shutil
+    import tempfile
+
+    from infra.ca import CertificateAuthority
+    from infra.embedded import Embedded
+
+    workdir = Path(tempfile.mkdtemp(prefix="smq-test-mqtts-"))
+    ca = CertificateAuthority.load_or_create(workdir)
+    emb = Embedded()
+    try:
+        url = emb.start_nats(workdir, mqtt_port=0, tls_ca=ca)
+        yield url, emb.mqtt_auth, workdir
+    finally:
+        emb.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+async def test_a_certificate_of_certs_admits_a_thing_until_revoked(
+        settings: Settings, tls_nats: tuple[str, Any, Path], tmp_path: Path) -> None:
+    """x509: the listener verifies the chain against the service's CA, the authorizer names the
+    thing by the certificate (its common name is the secret) and refuses a revoked one; a
+    revocation closes the open session."""
+    import ssl
+
+    from infra.mqtt import ISSUER_SEED_FILE
+    from service.runtime import Service
+
+    url, auth, workdir = tls_nats
+    s = replace(settings, nats_url=url, messages_subject="channels", mqtt_url=auth.url,
+                mqtt_issuer_seed_file=str(workdir / ISSUER_SEED_FILE), mqtt_sys_url=auth.sys_url,
+                ca_cert_file=str(workdir / "ca.crt"), ca_key_file=str(workdir / "ca.key"))
+    host, port = address(s.mqtt_url) or ("", 0)
+
+    def tls(cert: str | None = None, key: str | None = None) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=str(workdir / "ca.crt"))
+        if cert and key:
+            (tmp_path / "c.pem").write_text(cert)
+            (tmp_path / "k.pem").write_text(key)
+            ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+        return ctx
+
+    svc = await Service.start(s)
+    try:
+        async with aiohttp.ClientSession() as session:
+            api = Client(session, svc.url)
+            _, token = await api.user()
+            cid = await channel(api, token)
+            tid = await made(api, token, "x509-secret-1", {cid: ["m_read", "m_write"]})
+            st, issued, _ = await api.call("POST", "/certs", {"thing_id": tid, "ttl": "1h"}, token=token)
+            assert st == 201, issued
+            ctx = tls(issued["client_cert"], issued["client_key"])
+            with pytest.raises((aiomqtt.MqttError, ssl.SSLError, OSError)):  # no certificate: no handshake
+                async with aiomqtt.Client(host, port, username=tid, password="x509-secret-1",
+                                          tls_context=tls(), timeout=5):
+                    pass
+            async with aiomqtt.Client(host, port, tls_context=ctx, timeout=10) as dev:  # the certificate alone
+                assert [int(getattr(q, "value", q)) for q in await dev.subscribe(f"channels/{cid}/messages")] == [0]
+                st, _, _ = await api.call("DELETE", f"/certs/{tid}", token=token)
+                assert st == 200
+                assert await closed_within(dev, s.rw_wait) < s.rw_wait
+            with pytest.raises(aiomqtt.MqttError):  # revoked: refused at the next connect
+                async with aiomqtt.Client(host, port, tls_context=tls(issued["client_cert"], issued["client_key"]),
+                                          timeout=10):
+                    pass
+    finally:
+        await svc.stop()
