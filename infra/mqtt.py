@@ -75,7 +75,7 @@ def issuer_seed(data_dir: Path) -> bytes:
     return write_once(path, new_seed()).strip()
 
 
-def address(url: str) -> tuple[str, int] | None:
+def address(url: str | None) -> tuple[str, int] | None:
     """``host, port`` of an MQTT address: ``tcp://h:p``, ``mqtt://h:p``, ``ssl://h:p`` or ``h:p``."""
     if not url:
         return None
@@ -98,7 +98,7 @@ def from_settings(settings: Settings) -> MqttAuth | None:
         return None
     seed = Path(settings.mqtt_issuer_seed_file).read_bytes()
     return MqttAuth(keypair(seed), settings.mqtt_account, settings.mqtt_sys_url,
-                    address(settings.mqtt_url), settings.mqtt_url)
+                    address(settings.mqtt_url), settings.mqtt_url or "")
 
 
 def _free(host: str, port: int) -> bool:

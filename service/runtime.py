@@ -51,7 +51,7 @@ def mqtt_env(c: Container) -> dict[str, str]:
     read from the data folder: they are told, as of an external NATS)."""
     if c.mqtt is None:
         return {}
-    env = {"SMQ_MQTT_URL": c.settings.mqtt_url, "SMQ_MQTT_ACCOUNT": c.mqtt.account,
+    env = {"SMQ_MQTT_URL": c.settings.mqtt_url or c.mqtt.url, "SMQ_MQTT_ACCOUNT": c.mqtt.account,
            "SMQ_MQTT_ISSUER_SEED_FILE": c.settings.mqtt_issuer_seed_file
            or str((Path(c.settings.data_dir) / ISSUER_SEED_FILE).resolve())}
     if c.mqtt.sys_url:
