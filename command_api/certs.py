@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from uuid import UUID
 
 import msgspec
 from aiohttp import web
@@ -129,9 +130,18 @@ async def serials(request: web.Request) -> web.Response:
                       "serials": [x["cert_serial"] for x in certs], "certs": certs})
 
 
+def _canonical(thing_id: str) -> tuple[str, ...]:
+    try:
+        return (str(UUID(thing_id)),)
+    except ValueError:
+        return ()
+
+
 @routes.delete(f"/certs/{ID}")
 async def revoke(request: web.Request) -> web.Response:
     who = principal(request)
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    ran = await run(request, who, Smq.execute, commands.RevokeCerts(request.match_info["id"], now))
+    # Recorded under the thing's id too: its next MQTT connect sees the revocation (workers.authorizer).
+    ran = await run(request, who, Smq.execute, commands.RevokeCerts(request.match_info["id"], now),
+                    touches=lambda _: _canonical(request.match_info["id"]))
     return wire.json({"revocation_time": wire.timestamp(now), "revoked": ran.result}, headers=ran.headers)

@@ -1,17 +1,20 @@
 """/health: answers 200 only when the store, the bus and the views are reachable, and the
-Redis views whole (503 ``"views_redis": "rebuilding: …"`` while the projector rebuilds one)."""
+Redis views whole (503 ``"views_redis": "rebuilding: …"`` while the projector rebuilds one),
+and, when MQTT authorization is on, the MQTT listener takes connections and an authorizer
+answers (``off: …`` when it is not configured: not a failure)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
+import nats.errors
 from aiohttp import web
 
 from command_api import wire
 from command_api.context import container
 from infra import bus as nats_bus
-from infra import streamowner, viewstatus
+from infra import mqtt, streamowner, viewstatus
 from projections import catalogue
 from projections.redisview import rebuilding
 
@@ -21,6 +24,10 @@ VERSION = "0.1.0"
 
 class CheckFailed(Exception):
     """A check that failed for a reason worth showing (its message, which has no secrets)."""
+
+
+class Off(Exception):  # noqa: N818 - not an error: a part the operator did not configure
+    """A part that is off by configuration: shown as ``off: …``, the service still healthy."""
 
 
 @routes.get("/health")
@@ -34,6 +41,8 @@ async def health(request: web.Request) -> web.Response:
             checks[name] = "pass"
         except CheckFailed as exc:
             checks[name] = f"fail: {exc}"
+        except Off as exc:
+            checks[name] = str(exc)
         except Exception as exc:  # noqa: BLE001 - any failure is a failed check
             checks[name] = f"fail: {type(exc).__name__}"
 
@@ -62,15 +71,37 @@ async def health(request: web.Request) -> web.Response:
         if problems := viewstatus.problems(found, stalls):
             raise CheckFailed("; ".join(problems))
 
+    async def mqtt_broker() -> None:  # the MQTT listener takes connections
+        if c.mqtt is None:
+            raise Off(mqtt.OFF)
+        if c.mqtt.broker is None:
+            raise CheckFailed("no MQTT address to check (SMQ_MQTT_URL)")
+        try:
+            await mqtt.reachable(c.mqtt.broker)
+        except (OSError, TimeoutError):
+            host, port = c.mqtt.broker
+            raise CheckFailed(f"MQTT port {host}:{port} not reachable") from None
+
+    async def mqtt_authorizer() -> None:  # an authorizer answers the server's questions
+        if c.mqtt is None:
+            raise Off(mqtt.OFF)
+        try:
+            await c.nc.request(mqtt.HEALTH_SUBJECT, b"", timeout=1.0)
+        except nats.errors.NoRespondersError:
+            raise CheckFailed(f"no authorizer subscribed to {mqtt.AUTH_SUBJECT}") from None
+        except nats.errors.TimeoutError:
+            raise CheckFailed("the authorizer does not answer") from None
+
     await asyncio.gather(check("store", c.store.max_position), check("bus", bus),
                          check("views_sql", sql), check("views_redis", c.redis.ping),
-                         check("views", views), check("stream_config", stream_config))
+                         check("views", views), check("stream_config", stream_config),
+                         check("mqtt_broker", mqtt_broker), check("mqtt_authorizer", mqtt_authorizer))
     if checks["views_redis"] == "pass":  # reachable; but is every Redis view whole?
         with contextlib.suppress(Exception):
             checks["views_redis"] = await rebuilding(c.redis, c.settings.redis_prefix,
                                                                catalogue.REDIS_VIEW_NAMES) or "pass"
     checks["stream"] = await streamowner.health(c)  # refused: another store's, or ahead of ours
-    ok = all(v == "pass" for v in checks.values())
+    ok = all(v == "pass" or v.startswith("off:") for v in checks.values())
     return wire.json({"status": "pass" if ok else "fail", "version": VERSION,
                       "description": "smq-es: event-sourced SuperMQ API", "checks": checks},
                      status=200 if ok else 503)

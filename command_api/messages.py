@@ -26,8 +26,10 @@ from service.container import Container
 routes = web.RouteTableDef()
 
 CID = ID.replace("{id:", "{cid:")
-_TOKEN = re.compile(r"^[^\s*>]+$")  # a subject token: no wildcard, no white space
+# An MQTT topic level as a subject token: no wildcard (NATS's or MQTT's), no white space.
+_LEVEL = re.compile(r"^[^\s*>+#]+$")
 ATTEMPTS = 3
+PUBLISHER = "Smq-Publisher"  # the header naming the thing that published over HTTP
 
 
 class AccessRequest(msgspec.Struct):
@@ -36,14 +38,17 @@ class AccessRequest(msgspec.Struct):
 
 
 def subject_of(root: str, channel_id: str, subtopic: str | None) -> str:
-    """``<root>.<channel>[.<subtopic>]``, slashes of the subtopic as dots; 400 for wildcards or
-    empty tokens, which would publish where nobody asked."""
+    """``<root>.<channel>.messages[.<subtopic>]``: the subject NATS gives the MQTT topic
+    ``channels/<channel>/messages[/<subtopic>]`` (``/`` parts levels; a ``.`` inside a level
+    is ``//``), so HTTP, MQTT and NATS publishers and subscribers meet. 400 for wildcards or
+    empty levels, which would publish where nobody asked."""
+    subject = f"{root}.{channel_id}.messages"
     if subtopic is None:
-        return f"{root}.{channel_id}"
-    tokens = subtopic.replace("/", ".").split(".")
-    if any(not _TOKEN.match(t) for t in tokens):
+        return subject
+    levels = subtopic.split("/")
+    if any(not _LEVEL.match(level) for level in levels):
         raise BadRequest("malformed subtopic")
-    return f"{root}.{channel_id}.{'.'.join(tokens)}"
+    return f"{subject}.{'.'.join(level.replace('.', '//') for level in levels)}"
 
 
 async def authorized(c: Container, secret: str, channel_id: str, action: str,
@@ -121,8 +126,13 @@ async def _publish(request: web.Request, subtopic: str | None) -> web.Response:
     payload = await request.read()
     if len(payload) > c.nc.max_payload:
         raise BadRequest("message is larger than the bus accepts")
-    await authorized(c, secret, channel_id, "m_write", failures(request), address_of(request))
-    await c.nc.publish(subject, payload)  # core NATS: the body as it came, nothing added
+    thing_id = await authorized(c, secret, channel_id, "m_write", failures(request), address_of(request))
+    # Core NATS: the body as it came; who sent it and its content type in headers.
+    headers = {PUBLISHER: thing_id}
+    content_type = request.headers.get("Content-Type", "")
+    if content_type and content_type.isascii() and content_type.isprintable():  # a header as sent
+        headers["Content-Type"] = content_type
+    await c.nc.publish(subject, payload, headers=headers)
     return web.Response(status=202)
 
 

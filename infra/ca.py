@@ -121,6 +121,33 @@ class CertificateAuthority:
         return Issued(serial_hex(serial), cert.public_bytes(serialization.Encoding.PEM).decode(),
                       key_pem, expires.replace(microsecond=0))
 
+    def issue_server(self, hosts: Iterable[str], ttl: dt.timedelta) -> Issued:
+        """A server certificate for ``hosts`` (names or addresses): the MQTT listener's, when it
+        verifies client certificates issued by this CA."""
+        import ipaddress
+
+        hosts = list(hosts)
+        key = ec.generate_private_key(ec.SECP256R1())
+        now = dt.datetime.now(UTC)
+        names: list[x509.GeneralName] = []
+        for h in hosts:
+            try:
+                names.append(x509.IPAddress(ipaddress.ip_address(h)))
+            except ValueError:
+                names.append(x509.DNSName(h))
+        cert = (x509.CertificateBuilder()
+                .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
+                .issuer_name(self.cert.subject).public_key(key.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(now - dt.timedelta(minutes=1)).not_valid_after(now + ttl)
+                .add_extension(x509.SubjectAlternativeName(names), critical=False)
+                .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+                .sign(self.key, hashes.SHA256()))
+        key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                    serialization.NoEncryption()).decode()
+        return Issued(serial_hex(cert.serial_number), cert.public_bytes(serialization.Encoding.PEM).decode(),
+                      key_pem, (now + ttl).replace(microsecond=0))
+
     def crl_pem(self, revoked: Iterable[tuple[str, dt.datetime]], next_update: dt.timedelta = dt.timedelta(days=1)) -> str:
         """The revocation list of the given (serial in hex, revoked at) pairs, signed now."""
         now = dt.datetime.now(UTC)
@@ -130,6 +157,15 @@ class CertificateAuthority:
             builder = builder.add_revoked_certificate(
                 x509.RevokedCertificateBuilder().serial_number(int(serial, 16)).revocation_date(when).build())
         return builder.sign(self.key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM).decode()
+
+
+def leaf_identity(pem: str) -> tuple[str, str]:
+    """The common name (a thing's secret, as upstream) and serial (hex) of a client certificate."""
+    cert = x509.load_pem_x509_certificate(pem.encode())
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    if not names:
+        raise ValueError("the certificate has no common name")
+    return str(names[0].value), serial_hex(cert.serial_number)
 
 
 @dataclass(frozen=True)

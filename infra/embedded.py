@@ -11,6 +11,7 @@ locked (``run/smq.lock``) while a service uses it, so a live one's is never take
 from __future__ import annotations
 
 import ctypes
+import datetime as dt
 import fcntl
 import glob
 import json
@@ -26,7 +27,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra import pgserver
+from infra import mqtt, natsconf, pgserver
+from infra.ca import CertificateAuthority
 from infra.files import write_once
 
 log = logging.getLogger("smq.embedded")
@@ -59,9 +61,10 @@ def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], what: str, b
     raise RuntimeError(f"{what} did not listen on {host}:{port} within {bound}s")
 
 
-def nats_password(data_dir: Path) -> str:
-    """The embedded nats-server's password, generated once into the data folder (mode 0600)."""
-    path = data_dir / "nats.password"
+def nats_password(data_dir: Path, name: str = "nats.password") -> str:
+    """The embedded nats-server's password (the service's user; ``nats-sys.password``: the
+    system account's), generated once into the data folder (mode 0600)."""
+    path = data_dir / name
     if path.exists():
         return path.read_text().strip()
     return write_once(path, secrets.token_urlsafe(32).encode()).decode().strip()
@@ -98,6 +101,16 @@ def redis_server_binary() -> str:
     return found
 
 
+def _mqtt_tls_files(run: Path, ca: CertificateAuthority, host: str) -> tuple[Path, Path, Path]:
+    """The MQTT listener's certificate (issued by ``ca`` at each start), its key and the CA."""
+    hosts = list(dict.fromkeys([host, "127.0.0.1", "localhost", socket.gethostname()]))
+    issued = ca.issue_server(hosts, dt.timedelta(days=365))
+    files = (run / "mqtt-server.pem", run / "mqtt-server.key", run / "mqtt-ca.pem")
+    for path, text in zip(files, (issued.cert_pem, issued.key_pem, ca.cert_pem()), strict=True):
+        write_private(path, text)
+    return files
+
+
 @dataclass
 class Embedded:
     """Child servers started for the embedded default; ``stop`` ends them all."""
@@ -105,10 +118,16 @@ class Embedded:
     procs: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
     pg: subprocess.Popen[bytes] | None = None
     locks: dict[Path, int] = field(default_factory=dict)  # data folder: its lock file's descriptor
+    mqtt_auth: mqtt.MqttAuth | None = None  # the embedded NATS's MQTT authorization, once started
 
-    def start_nats(self, data_dir: Path) -> str:
+    def start_nats(self, data_dir: Path, mqtt_port: int | None = 0, mqtt_host: str = "127.0.0.1",
+                   root: str = natsconf.MQTT_ROOT, things: str = mqtt.THINGS_ACCOUNT,
+                   tls_ca: CertificateAuthority | None = None) -> str:
         """A nats-server that only the holders of its generated password (``nats.password`` in
-        the data folder) may use; the URL returned carries it (``redact`` it before showing)."""
+        the data folder) may use; the URL returned carries it (``redact`` it before showing).
+        It serves MQTT on ``mqtt_host:mqtt_port`` (``infra.mqtt.choose_port``; None: 1883 or a
+        free port), its clients authorized by the service (``infra.natsconf``): ``self.mqtt_auth``;
+        with ``tls_ca``, on TLS, every client presenting a certificate of that CA."""
         data_dir = data_dir.resolve()
         store = data_dir / "nats"
         run = data_dir / "run"
@@ -116,10 +135,18 @@ class Embedded:
         run.mkdir(parents=True, exist_ok=True)
         for stale in glob.glob(str(run / "nats-server_*.ports")):
             os.unlink(stale)
+        if natsconf.adopt_global_account(store):
+            log.warning("the embedded NATS's streams moved from the global account to %s", natsconf.APP_ACCOUNT)
         password = nats_password(data_dir)
-        config = run / "nats.conf"  # the password in a file of ours, not on the command line
-        write_private(config, (f"jetstream {{\n  store_dir: {json.dumps(str(store))}\n}}\n"
-                               f"authorization {{\n  user: {NATS_USER}\n  password: {json.dumps(password)}\n}}\n"))
+        sys_password = nats_password(data_dir, "nats-sys.password")
+        issuer = mqtt.keypair(mqtt.issuer_seed(data_dir))
+        port = mqtt.choose_port(mqtt_host, mqtt_port)
+        tls = _mqtt_tls_files(run, tls_ca, mqtt_host) if tls_ca is not None else None
+        config = run / "nats.conf"  # the passwords in a file of ours, not on the command line
+        write_private(config, natsconf.config(
+            store=store, user=NATS_USER, password=password, sys_password=sys_password,
+            issuer=str(issuer.public_key.decode()), things=things, mqtt_host=mqtt_host,
+            mqtt_port=port, root=root, tls=tls))
         proc = subprocess.Popen(
             [nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", "-1",
              "--ports_file_dir", str(run), "-l", str(data_dir / "nats.log")],
@@ -138,9 +165,12 @@ class Embedded:
                 break
             except (ValueError, KeyError):
                 time.sleep(0.02)
-        host, port = url.rsplit("//", 1)[1].rsplit(":", 1)
-        _wait_port(host, int(port), proc, "nats-server")
-        return f"nats://{NATS_USER}:{password}@{host}:{port}"
+        host, nport = url.rsplit("//", 1)[1].rsplit(":", 1)
+        _wait_port(host, int(nport), proc, "nats-server")
+        _wait_port(mqtt_host, port, proc, "nats-server (MQTT)")
+        self.mqtt_auth = mqtt.MqttAuth(issuer, things, f"nats://{natsconf.SYS_USER}:{sys_password}@{host}:{nport}",
+                                  (mqtt_host, port), mqtt.url_of(mqtt_host, port, tls is not None))
+        return f"nats://{NATS_USER}:{password}@{host}:{nport}"
 
     def start_redis(self, data_dir: Path) -> str:
         data_dir = data_dir.resolve()  # redis-server changes into --dir before opening its log

@@ -73,6 +73,12 @@ REDIS_VIEW_REBUILDS = Counter(
 REDIS_VIEW_REBUILDING = Gauge(
     "smq_redis_view_rebuilding", "1 while a Redis view is rebuilt from the store, else 0.",
     ["view"], registry=REGISTRY)
+MQTT_AUTH = Counter(
+    "smq_mqtt_auth", "MQTT connects decided by the authorizer (NATS's auth callout), by outcome:"
+    " allowed, refused_credentials, refused_disabled, refused_limited, malformed, error.",
+    ["outcome"], registry=REGISTRY)
+MQTT_KICKS = Counter(
+    "smq_mqtt_kicks", "MQTT sessions closed because their thing's rights ended.", registry=REGISTRY)
 
 _lock = threading.Lock()
 _store_pos = 0

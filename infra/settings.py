@@ -35,6 +35,14 @@ def _pool_size(text: str | None, name: str) -> int | None:
     return int(text)
 
 
+def _port(text: str | None, name: str) -> int | None:
+    if text is None:
+        return None
+    if not text.strip().isdigit() or int(text) > 65535:
+        raise ValueError(f"{name} must be a port number, 0 to 65535 (got {text!r})")
+    return int(text)
+
+
 def _replicas(text: str) -> int:
     n = int(text)
     if not 1 <= n <= 5:  # JetStream's own bound
@@ -100,9 +108,20 @@ class Settings:
     # Key(s) that seal the credentials in events on the bus (comma-separated: the first seals,
     # all open); unset: generated into the data folder. Every role of a deployment shares it.
     bus_key: str | None = None
-    # The MQTT address devices dial (``tcp://host:1883``), written into the default provision
-    # layout's content (infra/layout.py); unset: the MQTT listener's own address.
-    mqtt_url: str | None = None
+    # MQTT (docs/deploy.md). The embedded NATS listens for MQTT on mqtt_host:mqtt_port (None:
+    # 1883, or a free port when 1883 is taken; 0: a free port). mqtt_url is the address devices
+    # dial (provisioned content names it); unset, the embedded listener's own. With an external
+    # NATS, MQTT authorization is on when the issuer's seed file is set; the system-account URL
+    # lets the service close sessions whose rights ended.
+    mqtt_port: int | None = None
+    mqtt_host: str | None = None
+    mqtt_url: str = ""
+    mqtt_issuer_seed_file: str | None = None
+    mqtt_sys_url: str | None = None
+    mqtt_account: str = "THINGS"
+    # The embedded MQTT listener on TLS, every client presenting a certificate of the service's
+    # CA (``/certs``; upstream's x509 provisioning); a revoked one is refused at the next connect.
+    mqtt_tls: bool = False
     log_level: str = "INFO"
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -154,7 +173,13 @@ class Settings:
             ca_key_file=get("CERTS_CA_KEY"),
             bootstrap_key=get("BOOTSTRAP_ENCRYPT_KEY"),
             bus_key=get("BUS_KEY"),
-            mqtt_url=get("MQTT_URL"),
+            mqtt_port=_port(get("MQTT_PORT"), "SMQ_MQTT_PORT"),
+            mqtt_host=get("MQTT_HOST"),
+            mqtt_url=get("MQTT_URL") or "",
+            mqtt_issuer_seed_file=get("MQTT_ISSUER_SEED_FILE"),
+            mqtt_sys_url=get("MQTT_SYS_URL"),
+            mqtt_account=get("MQTT_ACCOUNT") or s.mqtt_account,
+            mqtt_tls=(get("MQTT_TLS") or "false").strip().lower() in ("1", "true", "yes", "on"),
             log_level=get("LOG_LEVEL") or s.log_level,
             extra={k[4:]: v for k, v in e.items() if k.startswith("SMQ_")},
         )

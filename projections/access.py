@@ -6,6 +6,8 @@ Keys (one scheme, written down here only):
       the thing is not connected;
   ``{prefix}chan:{channel}`` ``disabled`` while the channel is disabled, absent otherwise;
       a removed channel leaves neither key;
+  ``{prefix}tconn:{thing}`` hash channel -> the connection's actions: every channel of a thing
+      (the MQTT authorizer lists them all when the thing connects);
   ``{prefix}pos:access`` and ``{prefix}seq:access``: the view's position and stream sequence,
       written in the same MULTI/EXEC as the changes they cover;
   ``{prefix}epoch:access`` and ``{prefix}rebuild:access``: its marker and the progress of a
@@ -23,6 +25,7 @@ from redis.asyncio import Redis
 
 from domain.channels import Channel
 from domain.connections import Connection
+from domain.things import Thing
 from projections.envelope import Envelope, name_of
 from projections.lookups import ThingKeysView
 from projections.redisview import RedisView, Write, as_bytes, whole
@@ -52,6 +55,47 @@ return {tid or false, found[2] or false, held or false, conn or false,
 """
 
 
+# The same for a thing's every channel (MQTT's connect): what a secret names, the key that
+# thing holds, its connections to enabled channels (flat: channel, actions, …), the highest
+# position recorded under its id and its channels' ids, and the views' positions and markers.
+_THING = """
+local found = redis.call('HMGET', ARGV[1], 'id', 'status')
+local tid = found[1]
+local held, rw, conns = false, tonumber(0), {}
+if tid then
+  held = redis.call('HGET', ARGV[2] .. tid, 'key')
+  rw = tonumber(redis.call('GET', ARGV[5] .. tid) or '0')
+  local flat = redis.call('HGETALL', ARGV[3] .. tid)
+  for i = 1, #flat, 2 do
+    local r = tonumber(redis.call('GET', ARGV[5] .. flat[i]) or '0')
+    if r > rw then rw = r end
+    if redis.call('GET', ARGV[4] .. flat[i]) ~= 'disabled' then
+      conns[#conns + 1] = flat[i]
+      conns[#conns + 1] = flat[i + 1]
+    end
+  end
+end
+return {tid or false, found[2] or false, held or false, tostring(rw),
+        redis.call('GET', ARGV[6]) or false, redis.call('GET', ARGV[7]) or false,
+        redis.call('GET', ARGV[8]) or false, redis.call('GET', ARGV[9]) or false, conns}
+"""
+
+
+SHAPE = b"2"  # 2: with ``tconn:{thing}``
+
+
+async def upgrade(redis: Redis, prefix: str) -> bool:
+    """An access view written before it kept ``tconn:{thing}`` is rebuilt once: its marker is
+    dropped, so the projector's guard takes it for lost and rebuilds it from the store (the
+    shape is remembered in ``{prefix}shape:access``). True when it was dropped."""
+    shape = f"{prefix}shape:{NAME}"
+    if await redis.get(shape) == SHAPE:
+        return False
+    dropped = await redis.delete(f"{prefix}epoch:{NAME}")
+    await redis.set(shape, SHAPE)
+    return bool(dropped)
+
+
 def _text(raw: bytes | None) -> str | None:
     return raw.decode() if raw is not None else None
 
@@ -71,15 +115,32 @@ class Snapshot:
     blocked_ms: int = -2      # the PTTL of the block key asked for (-2: none)
 
 
+@dataclass(frozen=True)
+class ThingSnapshot:
+    """What the views say, at one instant, about a secret and every channel of its thing."""
+
+    thing_id: str | None
+    enabled: bool
+    held_key: str | None                   # the key the thing holds now (must equal the secret's)
+    channels: dict[str, frozenset[str]]    # its enabled channels -> the connection's actions
+    target: int                            # the position the views must reach to be fresh
+    reached: int
+    whole: bool = True
+
+
 class AccessView(RedisView):
     """The Redis view of connections; applies batches atomically with its position."""
 
     name = NAME
-    patterns = ("conn:*", "chan:*")
+    patterns = ("conn:*", "chan:*", "tconn:*")
 
     def __init__(self, redis: Redis, prefix: str) -> None:
         super().__init__(redis, prefix)
         self._snapshot = redis.register_script(_SNAPSHOT)
+        self._thing = redis.register_script(_THING)
+
+    def thing_key(self, thing_id: str) -> str:
+        return f"{self.prefix}tconn:{thing_id}"
 
     def conn_key(self, channel_id: str, thing_id: str) -> str:
         return f"{self.prefix}conn:{channel_id}:{thing_id}"
@@ -111,40 +172,58 @@ class AccessView(RedisView):
             whole=whole(m_keys) and whole(m_access),
             blocked_ms=int(blocked) if isinstance(blocked, int) else -2)
 
-    def _change(self, env: Envelope) -> Change | None:
-        """The write an event makes: (op, key, value), or None."""
+    async def thing_snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str) -> ThingSnapshot:
+        """The secret's thing and every enabled channel it is connected to, how fresh that is,
+        whether the views are whole."""
+        r = await self._thing(args=[keys.by_key(key_hash), keys.by_thing(""), self.thing_key(""),
+                                    self.channel_key(""), rw_prefix, keys.pos_key, self.pos_key,
+                                    keys.epoch_key, self.epoch_key])
+        tid, status, held, rw, pos_keys, pos_access, m_keys, m_access, flat = (
+            v if v is not False else None for v in r)
+        flat = flat or []
+        return ThingSnapshot(
+            thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
+            channels={flat[i].decode(): frozenset(flat[i + 1].decode().split(","))
+                      for i in range(0, len(flat), 2)},
+            target=int(rw or 0), reached=min(int(pos_keys or 0), int(pos_access or 0)),
+            whole=whole(m_keys) and whole(m_access))
+
+    def _change(self, env: Envelope) -> list[Write]:
+        """The writes an event makes: (op, key, value)."""
         handler = _BY_NAME.get((env.aggregate, env.type))
-        return handler(self, env) if handler is not None else None
+        return handler(self, env) if handler is not None else []
 
     async def _changes(self, pipe: Any, batch: Sequence[tuple[int, Envelope]]) -> list[Write]:
         writes: list[Write] = []
         for _seq, env in batch:
             if (env.aggregate, env.type) == _CHANNEL_REMOVED:
                 writes += await self._connections_of(env.aggregate_id, writes)
-            if (change := self._change(env)) is not None:
-                writes.append(change)
+            writes += self._change(env)
         return writes
 
     async def _connections_of(self, channel_id: str, earlier: Sequence[Write]) -> list[Write]:
-        """The deletion of every connection key of a removed channel: those in Redis (a scan:
-        removals are rare, and the compensation that removes has disconnected its layout's
-        pairs already) and those written earlier in this batch."""
+        """The deletion of every connection key of a removed channel, and of its field in each
+        thing's ``tconn``: those in Redis (a scan: removals are rare, and the compensation that
+        removes has disconnected its layout's pairs already) and those written earlier in this
+        batch."""
         prefix = self.conn_key(channel_id, "")
         keys = {key.decode() async for key in self.redis.scan_iter(match=_glob(prefix) + "*", count=1000)}
-        keys |= {key for _op, key, _value in earlier if key.startswith(prefix)}
-        return [("del", key, None) for key in sorted(keys)]
+        keys |= {key for op, key, _value in earlier if op == "set" and key.startswith(prefix)}
+        writes: list[Write] = []
+        for key in sorted(keys):
+            writes += [("del", key, None), ("hfield", self.thing_key(key[len(prefix):]), (channel_id, None))]
+        return writes
 
 
-Change = tuple[str, str, str | None]
+def _connected(view: AccessView, e: Envelope) -> list[Write]:
+    channel, thing, actions = str(e.data["channel_id"]), str(e.data["thing_id"]), ",".join(e.data["actions"])
+    return [("set", view.conn_key(channel, thing), actions),
+            ("hfield", view.thing_key(thing), (channel, actions))]
 
 
-def _connected(view: AccessView, e: Envelope) -> Change:
-    d = e.data
-    return ("set", view.conn_key(str(d["channel_id"]), str(d["thing_id"])), ",".join(d["actions"]))
-
-
-def _disconnected(view: AccessView, e: Envelope) -> Change:
-    return ("del", view.conn_key(str(e.data["channel_id"]), str(e.data["thing_id"])), None)
+def _disconnected(view: AccessView, e: Envelope) -> list[Write]:
+    channel, thing = str(e.data["channel_id"]), str(e.data["thing_id"])
+    return [("del", view.conn_key(channel, thing), None), ("hfield", view.thing_key(thing), (channel, None))]
 
 
 def _glob(text: str) -> str:
@@ -152,19 +231,22 @@ def _glob(text: str) -> str:
     return re.sub(r"([\\*?\[\]])", r"\\\1", text)
 
 
-def _channel_created(view: AccessView, e: Envelope) -> Change | None:
-    return ("set", view.channel_key(e.aggregate_id), "disabled") if e.data.get("enabled") is False else None
+def _channel_created(view: AccessView, e: Envelope) -> list[Write]:
+    return [("set", view.channel_key(e.aggregate_id), "disabled")] if e.data.get("enabled") is False else []
 
 
 # The events the view follows, keyed by their classes (the catalogue lists the others it ignores).
-HANDLERS: dict[type, Callable[[AccessView, Envelope], Change | None]] = {
+HANDLERS: dict[type, Callable[[AccessView, Envelope], list[Write]]] = {
     Connection.Connected: _connected,
     Connection.Disconnected: _disconnected,
-    Channel.Disabled: lambda view, e: ("set", view.channel_key(e.aggregate_id), "disabled"),
-    Channel.Enabled: lambda view, e: ("del", view.channel_key(e.aggregate_id), None),
+    Channel.Disabled: lambda view, e: [("set", view.channel_key(e.aggregate_id), "disabled")],
+    Channel.Enabled: lambda view, e: [("del", view.channel_key(e.aggregate_id), None)],
     Channel.Created: _channel_created,
     # Forgotten: its status key here, its connection keys by ``AccessView._connections_of``.
-    Channel.Removed: lambda view, e: ("del", view.channel_key(e.aggregate_id), None),
+    Channel.Removed: lambda view, e: [("del", view.channel_key(e.aggregate_id), None)],
+    # A removed thing's list of channels (its ``conn:`` keys stay, unusable: its secret no
+    # longer names it).
+    Thing.Removed: lambda view, e: [("del", view.thing_key(e.aggregate_id), None)],
 }
 _BY_NAME = {name_of(cls): handler for cls, handler in HANDLERS.items()}
 _CHANNEL_REMOVED = name_of(Channel.Removed)

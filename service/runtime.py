@@ -3,31 +3,39 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
 from command_api.app import create_app
+from command_api.ratelimit import Failures
 from command_api.server import ApiRunner
+from infra import bus
 from infra.lease import Lease
+from infra.mqtt import ISSUER_SEED_FILE
 from infra.settings import Settings
 from infra.startup import redact
 from infra.streamowner import owner_of
 from infra.treemetrics import PARENT_METRICS, ParentMetrics
-from projections import catalogue
+from projections import access, catalogue
 from projections.redisview import RedisView
 from projections.statistics import Statistics
 from service.apiprocs import ApiProcesses, inherited_socket, listen_failure
 from service.container import Container
+from workers.authorizer import Authorizer
 from workers.projector import Projector, ViewRunner
 from workers.redisguard import RedisGuard
 from workers.relay import Relay
+from workers.revoker import Revoker, Sessions
 from workers.saga import SagaWorker
+from workers.thingaccess import cert_things, certificate, channel_things, thing_access
 
 log = logging.getLogger("smq")
-ALL_ROLES = frozenset({"api", "relay", "projector", "saga"})
+ALL_ROLES = frozenset({"api", "relay", "projector", "saga", "authz"})
 # The relay's bound on a stream lookup (its publishes have theirs: ``Relay.ack_wait``, 2 s).
 RELAY_LOOKUP = 0.75
 GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt before the API
@@ -36,6 +44,19 @@ GUARD_START_WAIT = 10.0  # a Redis view lost while the service was down: rebuilt
 def _report_end(task: asyncio.Task[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("worker %s ended by an exception", task.get_name(), exc_info=task.exception())
+
+
+def mqtt_env(c: Container) -> dict[str, str]:
+    """The MQTT settings in force, for the API children (the embedded NATS's are not theirs to
+    read from the data folder: they are told, as of an external NATS)."""
+    if c.mqtt is None:
+        return {}
+    env = {"SMQ_MQTT_URL": c.settings.mqtt_url or c.mqtt.url, "SMQ_MQTT_ACCOUNT": c.mqtt.account,
+           "SMQ_MQTT_ISSUER_SEED_FILE": c.settings.mqtt_issuer_seed_file
+           or str((Path(c.settings.data_dir) / ISSUER_SEED_FILE).resolve())}
+    if c.mqtt.sys_url:
+        env["SMQ_MQTT_SYS_URL"] = c.mqtt.sys_url
+    return env
 
 
 @dataclass
@@ -48,6 +69,9 @@ class Service:
     relay: Relay | None = None
     projector: Projector | None = None
     saga: SagaWorker | None = None
+    authorizer: Authorizer | None = None
+    revoker: Revoker | None = None
+    sys_nc: Any = None  # the revoker's system-account connection
     statistics: Statistics | None = None
     runner: web.AppRunner | None = None
     port: int | None = None
@@ -91,6 +115,8 @@ class Service:
         if "projector" in self.roles:
             views = [v for v in c.views() if not s.projector_views or v.name in s.projector_views]
             # Redis views rebuild themselves when Redis loses them (checked before the API starts).
+            if any(v.name == access.NAME for v in views) and await access.upgrade(c.redis, s.redis_prefix):
+                log.warning("the Redis view access is rebuilt once, to hold every thing's channels (MQTT)")
             guard = RedisGuard([v for v in views if isinstance(v, RedisView)], c.store, c.pool)
             if guard.states:
                 await guard.start(wait=GUARD_START_WAIT)
@@ -107,12 +133,15 @@ class Service:
         if "saga" in self.roles:
             self.saga = SagaWorker(c.saga, c.pool, stale_after=s.saga_stale)
             self._worker(self.saga.run(), "saga")
+        if "authz" in self.roles:
+            await self._start_authz()
         if "api" in self.roles and self.api_processes:
             # The children's /metrics show this process's metrics too.
             self.parent_metrics = ParentMetrics(s.data_dir)
             await self.parent_metrics.start()
             servers = {"SMQ_DATABASE_URL": c.database_url, "SMQ_NATS_URL": c.nats_url,
-                       "SMQ_REDIS_URL": c.redis_url, PARENT_METRICS: self.parent_metrics.path}
+                       "SMQ_REDIS_URL": c.redis_url, PARENT_METRICS: self.parent_metrics.path,
+                       **mqtt_env(c)}
             self.children = ApiProcesses(s, servers, self.api_processes)
             await self.children.start()
             self.port = self.children.port
@@ -128,13 +157,38 @@ class Service:
                 raise listen_failure(s.http_host, s.http_port, exc) from None
             self.port = self.runner.addresses[0][1]
 
+    async def _start_authz(self) -> None:
+        """The MQTT authorizer (``workers.authorizer``), when MQTT authorization is on."""
+        c, s = self.container, self.settings
+        if c.mqtt is None:
+            log.info("MQTT authorization is off: an external NATS without SMQ_MQTT_ISSUER_SEED_FILE"
+                     " (docs/deploy.md)")
+            return
+        limits = Failures(c.redis, s.redis_prefix, s.failure_limit_window, s.failure_limit_identity,
+                          s.failure_limit_address)
+        sessions = Sessions(c.redis, s.redis_prefix)
+        if c.mqtt.sys_url:
+            self.sys_nc = await bus.connect(c.mqtt.sys_url, "smq-revoker")
+            self.revoker = Revoker(c.js, self.sys_nc, sessions, s.stream, s.events_subject,
+                                   c.freshness.wait, functools.partial(channel_things, c),
+                                   functools.partial(cert_things, c))
+            await self.revoker.start()
+        else:
+            log.warning("MQTT sessions are not closed when their rights end: no system-account user"
+                        " (SMQ_MQTT_SYS_URL); a session lasts until its JWT expires (1 h)")
+        self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits,
+                                     record=sessions.record if self.revoker else None,
+                                     certificate=functools.partial(certificate, c))
+        await self.authorizer.start()
+
     @property
     def url(self) -> str:
         return f"http://{self.settings.http_host}:{self.port}"
 
     def describe(self) -> dict[str, Any]:
         c = self.container
-        return {"http": self.url if self.port else None, "nats": redact(c.nats_url), "redis": redact(c.redis_url),
+        return {"http": self.url if self.port else None, "nats": redact(c.nats_url),
+                "mqtt": c.settings.mqtt_url or None, "redis": redact(c.redis_url),
                 "database": redact(c.database_url), "roles": sorted(self.roles),
                 "data_dir": str(self.settings.data_dir)}
 
@@ -146,6 +200,12 @@ class Service:
             await self.runner.cleanup()
         if self.parent_metrics is not None:
             await self.parent_metrics.stop()
+        if self.authorizer is not None:
+            await self.authorizer.stop()
+        if self.revoker is not None:
+            await self.revoker.stop()
+        if self.sys_nc is not None:
+            await self.sys_nc.close()
         for worker in (self.relay, self.projector, self.saga, self.statistics):
             if worker is not None:
                 worker.stop()

@@ -53,6 +53,37 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _session_service("redis", tmp_path_factory)
 
 
+@pytest.fixture(scope="session")
+def mqtt_nats() -> Iterator[tuple[str, Any, Path]]:
+    """One embedded nats-server 2.15 (the wheel's) serving MQTT with the auth callout, for the
+    session's MQTT tests (the machine's NATS may be older: no callout): its service URL, its
+    MQTT authorization (``infra.mqtt.MqttAuth``) and its data folder (the issuer seed file)."""
+    from infra.embedded import Embedded
+
+    workdir = Path(tempfile.mkdtemp(prefix="smq-test-mqtt-"))
+    emb = Embedded()
+    try:
+        url = emb.start_nats(workdir, mqtt_port=0)
+        yield url, emb.mqtt_auth, workdir
+    finally:
+        emb.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture
+async def mqtt_settings(settings: Settings, mqtt_nats: tuple[str, Any, Path]) -> AsyncIterator[Settings]:
+    """A test's settings over the session's MQTT-serving NATS, MQTT authorization configured as
+    for an external NATS (``SMQ_MQTT_*``); the messages root is MQTT's (``channels``)."""
+    from infra.mqtt import ISSUER_SEED_FILE
+
+    url, auth, workdir = mqtt_nats
+    s = replace(settings, nats_url=url, messages_subject="channels",
+                mqtt_issuer_seed_file=str(workdir / ISSUER_SEED_FILE), mqtt_sys_url=auth.sys_url,
+                mqtt_url=auth.url)
+    yield s
+    await _forget(replace(s, redis_prefix=s.redis_prefix + "nothing-more:"))  # its stream
+
+
 def fresh_database(pg_server: str) -> Iterator[str]:
     """A new database on the session's server, dropped afterwards."""
     name = "smq_t_" + secrets.token_hex(6)

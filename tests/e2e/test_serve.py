@@ -63,6 +63,7 @@ def test_serve_embedded_default_survives_restart(data: Path) -> None:
     try:
         base = where["http"]
         assert where["nats"].startswith("nats://smq:***@127.0.0.1:") and where["redis"].startswith("redis://127.0.0.1:")
+        assert where["mqtt"].startswith("tcp://127.0.0.1:")  # the embedded NATS serves MQTT
         # The embedded NATS takes a generated password, which the printed line does not show.
         assert (data / "nats.password").read_text().strip() not in json.dumps(where)
         children = _children_of(proc.pid)

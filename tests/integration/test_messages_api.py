@@ -52,23 +52,26 @@ async def connected_thing(client: Client, token: str, secret: str, actions: list
 async def test_message_reaches_subscribers_byte_for_byte(client: Client, settings: Settings, bus: Any) -> None:
     _, token = await client.user()
     tid, cid = await connected_thing(client, token, "pub-secret-1")
-    sub = await bus.subscribe(f"{settings.messages_subject}.{cid}")
-    deep = await bus.subscribe(f"{settings.messages_subject}.{cid}.>")
+    sub = await bus.subscribe(f"{settings.messages_subject}.{cid}.messages")
+    deep = await bus.subscribe(f"{settings.messages_subject}.{cid}.messages.>")
     await bus.flush()
 
     # Right after the connect: read-your-writes for the thing, with no user.
     assert await publish(client, cid, "pub-secret-1", SENML) == (202, None)
     msg = await sub.next_msg(timeout=5)
-    assert msg.data == SENML and msg.subject == f"{settings.messages_subject}.{cid}"
+    assert msg.data == SENML and msg.subject == f"{settings.messages_subject}.{cid}.messages"
+    # Who sent it and its content type travel in headers, the body untouched.
+    assert msg.headers == {"Smq-Publisher": tid, "Content-Type": "application/senml+json"}
     binary = bytes(range(256))
     assert (await publish(client, cid, "pub-secret-1", binary))[0] == 202
     assert (await sub.next_msg(timeout=5)).data == binary
 
-    # Subtopics: slashes become dots; wildcards and empty tokens are refused.
+    # Subtopics as NATS maps MQTT topics: slashes part tokens, a dot inside a level is "//";
+    # wildcards (NATS's and MQTT's) and empty levels are refused.
     assert (await publish(client, cid, "pub-secret-1", b"t", "room/1.temp"))[0] == 202
     msg = await deep.next_msg(timeout=5)
-    assert msg.subject == f"{settings.messages_subject}.{cid}.room.1.temp" and msg.data == b"t"
-    for bad in ["a/*", "a/>", "a//b", "a/", "x*", "a..b", "a%20b"]:
+    assert msg.subject == f"{settings.messages_subject}.{cid}.messages.room.1//temp" and msg.data == b"t"
+    for bad in ["a/*", "a/>", "a//b", "a/", "x*", "a/+/b", "a/#", "a%20b"]:
         st, err = await publish(client, cid, "pub-secret-1", b"x", bad)
         assert st == 400 and err["error"] == "malformed subtopic", bad
 
@@ -160,7 +163,7 @@ async def test_cli_connections_identify_and_messages(client: Client, settings: S
     assert (await smq("channels", "connections", cid))["things"][0]["id"] == tid
     assert await smq("things", "identify", secret) == {"id": tid}
 
-    sub = await bus.subscribe(f"{settings.messages_subject}.{cid}")
+    sub = await bus.subscribe(f"{settings.messages_subject}.{cid}.messages")
     await bus.flush()
     payload = '[{"n":"temp","v":21.5}]'
     assert await smq("messages", "send", cid, payload, secret) == {"status": "accepted"}

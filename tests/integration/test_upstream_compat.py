@@ -255,13 +255,13 @@ async def test_sdk_send_message_to_adapter_path(client: Client, bus: Any, settin
     st, ch, _ = await sdk(client, "POST", "/channels", go_channel(name="m"), token=token)
     assert (await sdk(client, "POST", f"/channels/{ch['id']}/things/{thing['id']}", token=token))[0] == 201
     key = thing["credentials"]["secret"]
-    sub = await bus.subscribe(f"{settings.messages_subject}.{ch['id']}.>")
+    sub = await bus.subscribe(f"{settings.messages_subject}.{ch['id']}.messages.>")
     await bus.flush()
     st, got, _ = await sdk(client, "POST", f"/channels/{ch['id']}/messages/a/b", [{"n": "v", "v": 1}],
                            auth=f"Thing {key}", content_type="application/senml+json")
     assert st == 202, got
     msg = await sub.next_msg(timeout=5)
-    assert msg.subject == f"{settings.messages_subject}.{ch['id']}.a.b" and json.loads(msg.data) == [{"n": "v", "v": 1}]
+    assert msg.subject == f"{settings.messages_subject}.{ch['id']}.messages.a.b" and json.loads(msg.data) == [{"n": "v", "v": 1}]
     st, _, _ = await sdk(client, "POST", f"/channels/{ch['id']}/messages", [], auth=f"Thing {key}")
     assert st == 202
     assert (await sdk(client, "POST", f"/channels/{ch['id']}/messages", [], auth="Thing wrong"))[0] == 401

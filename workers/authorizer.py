@@ -1,0 +1,187 @@
+"""The `authz` role: answers NATS's auth callout for MQTT clients (docs/mqtt-spike.md).
+
+The server asks on ``$SYS.REQ.USER.AUTH`` (a JWT it signed, carrying the client's username and
+password); we answer with a user JWT signed by the issuer key, placing the thing in the things'
+account with the right to publish on its ``m_write`` channels and subscribe to its ``m_read``
+ones (``channels.<cid>.messages`` and below), or with an error (the client gets CONNACK 5).
+Username = the thing's id and password = its secret, or the secret alone as username. The
+views and the freshness rule are the HTTP message path's (``workers.thingaccess``). The user
+JWT expires after an hour (a backstop: the revoker closes the sessions whose rights end).
+
+Every authorizer process subscribes in one queue group; each request is answered in its own
+task. The request carries the password: it is never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription
+
+from command_api.errors import TooManyFailures
+from command_api.ratelimit import THING, Failures
+from domain.things import secret_key
+from infra import metrics, natsjwt
+from infra.ca import leaf_identity
+from infra.mqtt import AUTH_SUBJECT, AUTHZ_QUEUE, HEALTH_SUBJECT, MqttAuth
+from infra.natsconf import MQTT_ROOT
+from projections.access import ThingSnapshot
+
+log = logging.getLogger("smq.authz")
+USER_TTL = 3600.0  # the user JWT's life: a backstop
+IN_FLIGHT = 256    # requests answered at once by one process
+
+# Where a session is recorded once allowed (thing id, server id, client id, the views' position
+# its decision read at least, its JWT's expiry), before the views are read again for the
+# answer (``workers.revoker``).
+Record = Callable[[str, str, int, int, float], Awaitable[None]]
+# A client certificate's thing and whether it is revoked (by serial, once the views reached a
+# position), None for one the service never issued.
+Certificate = Callable[[str, int], Awaitable[tuple[str, bool] | None]]
+
+
+def channel_subjects(channel_id: str) -> list[str]:
+    """The subjects of MQTT's ``channels/<cid>/messages`` and every topic below it."""
+    return [f"{MQTT_ROOT}.{channel_id}.messages", f"{MQTT_ROOT}.{channel_id}.messages.>"]
+
+
+@dataclass(frozen=True)
+class Decision:
+    outcome: str                # the metric's label
+    thing_id: str | None = None
+    jwt: str | None = None
+    error: str | None = None
+
+
+class Authorizer:
+    """Answers the server's questions about MQTT clients from the access views."""
+
+    def __init__(self, nc: Client, auth: MqttAuth, resolve: Callable[[str], Awaitable[ThingSnapshot]],
+                 limits: Failures | None = None, record: Record | None = None,
+                 certificate: Certificate | None = None, ttl: float = USER_TTL) -> None:
+        self.nc, self.auth, self.resolve, self.limits, self.record = nc, auth, resolve, limits, record
+        self.certificate = certificate
+        self.ttl = ttl
+        self._subs: list[Subscription] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._turns = asyncio.Semaphore(IN_FLIGHT)
+        self._warned = 0.0
+
+    async def start(self) -> None:
+        self._subs = [await self.nc.subscribe(AUTH_SUBJECT, queue=AUTHZ_QUEUE, cb=self._on_request),
+                      await self.nc.subscribe(HEALTH_SUBJECT, queue=AUTHZ_QUEUE, cb=self._on_health)]
+        await self.nc.flush()
+        log.info("MQTT authorizer subscribed to %s (things in account %s)", AUTH_SUBJECT, self.auth.account)
+
+    async def stop(self) -> None:
+        for sub in self._subs:
+            try:
+                await sub.unsubscribe()
+            except Exception:  # noqa: BLE001 - closing anyway
+                log.debug("unsubscribe failed", exc_info=True)
+        self._subs = []
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+
+    async def _on_health(self, msg: Msg) -> None:
+        await msg.respond(b"ok")
+
+    async def _on_request(self, msg: Msg) -> None:
+        task = asyncio.create_task(self._answer(msg))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, msg: Msg) -> None:
+        async with self._turns:
+            try:
+                request = natsjwt.authorization_request(msg.data.decode())
+            except (natsjwt.BadToken, UnicodeDecodeError) as exc:
+                metrics.MQTT_AUTH.labels("malformed").inc()
+                self._warn(f"an authorization request that is not the server's ({exc}) was not answered")
+                return
+            try:
+                decision = await self.decide(request)
+            except Exception as exc:  # noqa: BLE001 - the client is refused, the cause said
+                decision = Decision("error", error="authorization unavailable")
+                # the type only: an error's text could quote what it was given
+                self._warn(f"an MQTT connect could not be decided: {type(exc).__name__}")
+            metrics.MQTT_AUTH.labels(decision.outcome).inc()
+            answer = natsjwt.authorization_response(self.auth.issuer, request, decision.jwt, decision.error)
+            try:
+                await msg.respond(answer.encode())
+            except Exception as exc:  # noqa: BLE001 - the server times the client out
+                self._warn(f"an MQTT connect's answer could not be sent: {type(exc).__name__}")
+
+    def _warn(self, text: str) -> None:
+        now = time.monotonic()
+        if now - self._warned > 60:  # once a minute, not once a request
+            self._warned = now
+            log.warning(text)
+
+    async def decide(self, request: dict[str, Any]) -> Decision:
+        """Who the client is and what it may do, from its credentials and the views."""
+        opts = request.get("connect_opts") or {}
+        user, password = str(opts.get("user") or ""), str(opts.get("pass") or "")
+        secret = password or user  # the secret alone as username is accepted too
+        claimed = user if password else None
+        address = str((request.get("client_info") or {}).get("host") or "")
+        chains = (request.get("client_tls") or {}).get("verified_chains") or []
+        serial = None
+        if chains and chains[0]:  # a certificate the server verified against the CA
+            try:
+                secret, serial = leaf_identity(str(chains[0][0]))  # its common name: the secret
+            except ValueError:
+                return Decision("refused_credentials", error="unreadable client certificate")
+            claimed = user or None
+        if not secret:
+            return Decision("refused_credentials", error="no thing credentials")
+        if self.limits is not None:
+            try:
+                await self.limits.check(THING, None, address)
+            except TooManyFailures:
+                return Decision("refused_limited", error="too many failed attempts")
+        snap = await self.resolve(secret)
+        refused = self._refusal(snap, secret, claimed)
+        if refused is not None:
+            if refused.outcome == "refused_credentials" and self.limits is not None:
+                await self.limits.failed(THING, None, address)
+            return refused
+        assert snap.thing_id is not None
+        thing_id = snap.thing_id
+        if serial is not None:
+            found = await self.certificate(serial, snap.target) if self.certificate else None
+            if found is None or found[0] != thing_id or found[1]:
+                return Decision("refused_certificate", thing_id, error="certificate revoked or unknown")
+        if self.record is not None:
+            # Recorded, then read again: a revocation applied meanwhile is either seen here or
+            # finds this session in the registry (workers.revoker).
+            server = str((request.get("server_id") or {}).get("id") or "")
+            cid = int((request.get("client_info") or {}).get("id") or 0)
+            await self.record(thing_id, server, cid, snap.reached, time.time() + self.ttl)
+            snap = await self.resolve(secret)
+            refused = self._refusal(snap, secret, claimed)
+            if refused is not None:
+                return refused
+        pub = [s for cid_, acts in sorted(snap.channels.items()) if "m_write" in acts for s in channel_subjects(cid_)]
+        sub = [s for cid_, acts in sorted(snap.channels.items()) if "m_read" in acts for s in channel_subjects(cid_)]
+        jwt = natsjwt.user_jwt(self.auth.issuer, request["user_nkey"], self.auth.account, thing_id,
+                               pub, sub, self.ttl)
+        return Decision("allowed", thing_id, jwt=jwt)
+
+    @staticmethod
+    def _refusal(snap: ThingSnapshot, secret: str, claimed: str | None) -> Decision | None:
+        held = (snap.held_key or "").encode()
+        if snap.thing_id is None or not hmac.compare_digest(held, secret_key(secret).encode()) \
+                or (claimed is not None and not hmac.compare_digest(claimed.encode(), snap.thing_id.encode())):
+            return Decision("refused_credentials", error="invalid thing credentials")
+        if not snap.enabled:
+            return Decision("refused_disabled", snap.thing_id, error="thing is disabled")
+        return None
