@@ -25,7 +25,6 @@ from redis.asyncio import Redis
 
 from domain.channels import Channel
 from domain.connections import Connection
-from domain.things import Thing
 from projections.envelope import Envelope, name_of
 from projections.lookups import ThingKeysView
 from projections.redisview import RedisView, Write, as_bytes, whole
@@ -244,9 +243,6 @@ HANDLERS: dict[type, Callable[[AccessView, Envelope], list[Write]]] = {
     Channel.Created: _channel_created,
     # Forgotten: its status key here, its connection keys by ``AccessView._connections_of``.
     Channel.Removed: lambda view, e: [("del", view.channel_key(e.aggregate_id), None)],
-    # A removed thing's list of channels (its ``conn:`` keys stay, unusable: its secret no
-    # longer names it).
-    Thing.Removed: lambda view, e: [("del", view.thing_key(e.aggregate_id), None)],
 }
 _BY_NAME = {name_of(cls): handler for cls, handler in HANDLERS.items()}
 _CHANNEL_REMOVED = name_of(Channel.Removed)
