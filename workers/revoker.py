@@ -42,8 +42,8 @@ log = logging.getLogger("smq.revoker")
 
 # The events that end rights. Removal events (issue 18's "removed" thing or channel), when the
 # domain has them, are followed the same way.
-THING_EVENTS = tuple(c for c in (Thing.Disabled, Thing.SecretChanged, getattr(Thing, "Removed", None)) if c)
-CHANNEL_EVENTS = tuple(c for c in (Channel.Disabled, getattr(Channel, "Removed", None)) if c)
+THING_EVENTS = (Thing.Disabled, Thing.SecretChanged, Thing.Removed)
+CHANNEL_EVENTS = (Channel.Disabled, Channel.Removed)
 CONNECTION_EVENTS = (Connection.Disconnected,)
 CERT_EVENTS = (CertBook.Revoked,)
 VIEWS = ("thing_keys", "access", "connections", "certs")  # what must have applied an event first
