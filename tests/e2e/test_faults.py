@@ -476,6 +476,12 @@ async def provisioning_status(db: str, ext: str) -> str | None:
     return str(row[0]) if row else None
 
 
+async def view_positions(db: str) -> list[Any]:
+    async with await psycopg.AsyncConnection.connect(db, autocommit=True) as conn:
+        return list(await (await conn.execute("select * from view_positions")).fetchall()) + list(
+            await (await conn.execute("select view, position, event_type, error from view_status")).fetchall())
+
+
 def leader(relays: list[Child], stream: str) -> Child | None:
     """The relay whose current run logged taking the lease."""
     held = [r for r in relays if r.proc and r.proc.returncode is None and r.logged(f"lease smq-relay:{stream} taken")]
@@ -552,8 +558,12 @@ async def test_kill9_each_role_under_load(settings: Settings, tmp_path: Path) ->
             await bounded(lambda: _status_is(s, cut, "failed"), 90, f"the saga compensating {cut}", every=0.2)
         except AssertionError as exc:
             saga_log = ch["saga"].log.read_text(errors="replace")[-3000:] if ch["saga"].log.exists() else ""
+            troubles = "".join(f"{p.name}: {line}\n" for p in sorted(ch["saga"].logs.glob("*.log"))
+                               for line in p.read_text(errors="replace").splitlines()
+                               if '"ERROR"' in line or '"WARNING"' in line)[-6000:]
             raise AssertionError(f"{exc}; provisioning is {await provisioning_status(s.database_url or '', cut)}"
-                                 f"; saga log:\n{saga_log}") from exc
+                                 f"; views: {await view_positions(s.database_url or '')}"
+                                 f"; saga log:\n{saga_log}\nwarnings and errors:\n{troubles}") from exc
         a = load.acked
         assert a.things and a.channels and a.connections and a.disabled and a.mappings, a
         await check_bus(s)
