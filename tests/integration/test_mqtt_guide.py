@@ -10,6 +10,7 @@ import json
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
@@ -82,7 +83,7 @@ async def test_a_provisioned_gateway_comes_alive_over_mqtt(api: Client, mqtt_set
     content = json.loads(boot["content"])
     url = content["agent"]["mqtt"]["url"]
     assert url == content["export"]["mqtt"]["host"] == mqtt_settings.mqtt_url  # this service's listener
-    assert address(url) == mqtt_service.container.mqtt.broker
+    assert (address(url),) == mqtt_service.container.mqtt.brokers
     qos = int(content["agent"]["mqtt"]["qos"])
     control, data = control_and_data(boot["mainflux_channels"])
     assert {c["metadata"]["type"]: c["id"] for c in res["channels"]} == {"control": control, "data": data}
@@ -179,3 +180,18 @@ async def test_a_thing_a_failed_provisioning_removes_loses_its_session(
     assert st == 404
     st, log, _ = await api.call("GET", f"/things/{thing}/events", token=token)
     assert st == 200 and [e["type"] for e in log["events"]][-1] == "removed", log
+
+
+async def test_health_passes_while_any_listed_listener_answers(api: Client, mqtt_service: Any) -> None:
+    """``SMQ_MQTT_BROKER`` lists a cluster's nodes: one node away is no failure of the API;
+    none answering is, naming them."""
+    from infra.mqtt import free_port
+
+    c = mqtt_service.container
+    live, dead = c.mqtt.brokers[0], ("127.0.0.1", free_port("127.0.0.1"))
+    c.mqtt = replace(c.mqtt, brokers=(dead, live))
+    st, health, _ = await api.call("GET", "/health")
+    assert st == 200 and health["checks"]["mqtt_broker"] == "pass", health
+    c.mqtt = replace(c.mqtt, brokers=(dead,))
+    st, health, _ = await api.call("GET", "/health")
+    assert st == 503 and health["checks"]["mqtt_broker"] == f"fail: MQTT port 127.0.0.1:{dead[1]} not reachable", health
