@@ -71,16 +71,14 @@ async def health(request: web.Request) -> web.Response:
         if problems := viewstatus.problems(found, stalls):
             raise CheckFailed("; ".join(problems))
 
-    async def mqtt_broker() -> None:  # the MQTT listener takes connections
+    async def mqtt_broker() -> None:  # an MQTT listener takes connections (a cluster: any node)
         if c.mqtt is None:
             raise Off(mqtt.OFF)
-        if c.mqtt.broker is None:
-            raise CheckFailed("no MQTT address to check (SMQ_MQTT_URL)")
-        try:
-            await mqtt.reachable(c.mqtt.broker)
-        except (OSError, TimeoutError):
-            host, port = c.mqtt.broker
-            raise CheckFailed(f"MQTT port {host}:{port} not reachable") from None
+        if not c.mqtt.brokers:
+            raise CheckFailed("no MQTT address to check (SMQ_MQTT_BROKER, SMQ_MQTT_URL)")
+        tries = await asyncio.gather(*(mqtt.reachable(b) for b in c.mqtt.brokers), return_exceptions=True)
+        if all(isinstance(t, Exception) for t in tries):
+            raise CheckFailed(f"MQTT port {mqtt.host_port(c.mqtt.brokers)} not reachable")
 
     async def mqtt_authorizer() -> None:  # an authorizer answers the server's questions
         if c.mqtt is None:

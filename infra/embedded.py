@@ -169,7 +169,7 @@ class Embedded:
         _wait_port(host, int(nport), proc, "nats-server")
         _wait_port(mqtt_host, port, proc, "nats-server (MQTT)")
         self.mqtt_auth = mqtt.MqttAuth(issuer, things, f"nats://{natsconf.SYS_USER}:{sys_password}@{host}:{nport}",
-                                  (mqtt_host, port), mqtt.url_of(mqtt_host, port, tls is not None))
+                                  ((mqtt_host, port),), mqtt.url_of(mqtt_host, port, tls is not None))
         return f"nats://{NATS_USER}:{password}@{host}:{nport}"
 
     def start_redis(self, data_dir: Path) -> str:

@@ -4,7 +4,8 @@ the issuer key that signs its answers, the account things are placed in, a syste
 user (to close sessions whose rights ended), and where the broker listens (for /health).
 
 The embedded NATS has all of it (``infra.natsconf``); an external NATS ≥ 2.10 is configured by
-settings (``SMQ_MQTT_ISSUER_SEED_FILE``, ``SMQ_MQTT_SYS_URL``, ``SMQ_MQTT_URL``; docs/deploy.md).
+settings (``SMQ_MQTT_ISSUER_SEED_FILE``, ``SMQ_MQTT_SYS_URL``, ``SMQ_MQTT_URL``, ``SMQ_MQTT_BROKER``;
+docs/deploy.md).
 Without an issuer seed, MQTT authorization is off (``/health`` says so).
 """
 
@@ -46,7 +47,7 @@ class MqttAuth:
     issuer: nkeys.KeyPair = field(repr=False)  # signs the callout's answers and the user JWTs
     account: str = THINGS_ACCOUNT              # where things are placed (the user JWT's ``aud``)
     sys_url: str | None = field(default=None, repr=False)  # a system-account user (KICK)
-    broker: tuple[str, int] | None = None      # the MQTT listener, for /health
+    brokers: tuple[tuple[str, int], ...] = ()  # the MQTT listener(s), for /health (any one answers)
     url: str = ""                              # the address devices dial
 
     @property
@@ -85,6 +86,18 @@ def address(url: str | None) -> tuple[str, int] | None:
     return parts.hostname, parts.port or DEFAULT_PORT
 
 
+def host_port(brokers: tuple[tuple[str, int], ...]) -> str:
+    """``host:port[,host:port…]`` of addresses (an IPv6 host in brackets), as ``addresses``
+    reads it back."""
+    return ",".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in brokers)
+
+
+def addresses(urls: str | None) -> tuple[tuple[str, int], ...]:
+    """The addresses of a comma-separated list (``SMQ_MQTT_BROKER``), each as ``address``."""
+    found = (address(u.strip()) for u in (urls or "").split(","))
+    return tuple(a for a in found if a is not None)
+
+
 def url_of(host: str, port: int, tls: bool = False) -> str:
     """The address devices dial for a listener on ``host:port`` (any-address: this host's name)."""
     if host in ("", "0.0.0.0", "::"):
@@ -93,12 +106,14 @@ def url_of(host: str, port: int, tls: bool = False) -> str:
 
 
 def from_settings(settings: Settings) -> MqttAuth | None:
-    """The MQTT authorization of an external NATS, from the settings; None when off."""
+    """The MQTT authorization of an external NATS, from the settings; None when off. The
+    listeners /health checks: ``SMQ_MQTT_BROKER`` (a list: the nodes of a cluster), else where
+    devices dial (``SMQ_MQTT_URL``)."""
     if not settings.mqtt_issuer_seed_file:
         return None
     seed = Path(settings.mqtt_issuer_seed_file).read_bytes()
     return MqttAuth(keypair(seed), settings.mqtt_account, settings.mqtt_sys_url,
-                    address(settings.mqtt_url), settings.mqtt_url or "")
+                    addresses(settings.mqtt_broker or settings.mqtt_url), settings.mqtt_url or "")
 
 
 def _free(host: str, port: int) -> bool:
@@ -139,7 +154,7 @@ def choose_port(host: str, wanted: int | None) -> int:
 
 
 async def reachable(broker: tuple[str, int], bound: float = 1.0) -> None:
-    """Raise unless a TCP connection to the MQTT listener opens within ``bound`` seconds."""
+    """Raise unless a TCP connection to an MQTT listener opens within ``bound`` seconds."""
     _reader, writer = await asyncio.wait_for(asyncio.open_connection(*broker), bound)
     writer.close()
     try:

@@ -112,10 +112,13 @@ class Settings:
     # 1883, or a free port when 1883 is taken; 0: a free port). mqtt_url is the address devices
     # dial (provisioned content names it); unset, the embedded listener's own. With an external
     # NATS, MQTT authorization is on when the issuer's seed file is set; the system-account URL
-    # lets the service close sessions whose rights ended.
+    # lets the service close sessions whose rights ended. mqtt_broker is where the service itself
+    # reaches the listener (/health), when that differs from where devices dial (a container
+    # network, a load balancer); unset, mqtt_url's address.
     mqtt_port: int | None = None
     mqtt_host: str | None = None
     mqtt_url: str = ""
+    mqtt_broker: str = ""
     mqtt_issuer_seed_file: str | None = None
     mqtt_sys_url: str | None = None
     mqtt_account: str = "THINGS"
@@ -176,6 +179,7 @@ class Settings:
             mqtt_port=_port(get("MQTT_PORT"), "SMQ_MQTT_PORT"),
             mqtt_host=get("MQTT_HOST"),
             mqtt_url=get("MQTT_URL") or "",
+            mqtt_broker=get("MQTT_BROKER") or "",
             mqtt_issuer_seed_file=get("MQTT_ISSUER_SEED_FILE"),
             mqtt_sys_url=get("MQTT_SYS_URL"),
             mqtt_account=get("MQTT_ACCOUNT") or s.mqtt_account,

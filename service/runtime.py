@@ -16,7 +16,7 @@ from command_api.ratelimit import Failures
 from command_api.server import ApiRunner
 from infra import bus
 from infra.lease import Lease
-from infra.mqtt import ISSUER_SEED_FILE
+from infra.mqtt import ISSUER_SEED_FILE, host_port
 from infra.settings import Settings
 from infra.startup import redact
 from infra.streamowner import owner_of
@@ -56,6 +56,8 @@ def mqtt_env(c: Container) -> dict[str, str]:
            or str((Path(c.settings.data_dir) / ISSUER_SEED_FILE).resolve())}
     if c.mqtt.sys_url:
         env["SMQ_MQTT_SYS_URL"] = c.mqtt.sys_url
+    if c.mqtt.brokers:  # the listener itself, which devices may dial elsewhere (SMQ_MQTT_URL)
+        env["SMQ_MQTT_BROKER"] = host_port(c.mqtt.brokers)
     return env
 
 

@@ -29,15 +29,6 @@ def test_the_settings_are_read_and_checked() -> None:
     assert pool_sizes(Settings(), {"api", "relay"}) == (api[0] + relay[0], api[1] + relay[1])
 
 
-def test_a_compose_deployment_fits_postgresql_default_limit() -> None:
-    """compose.yaml: two API processes, two relays (each two more: LISTEN and the lease), two
-    projectors, one saga worker, and a start's schema lock each; PostgreSQL allows 100 (3 of
-    them kept for superusers). The arithmetic of docs/deploy.md."""
-    roles = ["api", "api", "relay", "relay", "projector", "projector", "saga"]
-    peak = sum(sum(pool_sizes(Settings(), {r})) for r in roles) + 2 * 2 + len(roles)
-    assert peak <= 97 - 10, peak  # and room for an operator's psql and `smq stream`
-
-
 async def _connections(admin: psycopg.AsyncConnection) -> int:
     row = await (await admin.execute(
         "select count(*) from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()"
