@@ -191,6 +191,7 @@ class Load:
         self.acked = Acked()
         self.stop = asyncio.Event()
         self.mapping_allowed = True
+        self.mappings_in_flight = 0
         self.ops = 0
 
     async def call(self, session: aiohttp.ClientSession, method: str, path: str, body: Any = None,
@@ -244,8 +245,12 @@ class Load:
                 a.things.update(t["id"] for t in got[1]["things"])
         elif kind == "mapping" and self.mapping_allowed:
             ext = f"gw-{uuid.uuid4().hex[:10]}"
-            got = await self.call(session, "POST", "/mapping",
-                                  {"name": ext, "external_id": ext, "external_key": f"key-{ext}"})
+            self.mappings_in_flight += 1
+            try:
+                got = await self.call(session, "POST", "/mapping",
+                                      {"name": ext, "external_id": ext, "external_key": f"key-{ext}"})
+            finally:
+                self.mappings_in_flight -= 1
             if got:
                 a.mappings[ext] = got[0]
 
@@ -436,6 +441,9 @@ async def cut_a_mapping(s: Settings, load: Load, victim: Child, base: str, token
     db = s.database_url or ""
     ext = f"cut-{uuid.uuid4().hex[:8]}"
     load.mapping_allowed = False
+    # The gate holds any provisioning's configs step: the load's own mappings must be done
+    # first, or one of them is held (and killed) in place of ours (seen under a loaded machine).
+    await bounded(lambda: _true(load.mappings_in_flight == 0), 40, "the load's mappings finishing")
     async with await psycopg.AsyncConnection.connect(db, autocommit=True) as gate:
         await gate.execute(GATE_SQL)
         await gate.execute("select pg_advisory_lock(%s)", (GATE_KEY,))
