@@ -241,3 +241,40 @@ async def test_nothing_outside_the_things_channels_is_reached(
                     assert msg.data != b"outside", msg.subject
     finally:
         await bus.close()
+
+
+async def test_things_cannot_fill_the_disk_with_retained_messages(settings: Settings, tmp_path: Path) -> None:
+    """A retained message is kept per topic, and a thing may publish on any topic below its
+    channel's: the things' account's JetStream is bounded (``natsconf.THINGS_STORE``), so the
+    service's own (the event stream's disk) is not theirs to fill."""
+    from infra.embedded import Embedded
+    from infra.mqtt import ISSUER_SEED_FILE
+    from service.runtime import Service
+
+    emb = Embedded()
+    url = emb.start_nats(tmp_path / "nats", mqtt_port=0, things_store=("1M", "4M"))
+    try:
+        assert emb.mqtt_auth is not None
+        s = replace(settings, nats_url=url, messages_subject="channels", mqtt_url=emb.mqtt_auth.url,
+                    mqtt_issuer_seed_file=str(tmp_path / "nats" / ISSUER_SEED_FILE),
+                    mqtt_sys_url=emb.mqtt_auth.sys_url)
+        svc = await Service.start(s)
+        try:
+            async with aiohttp.ClientSession() as session:
+                api = Client(session, svc.url)
+                _, token = await api.user()
+                ca = await channel(api, token)
+                a = await made(api, token, "fill-a-1", {ca: ["m_write"]})
+                async with device(s, a, "fill-a-1") as dev:
+                    for n in range(40):  # 8 MB on distinct topics
+                        await dev.publish(f"channels/{ca}/messages/r{n}", b"x" * 200_000, qos=1, retain=True)
+                    await dev.publish(f"channels/{ca}/messages", b"", qos=1)  # the broker has them all
+                things = tmp_path / "nats" / "nats" / "jetstream" / "THINGS"
+                used = sum(f.stat().st_size for f in things.rglob("*") if f.is_file())
+                assert 0 < used <= 5 * 2**20, used
+                st, thing, _ = await api.call("POST", "/things", {"name": "after"}, token=token)
+                assert st == 201, thing  # the event stream still takes writes
+        finally:
+            await svc.stop()
+    finally:
+        emb.stop()
