@@ -171,6 +171,7 @@ async def test_the_thing_id_and_secret_are_asked_and_no_log_holds_a_secret(
     await refused(mqtt_settings, lone, "")
     await refused(mqtt_settings, a, secret + "x")
     await refused(mqtt_settings, a, secret + "\0")
+    await refused(mqtt_settings, a, secret * (65535 // len(secret)))  # as long as MQTT allows
     async with device(mqtt_settings, colon, f"a:b:{secret}"):
         pass
     st, _, _ = await api.call("POST", f"/things/{a}/disable", token=token)
