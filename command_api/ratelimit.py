@@ -91,9 +91,14 @@ return wait
 
 
 def address_of(request: web.Request) -> str:
-    """The client's address as the socket says (no forwarding header is trusted); an IPv6
-    client by its /64, which one host commonly holds whole."""
-    remote = request.remote or "unknown"
+    """The client's address as the socket says (no forwarding header is trusted), as
+    ``client_address`` counts it."""
+    return client_address(request.remote or "unknown")
+
+
+def client_address(remote: str) -> str:
+    """The address failures are counted by: an IPv4 one as it is, an IPv6 client by its /64,
+    which one host commonly holds whole (an IPv4-mapped one as its IPv4)."""
     try:
         ip = ipaddress.ip_address(remote)
     except ValueError:

@@ -122,7 +122,8 @@ class Embedded:
 
     def start_nats(self, data_dir: Path, mqtt_port: int | None = 0, mqtt_host: str = "127.0.0.1",
                    root: str = natsconf.MQTT_ROOT, things: str = mqtt.THINGS_ACCOUNT,
-                   tls_ca: CertificateAuthority | None = None) -> str:
+                   tls_ca: CertificateAuthority | None = None,
+                   things_store: tuple[str, str] = natsconf.THINGS_STORE) -> str:
         """A nats-server that only the holders of its generated password (``nats.password`` in
         the data folder) may use; the URL returned carries it (``redact`` it before showing).
         It serves MQTT on ``mqtt_host:mqtt_port`` (``infra.mqtt.choose_port``; None: 1883 or a
@@ -146,7 +147,7 @@ class Embedded:
         write_private(config, natsconf.config(
             store=store, user=NATS_USER, password=password, sys_password=sys_password,
             issuer=str(issuer.public_key.decode()), things=things, mqtt_host=mqtt_host,
-            mqtt_port=port, root=root, tls=tls))
+            mqtt_port=port, root=root, tls=tls, things_store=things_store))
         proc = subprocess.Popen(
             [nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", "-1",
              "--ports_file_dir", str(run), "-l", str(data_dir / "nats.log")],

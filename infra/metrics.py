@@ -75,7 +75,8 @@ REDIS_VIEW_REBUILDING = Gauge(
     ["view"], registry=REGISTRY)
 MQTT_AUTH = Counter(
     "smq_mqtt_auth", "MQTT connects decided by the authorizer (NATS's auth callout), by outcome:"
-    " allowed, refused_credentials, refused_disabled, refused_limited, malformed, error.",
+    " allowed, refused_credentials, refused_disabled, refused_limited, refused_certificate,"
+    " refused_client_id, refused_protocol, malformed, error.",
     ["outcome"], registry=REGISTRY)
 MQTT_KICKS = Counter(
     "smq_mqtt_kicks", "MQTT sessions closed because their thing's rights ended.", registry=REGISTRY)

@@ -7,7 +7,8 @@ Accounts (config mode, no operator):
   ``THINGS`` where the auth callout places every MQTT client (the user JWT's ``aud``); it
              imports the messages subjects twice: as a service with ``share: true`` (a thing's
              publish reaches APP with a ``Nats-Request-Info`` header naming it) and as a stream
-             (what APP publishes, the HTTP adapter's messages, reaches MQTT subscribers);
+             (what APP publishes, the HTTP adapter's messages, reaches MQTT subscribers), and
+             nothing else; its JetStream (MQTT's state) is bounded (``THINGS_STORE``);
   ``SYS``    the system account (``smq-sys``: closes sessions, ``$SYS.REQ.SERVER.<id>.KICK``).
 ``smq`` and ``smq-sys`` are the callout's ``auth_users``: they log in with their password and
 never reach the callout. Every other client (the MQTT listener's) is asked about on
@@ -25,6 +26,10 @@ from pathlib import Path
 APP_ACCOUNT, SYS_ACCOUNT = "APP", "SYS"
 SYS_USER = "smq-sys"
 MQTT_ROOT = "channels"  # the MQTT topic root the things see
+# What the things' account may keep in JetStream (memory, file): MQTT sessions, QoS 1 messages
+# and retained messages, which any thing can add to (one per topic of its channels); bounded so
+# that things cannot fill the disk the service's event stream lives on.
+THINGS_STORE = ("256M", "1G")
 
 
 def _q(text: str) -> str:
@@ -33,7 +38,8 @@ def _q(text: str) -> str:
 
 def config(*, store: Path, user: str, password: str, sys_password: str, issuer: str,
            things: str, mqtt_host: str, mqtt_port: int, root: str = MQTT_ROOT,
-           tls: tuple[Path, Path, Path] | None = None) -> str:
+           tls: tuple[Path, Path, Path] | None = None,
+           things_store: tuple[str, str] = THINGS_STORE) -> str:
     """The configuration text (it holds passwords: written to a file of ours, mode 0600).
     With ``tls`` (certificate, key, CA files) the MQTT listener takes only clients whose
     certificate the CA signed; the callout sees the verified chain."""
@@ -54,7 +60,7 @@ accounts {{
     users: [ {{user: {_q(user)}, password: {_q(password)}}} ]
   }}
   {things} {{
-    jetstream: enabled
+    jetstream: {{ max_mem: {things_store[0]}, max_file: {things_store[1]} }}
     imports: [
       {{service: {{account: {APP_ACCOUNT}, subject: {subject}}}{remap}, share: true}}
       {{stream: {{account: {APP_ACCOUNT}, subject: {subject}}}{remap}}}

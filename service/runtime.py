@@ -27,6 +27,7 @@ from projections.statistics import Statistics
 from service.apiprocs import ApiProcesses, inherited_socket, listen_failure
 from service.container import Container
 from workers.authorizer import Authorizer
+from workers.clientids import ClientIds
 from workers.projector import Projector, ViewRunner
 from workers.redisguard import RedisGuard
 from workers.relay import Relay
@@ -168,19 +169,19 @@ class Service:
             return
         limits = Failures(c.redis, s.redis_prefix, s.failure_limit_window, s.failure_limit_identity,
                           s.failure_limit_address)
-        sessions = Sessions(c.redis, s.redis_prefix)
+        sessions, ids = Sessions(c.redis, s.redis_prefix), ClientIds(c.redis, s.redis_prefix)
         if c.mqtt.sys_url:
             self.sys_nc = await bus.connect(c.mqtt.sys_url, "smq-revoker")
             self.revoker = Revoker(c.js, self.sys_nc, sessions, s.stream, s.events_subject,
                                    c.freshness.wait, functools.partial(channel_things, c),
-                                   functools.partial(cert_things, c))
+                                   functools.partial(cert_things, c), release=ids.release)
             await self.revoker.start()
         else:
             log.warning("MQTT sessions are not closed when their rights end: no system-account user"
                         " (SMQ_MQTT_SYS_URL); a session lasts until its JWT expires (1 h)")
         self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits,
                                      record=sessions.record if self.revoker else None,
-                                     certificate=functools.partial(certificate, c))
+                                     certificate=functools.partial(certificate, c), claim=ids.claim)
         await self.authorizer.start()
 
     @property

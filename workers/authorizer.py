@@ -4,9 +4,14 @@ The server asks on ``$SYS.REQ.USER.AUTH`` (a JWT it signed, carrying the client'
 password); we answer with a user JWT signed by the issuer key, placing the thing in the things'
 account with the right to publish on its ``m_write`` channels and subscribe to its ``m_read``
 ones (``channels.<cid>.messages`` and below), or with an error (the client gets CONNACK 5).
-Username = the thing's id and password = its secret, or the secret alone as username. The
-views and the freshness rule are the HTTP message path's (``workers.thingaccess``). The user
-JWT expires after an hour (a backstop: the revoker closes the sessions whose rights end).
+Username = the thing's id and password = its secret (or a client certificate). The views and
+the freshness rule are the HTTP message path's (``workers.thingaccess``). The user JWT expires
+after an hour (a backstop: the revoker closes the sessions whose rights end).
+
+Refused besides (docs/architecture.md, "MQTT"): a client that is not an MQTT one (the callout
+sees every client of the server not in ``auth_users``: a NATS-protocol client could set
+headers); the secret alone as username (NATS logs the username of every refused connect); an
+MQTT client id that another thing holds (``workers.clientids``).
 
 Every authorizer process subscribes in one queue group; each request is answered in its own
 task. The request carries the password: it is never logged.
@@ -27,7 +32,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription
 
 from command_api.errors import TooManyFailures
-from command_api.ratelimit import THING, Failures
+from command_api.ratelimit import THING, Failures, client_address
 from domain.things import secret_key
 from infra import metrics, natsjwt
 from infra.ca import leaf_identity
@@ -46,6 +51,8 @@ Record = Callable[[str, str, int, int, float], Awaitable[None]]
 # A client certificate's thing and whether it is revoked (by serial, once the views reached a
 # position), None for one the service never issued.
 Certificate = Callable[[str, int], Awaitable[tuple[str, bool] | None]]
+# Whether a thing may use an MQTT client id (then it holds it): ``workers.clientids``.
+Claim = Callable[[str, str], Awaitable[bool]]
 
 
 def channel_subjects(channel_id: str) -> list[str]:
@@ -66,9 +73,10 @@ class Authorizer:
 
     def __init__(self, nc: Client, auth: MqttAuth, resolve: Callable[[str], Awaitable[ThingSnapshot]],
                  limits: Failures | None = None, record: Record | None = None,
-                 certificate: Certificate | None = None, ttl: float = USER_TTL) -> None:
+                 certificate: Certificate | None = None, claim: Claim | None = None,
+                 ttl: float = USER_TTL) -> None:
         self.nc, self.auth, self.resolve, self.limits, self.record = nc, auth, resolve, limits, record
-        self.certificate = certificate
+        self.certificate, self.claim = certificate, claim
         self.ttl = ttl
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -128,11 +136,12 @@ class Authorizer:
 
     async def decide(self, request: dict[str, Any]) -> Decision:
         """Who the client is and what it may do, from its credentials and the views."""
-        opts = request.get("connect_opts") or {}
-        user, password = str(opts.get("user") or ""), str(opts.get("pass") or "")
-        secret = password or user  # the secret alone as username is accepted too
-        claimed = user if password else None
-        address = str((request.get("client_info") or {}).get("host") or "")
+        opts, client = request.get("connect_opts") or {}, request.get("client_info") or {}
+        if client.get("type") != "mqtt":
+            return Decision("refused_protocol", error="only MQTT clients are authorized")
+        user, secret = str(opts.get("user") or ""), str(opts.get("pass") or "")
+        claimed: str | None = user
+        address = client_address(str(client.get("host") or ""))
         chains = (request.get("client_tls") or {}).get("verified_chains") or []
         serial = None
         if chains and chains[0]:  # a certificate the server verified against the CA
@@ -141,7 +150,9 @@ class Authorizer:
             except ValueError:
                 return Decision("refused_credentials", error="unreadable client certificate")
             claimed = user or None
-        if not secret:
+        if not secret or (serial is None and not user):
+            # The thing's id and its secret: the secret alone as username would be written in
+            # NATS's log whenever its connect is refused.
             return Decision("refused_credentials", error="no thing credentials")
         if self.limits is not None:
             try:
@@ -160,11 +171,13 @@ class Authorizer:
             found = await self.certificate(serial, snap.target) if self.certificate else None
             if found is None or found[0] != thing_id or found[1]:
                 return Decision("refused_certificate", thing_id, error="certificate revoked or unknown")
+        if self.claim is not None and not await self.claim(str(client.get("mqtt_id") or ""), thing_id):
+            return Decision("refused_client_id", thing_id, error="MQTT client id in use by another thing")
         if self.record is not None:
             # Recorded, then read again: a revocation applied meanwhile is either seen here or
             # finds this session in the registry (workers.revoker).
             server = str((request.get("server_id") or {}).get("id") or "")
-            cid = int((request.get("client_info") or {}).get("id") or 0)
+            cid = int(client.get("id") or 0)
             await self.record(thing_id, server, cid, snap.reached, time.time() + self.ttl)
             snap = await self.resolve(secret)
             refused = self._refusal(snap, secret, claimed)

@@ -87,10 +87,11 @@ class Revoker:
     def __init__(self, js: JetStreamContext, sys_nc: Client, sessions: Sessions, stream: str, root: str,
                  wait: Callable[[Iterable[str], int], Awaitable[bool]],
                  channel_things: Callable[[str], Awaitable[list[str]]],
-                 cert_things: Callable[[list[str]], Awaitable[list[str]]], lookback: float = 3600.0) -> None:
+                 cert_things: Callable[[list[str]], Awaitable[list[str]]], lookback: float = 3600.0,
+                 release: Callable[[str], Awaitable[int]] | None = None) -> None:
         self.js, self.sys_nc, self.sessions, self.stream, self.root = js, sys_nc, sessions, stream, root
         self.wait, self.channel_things, self.lookback = wait, channel_things, lookback
-        self.cert_things = cert_things
+        self.cert_things, self.release = cert_things, release
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
         self._subs: list[object] = []
         self._task: asyncio.Task[None] | None = None
@@ -140,6 +141,8 @@ class Revoker:
             things = await self.cert_things([str(s) for s in env.data["serials"]])
         else:
             things = [env.aggregate_id]
+            if event == name_of(Thing.Removed) and self.release is not None:
+                await self.release(env.aggregate_id)  # its MQTT client ids (workers.clientids)
         closed = 0
         for thing in things:
             for field, server, cid in await self.sessions.decided_before(thing, env.position):

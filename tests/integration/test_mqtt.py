@@ -92,7 +92,7 @@ async def test_things_connect_publish_and_subscribe_where_connected(
                 async with device(mqtt_settings, user, password):
                     pass
         async with device(mqtt_settings, a, "secret-a-1") as dev_a, \
-                device(mqtt_settings, "secret-b-1") as dev_b:  # the secret alone as username
+                device(mqtt_settings, b, "secret-b-1") as dev_b:
             # Subscribing where not connected (or not for m_read) fails; where connected works.
             assert [int(getattr(q, "value", q)) for q in await dev_a.subscribe(f"channels/{c2}/messages/#")] == [0x80]
             assert [int(getattr(q, "value", q)) for q in await dev_b.subscribe(f"channels/{c3}/messages")] == [0x80]

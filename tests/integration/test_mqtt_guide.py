@@ -161,6 +161,9 @@ async def test_a_thing_a_failed_provisioning_removes_loses_its_session(
     boot = fetched[-1]
     thing, secret = boot["mainflux_id"], boot["mainflux_key"]
     url = json.loads(boot["content"])["agent"]["mqtt"]["url"]
+    plain = f"gw-{uuid.uuid4().hex[:8]}"  # a client id not naming the thing: it holds it
+    async with mqtt_client(url, thing, secret, plain):
+        pass
     async with mqtt_client(url, thing, secret, f"agent-{thing}") as dev:
         async def seen_running() -> bool:
             async with c.pool.connection() as conn:
@@ -178,6 +181,12 @@ async def test_a_thing_a_failed_provisioning_removes_loses_its_session(
             pass
     st, _, _ = await api.call("GET", "/things/bootstrap/gw-cut", headers={"Authorization": "cut-key"})
     assert st == 404
+    # The removed thing's client ids are free for another thing (workers.clientids).
+    st, other, _ = await api.call("POST", "/things", {"name": "next", "credentials": {"secret": "next-key-1"}},
+                                  token=token)
+    assert st == 201, other
+    async with mqtt_client(url, other["id"], "next-key-1", plain):
+        pass
     st, log, _ = await api.call("GET", f"/things/{thing}/events", token=token)
     assert st == 200 and [e["type"] for e in log["events"]][-1] == "removed", log
 

@@ -89,7 +89,8 @@ def test_nats_runs_the_configuration_with_the_issuer_the_keys_service_writes(
                           capture_output=True, text=True, timeout=30)
     assert done.returncode == 0, done.stderr + done.stdout
     for text in (f"{natsconf.APP_ACCOUNT} {{", f"{mqtt.THINGS_ACCOUNT} {{", f"{natsconf.SYS_ACCOUNT} {{",
-                 "user: smq,", f"user: {natsconf.SYS_USER},", "mqtt {", f"{natsconf.MQTT_ROOT}.>"):
+                 "user: smq,", f"user: {natsconf.SYS_USER},", "mqtt {", f"{natsconf.MQTT_ROOT}.>",
+                 "jetstream: {{ max_mem: {}, max_file: {} }}".format(*natsconf.THINGS_STORE)):
         assert text in config, text
 
 
