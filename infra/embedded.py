@@ -17,15 +17,18 @@ import glob
 import json
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 from infra import mqtt, natsconf, pgserver
 from infra.ca import CertificateAuthority
@@ -77,6 +80,23 @@ def write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as f:
         f.write(text)
     os.replace(tmp, path)
+
+
+_USERNAME = re.compile(rb'(User ")((?:[^"\\]|\\.)*)(")')
+_OWN_USERS = {NATS_USER.encode(), natsconf.SYS_USER.encode()}
+
+
+def redacted_log(source: IO[bytes], path: Path) -> None:
+    """Copy nats-server's log to ``path`` with every client's username blanked: a thing may send
+    its secret alone as the username, and NATS writes the username of each refused connect.
+    Runs in a thread for the server's life; a line is written as soon as it is read."""
+    def blank(m: re.Match[bytes]) -> bytes:
+        return m.group(0) if m.group(2) in _OWN_USERS else m.group(1) + b"[redacted]" + m.group(3)
+
+    with path.open("ab") as out:
+        for line in iter(source.readline, b""):
+            out.write(_USERNAME.sub(blank, line))
+            out.flush()
 
 
 def nats_server_binary() -> str:
@@ -150,10 +170,13 @@ class Embedded:
             mqtt_port=port, root=root, tls=tls, things_store=things_store))
         proc = subprocess.Popen(
             [nats_server_binary(), "-c", str(config), "-a", "127.0.0.1", "-p", "-1",
-             "--ports_file_dir", str(run), "-l", str(data_dir / "nats.log")],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=_die_with_parent,
+             "--ports_file_dir", str(run)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, preexec_fn=_die_with_parent,
         )
         self.procs.append(("nats", proc))
+        assert proc.stderr is not None
+        threading.Thread(target=redacted_log, args=(proc.stderr, data_dir / "nats.log"),
+                         name="nats-log", daemon=True).start()
         ports_file = run / f"nats-server_{proc.pid}.ports"
         deadline = time.monotonic() + 15
         while not ports_file.exists():

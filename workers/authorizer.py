@@ -4,13 +4,14 @@ The server asks on ``$SYS.REQ.USER.AUTH`` (a JWT it signed, carrying the client'
 password); we answer with a user JWT signed by the issuer key, placing the thing in the things'
 account with the right to publish on its ``m_write`` channels and subscribe to its ``m_read``
 ones (``channels.<cid>.messages`` and below), or with an error (the client gets CONNACK 5).
-Username = the thing's id and password = its secret (or a client certificate). The views and
+Username = the thing's id and password = its secret, or the secret alone as username (or a
+client certificate). The views and
 the freshness rule are the HTTP message path's (``workers.thingaccess``). The user JWT expires
 after an hour (a backstop: the revoker closes the sessions whose rights end).
 
 Refused besides (docs/architecture.md, "MQTT"): a client that is not an MQTT one (the callout
 sees every client of the server not in ``auth_users``: a NATS-protocol client could set
-headers); the secret alone as username (NATS logs the username of every refused connect); an
+headers); an empty password (the secret alone is sent as the username, with no password); an
 MQTT client id that another thing holds (``workers.clientids``).
 
 Every authorizer process subscribes in one queue group; each request is answered in its own
@@ -141,6 +142,11 @@ class Authorizer:
             return Decision("refused_protocol", error="only MQTT clients are authorized")
         user, secret = str(opts.get("user") or ""), str(opts.get("pass") or "")
         claimed: str | None = user
+        if not secret and "pass" not in opts:
+            # The secret alone as username, for clients that send only one (issue 18). NATS
+            # writes the username of a refused connect in its log: the embedded server's log
+            # is redacted (``infra.embedded``); docs/deploy.md says so for an operator's own.
+            user, secret, claimed = "", user, None
         address = client_address(str(client.get("host") or ""))
         chains = (request.get("client_tls") or {}).get("verified_chains") or []
         serial = None
@@ -150,9 +156,7 @@ class Authorizer:
             except ValueError:
                 return Decision("refused_credentials", error="unreadable client certificate")
             claimed = user or None
-        if not secret or (serial is None and not user):
-            # The thing's id and its secret: the secret alone as username would be written in
-            # NATS's log whenever its connect is refused.
+        if not secret:
             return Decision("refused_credentials", error="no thing credentials")
         if self.limits is not None:
             try:

@@ -155,10 +155,10 @@ async def test_only_mqtt_clients_are_authorized(api: Client, mqtt_settings: Sett
 async def test_the_thing_id_and_secret_are_asked_and_no_log_holds_a_secret(
         api: Client, mqtt_settings: Settings, mqtt_service: Any, mqtt_nats: Any,
         caplog: pytest.LogCaptureFixture) -> None:
-    """NATS writes the username of every refused connect in its log: the secret alone as
-    username (or with an empty password) is refused, so no device that connects at all sends
-    its secret there; neither the service's log (DEBUG) nor the broker's holds the secret of a
-    device refused for a wrong password or a disabled thing."""
+    """The secret alone as username is admitted (clients that send only one), and NATS writes
+    the username of every refused connect in its log: the embedded broker's log blanks client
+    usernames. Neither the service's log (DEBUG) nor the broker's holds the secret of a device
+    refused for a wrong password or a disabled thing, nor of one refused with its secret alone."""
     caplog.set_level(logging.DEBUG)
     _, token = await api.user()
     ca = await channel(api, token)
@@ -166,9 +166,11 @@ async def test_the_thing_id_and_secret_are_asked_and_no_log_holds_a_secret(
     lone = await made(api, token, alone, {ca: ["m_read"]})
     a = await made(api, token, secret, {ca: ["m_read"]})
     colon = await made(api, token, f"a:b:{secret}", {ca: ["m_read"]})
-    await refused(mqtt_settings, alone, None)
-    await refused(mqtt_settings, alone, "")
-    await refused(mqtt_settings, lone, "")
+    async with device(mqtt_settings, alone, None):  # the secret alone as username
+        pass
+    async with device(mqtt_settings, alone, ""):  # an empty password is the same (NATS omits it)
+        pass
+    await refused(mqtt_settings, lone, "")  # the id alone is no secret
     await refused(mqtt_settings, a, secret + "x")
     await refused(mqtt_settings, a, secret + "\0")
     await refused(mqtt_settings, a, secret * (65535 // len(secret)))  # as long as MQTT allows
@@ -177,10 +179,13 @@ async def test_the_thing_id_and_secret_are_asked_and_no_log_holds_a_secret(
     st, _, _ = await api.call("POST", f"/things/{a}/disable", token=token)
     assert st == 200
     await refused(mqtt_settings, a, secret)  # the right secret of a disabled thing
+    st, _, _ = await api.call("POST", f"/things/{lone}/disable", token=token)
+    assert st == 200
+    await refused(mqtt_settings, alone, None)  # refused with the secret as its username
     assert not [r.getMessage() for r in caplog.records if secret in r.getMessage() or alone in r.getMessage()]
     broker_log = (Path(mqtt_nats[2]) / "nats.log").read_text(errors="replace")
-    assert f'User "{a}"' in broker_log  # what the broker writes: the username
-    assert secret not in broker_log
+    assert 'User "[redacted]"' in broker_log  # where the broker wrote the username
+    assert secret not in broker_log and alone not in broker_log
     _, body, _ = await api.call("GET", "/metrics")
     assert secret not in (body.decode() if isinstance(body, bytes) else str(body))
 
