@@ -67,6 +67,10 @@ SAGA_STEPS = Counter(
     ["step", "outcome"], registry=REGISTRY)
 SAGA_COMPENSATIONS = Counter(
     "smq_saga_compensations", "Provisionings compensated (undone after a failure).", registry=REGISTRY)
+STALE_READS = Counter(
+    "smq_stale_reads", "Reads answered from a view that had not reached the position the reader"
+    " waited for (its own last write, or X-Smq-After) within SMQ_RW_WAIT, by view.",
+    ["view"], registry=REGISTRY)
 REDIS_VIEW_REBUILDS = Counter(
     "smq_redis_view_rebuilds", "Rebuilds of a Redis view from the store, begun after Redis lost it.",
     ["view"], registry=REGISTRY)
@@ -142,6 +146,11 @@ def view_stalled(view: str, stalled: bool) -> None:
 def view_failure(view: str) -> None:
     """One failed attempt to apply events to view ``view``."""
     VIEW_FAILURES.labels(view).inc()
+
+
+def stale_read(view: str) -> None:
+    """A read was answered from view ``view`` before it reached the reader's position."""
+    STALE_READS.labels(view).inc()
 
 
 def relay_lag(positions: int) -> None:
