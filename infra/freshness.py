@@ -147,9 +147,17 @@ class Freshness:
                     "select view, position from view_positions where view = any(%s)", (sql,))).fetchall()
             for view, pos in rows:
                 self.advanced(view, int(pos))
-        for view in views:
-            if view in self.redis_views:
-                self.advanced(view, int(await self.redis.get(self.redis_views[view]) or 0))
+        redis = [v for v in views if v in self.redis_views]
+        if redis:
+            got = await self.redis.mget([self.redis_views[v] for v in redis])
+            for view, pos in zip(redis, got, strict=True):
+                self.advanced(view, int(pos or 0))
+
+    async def lowest(self, views: Iterable[str]) -> int:
+        """The least position of ``views``, read now (admission control's measure)."""
+        views = list(views)
+        await self._refresh(views)
+        return min((self.known.get(v, 0) for v in views), default=0)
 
     def behind(self, views: Iterable[str], target: int) -> dict[str, int]:
         """The views (of ``views``) known to be below ``target``, with their positions."""
