@@ -3,7 +3,8 @@ more than a bound, new commands wait before they run, so the write rate meets th
 views are projected at instead of the lag growing.
 
 The lag is measured in time, from what this process committed: the age of its oldest commit
-that some view has not applied yet (``reached``: the least position of every view). A
+that some view has not applied yet (``reached``: the least position of every view, read only
+when that age passes the bound, so a process whose views keep up pays nothing). A
 command is held while that lag is above ``bound``, at most ``hold_max`` seconds; it is never
 held when the views are not moving at all (a failing or absent projector: /health and
 ``smq_view_stalled`` say that; holding every writer would not cure it). What is held is
@@ -17,7 +18,6 @@ is committed before it answers, as always.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections import deque
@@ -27,7 +27,7 @@ from infra import metrics
 
 log = logging.getLogger("smq.admission")
 
-POLL = 0.02  # seconds between two reads of the views' positions while commits are unapplied
+POLL = 0.02  # seconds between two reads of the views' positions while commands are held
 STALL = 2.0  # views that have not moved for this long are not waited for
 COALESCE = 0.01  # commits closer in time than this share one entry (their highest position)
 KEEP = 4096  # entries remembered at most (a view stopped for long: the lag saturates)
@@ -40,8 +40,8 @@ class Admission:
         self._commits: deque[tuple[int, float]] = deque(maxlen=KEEP)  # (position, committed at)
         self._reached = 0
         self._moved_at = time.monotonic()
-        self._changed = asyncio.Event()
-        self._poller: asyncio.Task[None] | None = None
+        self._refresh: asyncio.Task[None] | None = None
+        self._refreshed_at = 0.0
         self._said: float | None = None
         self._held_since_said = 0
 
@@ -57,52 +57,54 @@ class Admission:
             if not self._commits:
                 self._moved_at = now  # the views are waited for from now on
             self._commits.append((position, now))
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     def lag(self) -> float:
-        """Seconds since this process's oldest commit that not every view holds yet."""
+        """Seconds since this process's oldest commit that not every view held at the last
+        look (an over-estimate between looks: the views are looked at when it passes the bound)."""
         return time.monotonic() - self._commits[0][1] if self._commits else 0.0
 
     def _moving(self) -> bool:
         return time.monotonic() - self._moved_at < STALL
 
-    async def _poll(self) -> None:
-        """Read the views' positions until every commit of this process is in every view."""
+    async def _look(self) -> None:
+        """Read the views' least position (one read shared by concurrent callers, at most one
+        every ``POLL``): commits it covers are forgotten."""
+        if self._refresh is None or (self._refresh.done() and time.monotonic() - self._refreshed_at >= POLL):
+            self._refresh = asyncio.get_running_loop().create_task(self._read())
+        await asyncio.shield(self._refresh)
+
+    async def _read(self) -> None:
         try:
-            while self._commits:
-                try:
-                    reached = await self.reached()
-                except Exception as exc:  # noqa: BLE001 - the stores' own checks say it; not held
-                    log.debug("admission: reading the views' positions failed: %s", exc)
-                    reached = self._reached
-                    self._moved_at = time.monotonic() - STALL  # unknown: do not hold writers
-                if reached > self._reached:
-                    self._reached, self._moved_at = reached, time.monotonic()
-                while self._commits and self._commits[0][0] <= self._reached:
-                    self._commits.popleft()
-                metrics.admission_lag(self.lag())
-                self._changed.set()
-                self._changed = asyncio.Event()
-                if self._commits:
-                    await asyncio.sleep(POLL)
+            reached = await self.reached()
+        except Exception as exc:  # noqa: BLE001 - the stores' own checks say it; not held
+            log.debug("admission: reading the views' positions failed: %s", exc)
+            self._moved_at = time.monotonic() - STALL  # unknown: do not hold writers
+            return
         finally:
-            metrics.admission_lag(self.lag())
+            self._refreshed_at = time.monotonic()
+        if reached > self._reached:
+            self._reached, self._moved_at = reached, time.monotonic()
+        while self._commits and self._commits[0][0] <= self._reached:
+            self._commits.popleft()
+        metrics.admission_lag(self.lag())
 
     async def admit(self) -> None:
-        """Return once a new command may run: at once while the views keep up."""
-        if self.bound <= 0 or self.lag() <= self.bound or not self._moving():
+        """Return once a new command may run: at once while the views keep up (no look at
+        them while this process's oldest unapplied commit is younger than the bound)."""
+        if self.bound <= 0 or self.lag() <= self.bound:
+            return
+        await self._look()
+        if self.lag() <= self.bound or not self._moving():
             return
         started = time.monotonic()
         self._say()
         metrics.admission_waiting(1)
         try:
-            while self.lag() > self.bound and self._moving():
-                left = self.hold_max - (time.monotonic() - started)
-                if left <= 0:
+            while time.monotonic() - started < self.hold_max:
+                await asyncio.sleep(POLL)
+                await self._look()
+                if self.lag() <= self.bound or not self._moving():
                     break
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), min(left, POLL * 5))
         finally:
             metrics.admission_waiting(-1)
             metrics.admission_wait(time.monotonic() - started)
@@ -117,5 +119,5 @@ class Admission:
             self._said, self._held_since_said = now, 0
 
     def close(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        if self._refresh is not None:
+            self._refresh.cancel()
