@@ -67,6 +67,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--database-url", help="projection-lag, replay: the server's PostgreSQL (default $SMQ_DATABASE_URL)")
     p.add_argument("--redis-url", help="replay: also apply the Redis view, under a throw-away prefix")
     p.add_argument("--view", default="things", help="projection-lag: the view whose position is polled")
+    p.add_argument("--lag-load", choices=["create-thing", "bulk-create"], default="create-thing",
+                   help="projection-lag: the load (bulk-create: --batch things a call, every call sampled)")
     p.add_argument("--lag-every", type=int, default=5, help="projection-lag: sample one command in N (default %(default)s)")
     p.add_argument("--lag-poll-ms", type=float, default=2.0, help="projection-lag: poll interval (default %(default)s)")
     p.add_argument("--lag-drain", type=float, default=30.0, help="projection-lag: seconds to wait for the last samples")

@@ -27,7 +27,7 @@ from command_api import (
     users,
     wire,
 )
-from command_api.context import CONTAINER, HEAD, Head
+from command_api.context import CONTAINER, HEAD, Head, stale_headers
 from command_api.errors import errors_middleware
 from service.container import Container
 
@@ -40,7 +40,7 @@ SECURITY_HEADERS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Allow-Methods": "*",
     "Access-Control-Allow-Headers": "*",
-    "Access-Control-Expose-Headers": "Location, X-Smq-Position, X-Request-ID",
+    "Access-Control-Expose-Headers": "Location, X-Smq-Position, X-Request-ID, X-Smq-Stale, X-Smq-After, Warning",
 }
 # A preflight's answer: "*" alone does not cover Authorization, which is named explicitly.
 PREFLIGHT_HEADERS = {"Access-Control-Allow-Headers": "*, Authorization", "Access-Control-Max-Age": "86400"}
@@ -54,6 +54,7 @@ async def headers_middleware(request: web.Request,
     else:
         resp = await handler(request)
     resp.headers.update(SECURITY_HEADERS)
+    resp.headers.update(stale_headers(request))
     if request.method == "OPTIONS":
         resp.headers.update(PREFLIGHT_HEADERS)
     return resp

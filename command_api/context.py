@@ -22,6 +22,10 @@ from service.container import Container
 CONTAINER = web.AppKey("container", Container)
 POSITION_HEADER = "X-Smq-Position"
 AFTER_HEADER = "X-Smq-After"
+STALE_HEADER = "X-Smq-Stale"
+# RFC 9111 deprecates Warning, but 110 "Response is Stale" is what generic HTTP tooling knows.
+STALE_WARNING = '110 - "Response is Stale"'
+STALE = "smq.stale"
 PRINCIPAL = "smq.principal"
 REQUEST_ID = "smq.request_id"
 R = TypeVar("R")
@@ -163,10 +167,28 @@ async def _after(request: web.Request) -> int:
 
 
 async def fresh(request: web.Request, *views: str, user_id: str | None = None) -> None:
-    """Before a query: wait (bounded) until the views hold the caller's last write."""
+    """Before a query: wait (bounded) until the views hold the caller's last write. When the
+    bound runs out the query still answers, from the views as they are, and says so: the
+    answer gets ``stale_headers`` (and ``smq_stale_reads_total`` counts it)."""
     explicit = await _after(request)
     who = request.get(PRINCIPAL)
     uid = user_id or (str(who.user_id) if who else None)
     c = container(request)
     target = await c.freshness.target(uid, explicit)
-    await c.freshness.wait(views, target)
+    if not await c.freshness.wait(views, target):
+        behind = c.freshness.behind(views, target)
+        if behind:  # (an earlier ``fresh`` of the same request may have named others)
+            earlier, named = request.get(STALE, (0, {}))
+            request[STALE] = (max(earlier, target), {**named, **behind})
+
+
+def stale_headers(request: web.Request) -> dict[str, str]:
+    """The headers of an answer read from views that had not reached the position it waited
+    for: ``X-Smq-Stale`` names each such view with the position it held (the answer shows the
+    store up to there), ``X-Smq-After`` the position waited for, and ``Warning: 110``."""
+    stale = request.get(STALE)
+    if stale is None:
+        return {}
+    target, behind = stale
+    return {STALE_HEADER: ", ".join(f"{v}={p}" for v, p in sorted(behind.items())),
+            AFTER_HEADER: str(target), "Warning": STALE_WARNING}

@@ -19,10 +19,12 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
+
+from infra.transcoder import FastTranscoder
 
 TOPIC = "infra.esstore:Factory"
 FUNCTION = "smq_insert_events"
@@ -83,3 +85,10 @@ class Recorder(PostgresApplicationRecorder):
 
 class Factory(PostgresFactory):
     application_recorder_class = Recorder
+
+    def transcoder(self) -> Transcoder:
+        """The library's JSON format through msgspec (``infra.transcoder``), unless the
+        environment names another (``TRANSCODER_TOPIC``)."""
+        if self.env.get(self.TRANSCODER_TOPIC):
+            return super().transcoder()
+        return FastTranscoder()

@@ -15,6 +15,8 @@ from typing import Any
 from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
+from infra import metrics
+
 log = logging.getLogger("smq.freshness")
 
 # KEYS: the users' keys; ARGV: their positions, then the time to keep them. Each key only grows.
@@ -27,6 +29,7 @@ end
 return 1
 """
 KEEP = 86400  # a day at most: past that, the views are long past any write
+SAY_EVERY = 60.0  # seconds between the WARNING lines about stale reads (each is counted)
 
 
 def _fatal(exc: BaseException) -> bool:
@@ -59,6 +62,8 @@ class Freshness:
         # Concurrent queries' reads of their callers' records go to Redis together: one MGET.
         self._reads: dict[str, list[asyncio.Future[int]]] = {}
         self._reader: asyncio.Task[None] | None = None  # reading while it runs
+        self._stale_said: float | None = None  # when the last WARNING about stale reads was logged
+        self._stale_since = 0  # stale reads since then
 
     def key(self, user_id: str) -> str:
         return f"{self.prefix}rw:{user_id}"
@@ -142,12 +147,26 @@ class Freshness:
                     "select view, position from view_positions where view = any(%s)", (sql,))).fetchall()
             for view, pos in rows:
                 self.advanced(view, int(pos))
-        for view in views:
-            if view in self.redis_views:
-                self.advanced(view, int(await self.redis.get(self.redis_views[view]) or 0))
+        redis = [v for v in views if v in self.redis_views]
+        if redis:
+            got = await self.redis.mget([self.redis_views[v] for v in redis])
+            for view, pos in zip(redis, got, strict=True):
+                self.advanced(view, int(pos or 0))
+
+    async def lowest(self, views: Iterable[str]) -> int:
+        """The least position of ``views``, read now (admission control's measure)."""
+        views = list(views)
+        await self._refresh(views)
+        return min((self.known.get(v, 0) for v in views), default=0)
+
+    def behind(self, views: Iterable[str], target: int) -> dict[str, int]:
+        """The views (of ``views``) known to be below ``target``, with their positions."""
+        return {v: self.known.get(v, 0) for v in views if self.known.get(v, 0) < target}
 
     async def wait(self, views: Iterable[str], target: int) -> bool:
-        """True once every view has reached ``target``; False when the bound ran out."""
+        """True once every view has reached ``target``; False when the bound ran out (the
+        read is then stale: counted per view in ``smq_stale_reads_total``, and said in the
+        log once, then at most every ``SAY_EVERY`` seconds with the count)."""
         views = list(views)
         if target <= 0:
             return True
@@ -160,10 +179,22 @@ class Freshness:
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
-                log.warning("views %s did not reach position %d within %.1fs", views, target, self.bound)
+                self._stale(self.behind(views, target), target)
                 return False
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), min(left, 0.01))
             except TimeoutError:
                 pass
+
+    def _stale(self, behind: dict[str, int], target: int) -> None:
+        for view in behind:
+            metrics.stale_read(view)
+        self._stale_since += 1
+        now = time.monotonic()
+        if self._stale_said is None or now - self._stale_said >= SAY_EVERY:
+            log.warning("stale read: views %s had not reached position %d within %.1fs (%d stale"
+                        " reads since the last such line; smq_stale_reads_total counts them)",
+                        ", ".join(f"{v} at {p}" for v, p in behind.items()), target, self.bound,
+                        self._stale_since)
+            self._stale_said, self._stale_since = now, 0

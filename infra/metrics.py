@@ -67,6 +67,19 @@ SAGA_STEPS = Counter(
     ["step", "outcome"], registry=REGISTRY)
 SAGA_COMPENSATIONS = Counter(
     "smq_saga_compensations", "Provisionings compensated (undone after a failure).", registry=REGISTRY)
+STALE_READS = Counter(
+    "smq_stale_reads", "Reads answered from a view that had not reached the position the reader"
+    " waited for (its own last write, or X-Smq-After) within SMQ_RW_WAIT, by view.",
+    ["view"], registry=REGISTRY)
+ADMISSION_WAIT = Histogram(
+    "smq_admission_wait_seconds", "Time a command was held before it ran because the views were"
+    " behind this process's commits by more than SMQ_ADMISSION_LAG (held commands only).",
+    buckets=_LATENCY_BUCKETS, registry=REGISTRY)
+ADMISSION_WAITING = Gauge(
+    "smq_admission_waiting", "Commands held now, waiting for the views to catch up.", registry=REGISTRY)
+ADMISSION_LAG = Gauge(
+    "smq_admission_lag_seconds", "Age of this process's oldest commit that not every view holds yet"
+    " (what admission control compares with SMQ_ADMISSION_LAG).", registry=REGISTRY)
 REDIS_VIEW_REBUILDS = Counter(
     "smq_redis_view_rebuilds", "Rebuilds of a Redis view from the store, begun after Redis lost it.",
     ["view"], registry=REGISTRY)
@@ -149,6 +162,24 @@ def view_stalled(view: str, stalled: bool) -> None:
 def view_failure(view: str) -> None:
     """One failed attempt to apply events to view ``view``."""
     VIEW_FAILURES.labels(view).inc()
+
+
+def stale_read(view: str) -> None:
+    """A read was answered from view ``view`` before it reached the reader's position."""
+    STALE_READS.labels(view).inc()
+
+
+def admission_wait(seconds: float) -> None:
+    """A command was held ``seconds`` by admission control."""
+    ADMISSION_WAIT.observe(seconds)
+
+
+def admission_waiting(delta: int) -> None:
+    ADMISSION_WAITING.inc(delta)
+
+
+def admission_lag(seconds: float) -> None:
+    ADMISSION_LAG.set(seconds)
 
 
 def relay_lag(positions: int) -> None:

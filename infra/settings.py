@@ -78,6 +78,9 @@ class Settings:
     redis_prefix: str = "smq:"
     # How long a query waits for the views to reach the caller's last write.
     rw_wait: float = 5.0
+    # Admission control: commands wait while the views are further behind this process's
+    # commits than this (seconds; 0: never), at most rw_wait each (infra.admission).
+    admission_lag: float = 0.25
     # How long POST /mapping waits for its saga, and after how long without a move a
     # provisioning counts as abandoned by a dead process (and is compensated).
     saga_wait: float = 30.0
@@ -158,6 +161,7 @@ class Settings:
             messages_subject=get("MESSAGES_SUBJECT") or s.messages_subject,
             redis_prefix=get("REDIS_PREFIX") or s.redis_prefix,
             rw_wait=parse_duration(get("RW_WAIT") or "5s"),
+            admission_lag=parse_duration(get("ADMISSION_LAG") or "250ms"),
             saga_wait=parse_duration(get("SAGA_WAIT") or "30s"),
             saga_stale=parse_duration(get("SAGA_STALE") or "30s"),
             projector_views=tuple(v.strip() for v in (get("PROJECTOR_VIEWS") or "").split(",") if v.strip()),

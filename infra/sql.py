@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from importlib import resources
 
+import msgspec
 from psycopg import AsyncConnection
+from psycopg.types.json import set_json_dumps
 from psycopg_pool import AsyncConnectionPool
 
 
@@ -27,6 +29,10 @@ async def open_pool(url: str, max_size: int = 10) -> AsyncConnectionPool:
 
 async def _utc(conn: AsyncConnection) -> None:
     await conn.execute("set timezone to 'UTC'")
+    # The views' JSON (``Jsonb`` parameters) written by msgspec: the projector writes every
+    # event's data this way (json.dumps was a few % of its CPU). Text no UTF-8 holds raises
+    # UnicodeEncodeError, which the projector handles as PostgreSQL's refusal of it.
+    set_json_dumps(msgspec.json.encode, conn)
 
 
 async def migrate(conn: AsyncConnection) -> None:

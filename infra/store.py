@@ -10,6 +10,7 @@ from functools import partial
 from typing import Any, TypeVar
 
 from domain.app import Done, Smq
+from infra.admission import Admission
 from projections.envelope import Envelope, from_stored
 from projections.sealing import Sealer
 
@@ -25,6 +26,13 @@ class Store:
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="store")
         self._committed: list[Callable[[int], None]] = []
         self._identity: str | None = None
+        # Holds new commands while the views are too far behind (``infra.admission``).
+        self.admission: Admission | None = None
+
+    def admit(self, admission: Admission) -> None:
+        """Hold commands by ``admission``, and tell it of each commit."""
+        self.admission = admission
+        self.on_commit(admission.committed)
 
     def on_commit(self, callback: Callable[[int], None]) -> None:
         """Called (on the loop) with the position of each commit made through this gateway."""
@@ -35,6 +43,8 @@ class Store:
         return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
 
     async def command(self, fn: Callable[..., Done], *args: Any, **kwargs: Any) -> Done:
+        if self.admission is not None:
+            await self.admission.admit()
         done = await self.run(fn, *args, **kwargs)
         if done.position is not None:
             for cb in self._committed:
@@ -74,5 +84,7 @@ class Store:
         return await self.run(read)
 
     def close(self) -> None:
+        if self.admission is not None:
+            self.admission.close()
         self._pool.shutdown(wait=True)
         self.app.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from typing import Any
@@ -56,10 +57,17 @@ _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(Envelope)
 
 
+@functools.lru_cache(maxsize=1024)
+def _kind(topic: str) -> tuple[str, str, type]:
+    """The bus names and the class of a stored event's topic (the same few topics each time)."""
+    name, event = event_name(topic.split(":", 1)[1])  # e.g. "User.Created"
+    return name, event, resolve_topic(topic)
+
+
 def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
     """The state of a stored event in its class's current version, as the library's mapper
     does it when it loads an aggregate (``class_version``, ``upcast_vN_vN+1``)."""
-    cls = resolve_topic(topic)
+    cls = _kind(topic)[2]
     have, want = state.pop("class_version", 1), getattr(cls, "class_version", 1)
     while have < want:
         getattr(cls, f"upcast_v{have}_v{have + 1}")(state)
@@ -71,8 +79,7 @@ def from_stored(position: int, topic: str, originator_id: Any, version: int,
                 state: dict[str, Any], sealer: Sealer | None = None) -> Envelope:
     """Build the envelope of a stored event from its decoded state, its credentials sealed
     with ``sealer`` (projections/sealing.py) as they travel on the bus."""
-    cls_path = topic.split(":", 1)[1]  # e.g. "User.Created"
-    name, event = event_name(cls_path)
+    name, event, _cls = _kind(topic)
     state = upcast(topic, state)
     meta = state.get("_meta") or {}
     data = {k: v for k, v in state.items()

@@ -6,12 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from psycopg import AsyncCursor
-from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from projections.envelope import REDACTED, Envelope
 from projections.sealing import SEALED
-from projections.sqlview import ANY, Batched, Handlers, SqlView
+from projections.sqlview import ANY, Batched, Handlers, SqlView, insert_records
 
 NAME = "events"
 TABLES = ("events_view",)
@@ -28,13 +27,17 @@ def redact(value: Any) -> Any:
     return value
 
 
+COLUMNS = (("position", "bigint"), ("aggregate", "text"), ("aggregate_id", "uuid"), ("version", "int"),
+           ("type", "text"), ("occurred_at", "timestamptz"), ("actor", "text"),
+           ("correlation_id", "text"), ("causation_id", "text"), ("data", "jsonb"))
+
+
 async def _any(cur: AsyncCursor, events: list[Envelope]) -> None:
-    await cur.executemany(
-        "insert into events_view (position, aggregate, aggregate_id, version, type, occurred_at, actor,"
-        " correlation_id, causation_id, data) values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)"
-        " on conflict (position) do nothing",
-        [(e.position, e.aggregate, e.aggregate_id, e.version, e.type, e.occurred_at, e.actor,
-          e.correlation_id, e.causation_id, Jsonb(redact(e.data))) for e in events])
+    await insert_records(cur, "events_view", COLUMNS, [
+        {"position": e.position, "aggregate": e.aggregate, "aggregate_id": e.aggregate_id,
+         "version": e.version, "type": e.type, "occurred_at": e.occurred_at, "actor": e.actor,
+         "correlation_id": e.correlation_id, "causation_id": e.causation_id, "data": redact(e.data)}
+        for e in events], "on conflict (position) do nothing")
 
 
 HANDLERS: Handlers = {ANY: Batched(_any)}  # every event

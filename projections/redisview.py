@@ -131,12 +131,27 @@ class RedisView:
         await self.redis.delete(self.pos_key, self.seq_key, self.epoch_key, self.rebuild_key)
 
 
+# KEYS: hashes to fill (each deleted first, in the same MULTI); ARGV: per key, its number of
+# fields, then field, value, ... One command for every hash of a batch: redis-py spends more
+# on a command (packing it, reading its QUEUED) than Redis does (docs/performance.md).
+_HASHES = """
+local a = 1
+for _, key in ipairs(KEYS) do
+  local n = tonumber(ARGV[a])
+  if n > 0 then redis.call('HSET', key, unpack(ARGV, a + 1, a + 2 * n)) end
+  a = a + 1 + 2 * n
+end
+return #KEYS
+"""
+_HASHES_PER_CALL = 1000  # keys per script call (Lua's unpack and the reply stay small)
+
+
 def _queue(pipe: Any, writes: Sequence[Write]) -> None:
     """Queue a batch's writes in few commands. Each write replaces its key whole (``set``,
     ``del``, or ``hset`` of the whole hash), or sets or deletes one field of a hash
     (``hfield``, value ``(field, value or None)``), and the batch commits at once
-    (MULTI/EXEC), so only each key's (or field's) last write matters: one DEL, one MSET, the
-    hashes, then the fields."""
+    (MULTI/EXEC), so only each key's (or field's) last write matters: one DEL, one MSET, one
+    script for the hashes, then the fields."""
     last: dict[str, tuple[str, Any]] = {}
     fields: dict[tuple[str, str], str | None] = {}
     for op, key, value in writes:
@@ -152,9 +167,15 @@ def _queue(pipe: Any, writes: Sequence[Write]) -> None:
     sets = {k: (v or "") for k, (op, v) in last.items() if op == "set"}
     if sets:
         pipe.mset(sets)
-    for key, (op, value) in last.items():
-        if op == "hset" and value:
-            pipe.hset(key, mapping=value)
+    hashes = [(k, v) for k, (op, v) in last.items() if op == "hset" and v]
+    for i in range(0, len(hashes), _HASHES_PER_CALL):
+        part = hashes[i:i + _HASHES_PER_CALL]
+        args: list[Any] = []
+        for _key, mapping in part:
+            args.append(len(mapping))
+            for field, value in mapping.items():
+                args += (field, value)
+        pipe.eval(_HASHES, len(part), *[k for k, _ in part], *args)
     for (key, name), value in fields.items():
         if value is None:
             pipe.hdel(key, name)

@@ -11,7 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 from domain.things import Thing
 from domain.traits import status_of
 from projections.envelope import Envelope
-from projections.sqlview import Batched, Handlers, SqlView
+from projections.sqlview import Batched, Handlers, SqlView, insert_records
 
 NAME = "things"
 TABLES = ("things_view", "thing_shares", "things_counts")
@@ -21,14 +21,19 @@ def created_status(e: Envelope) -> str:
     return status_of(e.data.get("enabled", True))
 
 
+COLUMNS = (("id", "uuid"), ("owner", "uuid"), ("name", "text"), ("secret", "text"), ("tags", "jsonb"),
+           ("metadata", "jsonb"), ("status", "text"), ("created_at", "timestamptz"),
+           ("updated_at", "timestamptz"), ("created_pos", "bigint"))
+
+
 async def _created(cur: AsyncCursor, events: list[Envelope]) -> None:
     await count_created(cur, "things_counts", events)
-    await cur.executemany(
-        "insert into things_view (id, owner, name, secret, tags, metadata, status, created_at, updated_at,"
-        " created_pos) values (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) on conflict (id) do nothing",
-        [(e.aggregate_id, str(e.data["owner"]), e.data["name"], e.data["secret"],
-          Jsonb(e.data.get("tags") or []), Jsonb(e.data.get("metadata") or {}), created_status(e),
-          e.occurred_at, e.occurred_at, e.position) for e in events])
+    await insert_records(cur, "things_view", COLUMNS, [
+        {"id": e.aggregate_id, "owner": str(e.data["owner"]), "name": e.data["name"],
+         "secret": e.data["secret"], "tags": e.data.get("tags") or [],
+         "metadata": e.data.get("metadata") or {}, "status": created_status(e),
+         "created_at": e.occurred_at, "updated_at": e.occurred_at, "created_pos": e.position}
+        for e in events], "on conflict (id) do nothing")
 
 
 async def _updated(cur: AsyncCursor, e: Envelope) -> None:

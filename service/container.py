@@ -27,6 +27,7 @@ from domain.app import Smq
 from domain.base import SYSTEM
 from domain.errors import Conflict
 from infra import bus, esstore, layout, mqtt, sql, startup
+from infra.admission import Admission
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
 from infra.files import write_once
@@ -262,6 +263,9 @@ class Container(Views):
             tokens = Tokens(jwt_secret(settings), settings.access_ttl, settings.refresh_ttl)
             freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait,
                                   catalogue.redis_positions(settings.redis_prefix))
+            every_view = [v.name for v in catalogue.VIEWS]
+            store.admit(Admission(functools.partial(freshness.lowest, every_view), settings.admission_lag,
+                                  settings.rw_wait))
             c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
                     freshness, embedded if embedded.procs or embedded.pg else None)
             c.mqtt = mqtt_auth

@@ -36,6 +36,7 @@ from infra.viewstatus import Failure, Stalls, ViewsFailed, cause_of
 from projections.envelope import Envelope, decode
 from projections.sealing import Sealer
 from projections.sqlview import apply_batch
+from workers.projector_fetch import quick, stream_sequence
 
 log = logging.getLogger("smq.projector")
 
@@ -116,8 +117,8 @@ class ViewRunner:
             opt_start_seq=start, ack_policy=AckPolicy.ALL, ack_wait=30, max_ack_pending=20_000,
             filter_subject=f"{self.root}.>",
         )
-        return await self.js.pull_subscribe(f"{self.root}.>", durable=self.durable, stream=self.stream,
-                                            config=config)
+        return quick(await self.js.pull_subscribe(f"{self.root}.>", durable=self.durable,
+                                                  stream=self.stream, config=config))
 
     async def run(self) -> None:
         while not self._stop.is_set():
@@ -206,7 +207,7 @@ class ViewRunner:
                 continue
             if not msgs:
                 continue
-            batch = [(m.metadata.sequence.stream, decode(m.data, self.sealer)) for m in msgs]
+            batch = [(stream_sequence(m), decode(m.data, self.sealer)) for m in msgs]
             reached = await self._apply(batch)
             await msgs[-1].ack()
             for view, pos in zip(self.views, reached, strict=True):

@@ -38,6 +38,7 @@ from infra.lease import Lease
 from infra.store import Store
 from infra.streamowner import StreamOwner
 from projections.envelope import encode
+from workers.relay_acks import Acks
 
 log = logging.getLogger("smq.relay")
 
@@ -51,6 +52,7 @@ class Relay:
                  listen: tuple[str, str] | None = None, idle_listening: float = 0.25,
                  owner: StreamOwner | None = None, retry: float = 0.25) -> None:
         self.store, self.js, self.stream, self.root = store, js, stream, root
+        self.acks = Acks(js._nc)  # the pipelined publishes' acknowledgements (workers.relay_acks)
         self.owner = owner or StreamOwner(js, stream, store, poll=(retry, 5.0))
         self.store_id: str | None = None
         self.pool, self.batch, self.idle, self.ack_wait = pool, batch, idle, ack_wait
@@ -263,18 +265,22 @@ class Relay:
             return 0
         previous = self.position
         futures = []
-        for i, env in enumerate(batch):
-            headers = {MSG_ID: str(env.position), POSITION: str(env.position), STORE: self.store_id}
-            if previous:
-                headers[EXPECTED_LAST_MSG_ID] = str(previous)
-            if i == 0:
-                await self._check_repeat(env.position, await self.js.publish(
-                    env.subject(self.root), encode(env), headers=headers, timeout=self.ack_wait))
-            else:
-                futures.append(await self.js.publish_async(env.subject(self.root), encode(env),
-                                                           headers=headers))
-            previous = env.position
-        results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True), self.ack_wait)
+        try:
+            for i, env in enumerate(batch):
+                headers = {MSG_ID: str(env.position), POSITION: str(env.position), STORE: self.store_id}
+                if previous:
+                    headers[EXPECTED_LAST_MSG_ID] = str(previous)
+                if i == 0:
+                    await self._check_repeat(env.position, await self.js.publish(
+                        env.subject(self.root), encode(env), headers=headers, timeout=self.ack_wait))
+                else:
+                    futures.append(await self.acks.publish(env.subject(self.root), encode(env), headers))
+                previous = env.position
+            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
+                                             self.ack_wait)
+        except BaseException:
+            self.acks.forget()  # the batch is tried again from the stream's last message
+            raise
         self.position = batch[0].position
         for env, result in zip(batch[1:], results, strict=True):
             if isinstance(result, BaseException):

@@ -521,3 +521,12 @@ async def test_a_redis_batch_keeps_each_keys_last_write(redis: Redis, settings: 
     assert await redis.hgetall(p + "h2") == {b"n": b"1"}
     assert await redis.get(p + "empty") == b""
     await redis.delete(p + "b", p + "c", p + "hash", p + "h2", p + "empty")
+    # Many hashes of several fields (more than one script call's worth), each whole.
+    many = [("hset", f"{p}m{i}", {"id": f"t{i}", "status": "enabled", "n": str(i)}) for i in range(2500)]
+    async with redis.pipeline(transaction=True) as pipe:
+        _queue(pipe, many)
+        await pipe.execute()
+    for i in (0, 999, 1000, 2499):
+        assert await redis.hgetall(f"{p}m{i}") == {b"id": f"t{i}".encode(), b"status": b"enabled",
+                                                    b"n": str(i).encode()}
+    await redis.delete(*[f"{p}m{i}" for i in range(2500)])

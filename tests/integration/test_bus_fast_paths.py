@@ -1,0 +1,83 @@
+"""The relay's acknowledgements and the projector's fetch, without nats-py's per-message cost,
+through the real NATS: they say what the library says."""
+
+from __future__ import annotations
+
+import nats
+import nats.js.errors
+import pytest
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
+
+from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID
+from infra.settings import Settings
+from workers.projector_fetch import quick, stream_sequence
+from workers.relay_acks import Acks
+
+
+async def test_acks_say_stored_duplicate_refused_and_no_stream(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url or "")
+    js = nc.jetstream()
+    subject = settings.events_subject
+    await js.add_stream(StreamConfig(name=settings.stream, subjects=[f"{subject}.>"]))
+    acks = Acks(nc)
+    try:
+        futures = [await acks.publish(f"{subject}.x.y", b"%d" % i, {MSG_ID: str(i)}) for i in (1, 2, 3)]
+        got = [await f for f in futures]
+        assert [(a.stream, a.seq, a.duplicate) for a in got] == [(settings.stream, i, False) for i in (1, 2, 3)]
+
+        again = await (await acks.publish(f"{subject}.x.y", b"2", {MSG_ID: "2"}))
+        assert again.duplicate and again.seq == 2
+
+        refused = await acks.publish(f"{subject}.x.y", b"4", {MSG_ID: "4", EXPECTED_LAST_MSG_ID: "1"})
+        with pytest.raises(nats.js.errors.APIError) as err:
+            await refused
+        assert "last msg id" in str(err.value).lower()
+
+        with pytest.raises(nats.js.errors.NoStreamResponseError):
+            await (await acks.publish("nobody.listens.here", b"x", {MSG_ID: "1"}))
+
+        # Many at once, as a relay's batch: every one acknowledged, in order.
+        many = [await acks.publish(f"{subject}.x.y", b"m", {MSG_ID: f"m{i}"}) for i in range(500)]
+        assert [(await f).seq for f in many] == list(range(4, 504))
+    finally:
+        await acks.close()
+        await js.delete_stream(settings.stream)
+        await nc.close()
+
+
+async def test_quick_fetch_gives_what_the_library_gives(settings: Settings) -> None:
+    nc = await nats.connect(settings.nats_url or "")
+    js = nc.jetstream()
+    subject = settings.events_subject
+    await js.add_stream(StreamConfig(name=settings.stream, subjects=[f"{subject}.>"]))
+    try:
+        for i in range(1, 1201):
+            await js.publish(f"{subject}.a.b", b"%d" % i, headers={MSG_ID: str(i)})
+
+        def config(name: str) -> ConsumerConfig:
+            return ConsumerConfig(durable_name=name, deliver_policy=DeliverPolicy.ALL,
+                                  ack_policy=AckPolicy.ALL, max_ack_pending=20_000)
+        plain = await js.pull_subscribe(f"{subject}.>", durable="plain", stream=settings.stream,
+                                        config=config("plain"))
+        fast = quick(await js.pull_subscribe(f"{subject}.>", durable="fast", stream=settings.stream,
+                                             config=config("fast")))
+
+        async def drain(sub: object) -> list[tuple[int, bytes]]:
+            out: list[tuple[int, bytes]] = []
+            while len(out) < 1200:
+                msgs = await sub.fetch(512, timeout=2)  # type: ignore[attr-defined]
+                for m in msgs:
+                    assert stream_sequence(m) == m.metadata.sequence.stream
+                out += [(stream_sequence(m), m.data) for m in msgs]
+                await msgs[-1].ack()
+            return out
+        assert await drain(fast) == await drain(plain) == [(i, b"%d" % i) for i in range(1, 1201)]
+        # Nothing left: the quick fetch times out as the library's does (with either class).
+        with pytest.raises((TimeoutError, nats.errors.TimeoutError)):
+            await fast.fetch(10, timeout=0.3)
+        await js.publish(f"{subject}.a.b", b"late", headers={MSG_ID: "late"})
+        late = await fast.fetch(10, timeout=2)
+        assert [m.data for m in late] == [b"late"]
+    finally:
+        await js.delete_stream(settings.stream)
+        await nc.close()
