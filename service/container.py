@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,7 +29,6 @@ from infra import bus, esstore, layout, mqtt, sql, startup
 from infra.admission import Admission
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
-from infra.files import write_once
 from infra.freshness import Freshness
 from infra.groupcommit import GroupCommitter
 from infra.hashing import Argon2Hasher
@@ -43,8 +41,8 @@ from projections import catalogue
 from projections.access import AccessView
 from projections.lookups import ThingKeysView
 from projections.redisview import RedisView
-from projections.sealing import Sealer
 from projections.sqlview import SqlView
+from service.keys import bootstrap_key, bus_sealer, jwt_secret
 from workers.provisioning import SagaRunner
 
 log = logging.getLogger("smq")
@@ -109,34 +107,6 @@ def store_env(database_url: str | None, pool: int = 4) -> dict[str, str]:
         "POSTGRES_CONNECT_TIMEOUT": "10",
         "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
     }
-
-
-def kept_secret(settings: Settings, configured: str | None, file: str, make: Callable[[], str]) -> str:
-    """A configured key, or one generated once into the data folder (readable by us alone)."""
-    if configured:
-        return configured
-    path = Path(settings.data_dir) / file
-    if path.exists():
-        return path.read_text().strip()
-    return write_once(path, make().encode()).decode().strip()
-
-
-def jwt_secret(settings: Settings) -> str:
-    """The configured signing key, or one generated once into the data folder."""
-    return kept_secret(settings, settings.jwt_secret, "jwt.key", lambda: secrets.token_urlsafe(48))
-
-
-def bootstrap_key(settings: Settings) -> bytes:
-    """The AES key of the secure bootstrap (as upstream: the key string's bytes)."""
-    key = kept_secret(settings, settings.bootstrap_key, "bootstrap.key", lambda: secrets.token_hex(16))
-    if len(key.encode()) not in (16, 24, 32):
-        raise ValueError("SMQ_BOOTSTRAP_ENCRYPT_KEY must be 16, 24 or 32 bytes")
-    return key.encode()
-
-
-def bus_sealer(settings: Settings) -> Sealer:
-    """What seals the credentials of events on the bus and opens them for the views."""
-    return Sealer(kept_secret(settings, settings.bus_key, "bus.key", lambda: secrets.token_urlsafe(32)))
 
 
 def mqtt_of(settings: Settings, embedded: MqttAuth | None) -> tuple[Settings, MqttAuth | None]:
