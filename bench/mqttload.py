@@ -21,7 +21,9 @@ mqtt-publish
 from __future__ import annotations
 
 import argparse
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 from bench import mqttwire
@@ -104,7 +106,7 @@ async def mqtt_publish(api: Api, args: argparse.Namespace, clients: int) -> Resu
         pubs.append(mqttwire.Publisher(r, w, topic, args.size, qos, args.inflight))
     setup_s = time.perf_counter() - t0
     try:
-        started, spent, sent = await mqttwire.pace(pubs, args.rate, args.duration, args.warmup,
+        started, spent, sent = await pace(pubs, args.rate, args.duration, args.warmup,
                                                    stop=lambda: sub.closed is not None)
         for p in pubs:
             await p.settle(args.drain)
@@ -128,6 +130,34 @@ async def mqtt_publish(api: Api, args: argparse.Namespace, clients: int) -> Resu
     if sub.closed:
         res.extra["closed"] = sub.closed
     return res
+
+
+async def pace(publishers: list[mqttwire.Publisher], rate: float, duration: float, warmup: float,
+               batch: int = 50, stop: Callable[[], bool] = lambda: False) -> tuple[float, float, int]:
+    """Publish round-robin over ``publishers`` at ``rate`` messages/s (0: as fast as they
+    drain) for ``warmup`` + ``duration`` seconds. (perf_counter of the first measured
+    message, seconds spent publishing measured messages, measured messages sent)."""
+    t0 = time.perf_counter()
+    measure_from, end = t0 + warmup, t0 + warmup + duration
+    started = 0.0
+    sent = measured_sent = 0
+    i = 0
+    while not stop():
+        now = time.perf_counter()
+        if now >= end:
+            break
+        measured = now >= measure_from
+        if measured and not started:
+            started = now
+        await publishers[i % len(publishers)].batch(batch, measured)
+        i += 1
+        sent += batch
+        measured_sent += batch if measured else 0
+        if rate:
+            await asyncio.sleep(max(0.0, t0 + sent / rate - time.perf_counter()))
+        else:
+            await asyncio.sleep(0)  # let the subscriber read
+    return started, (time.perf_counter() - started) if started else 0.0, measured_sent
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import struct
 import time
-from collections.abc import Callable
 from urllib.parse import urlsplit
 
 CONNECT, CONNACK, PUBLISH, PUBACK, SUBSCRIBE, SUBACK, PINGRESP, DISCONNECT = 1, 2, 3, 4, 8, 9, 13, 14
@@ -292,31 +291,3 @@ class Publisher:
         except (ConnectionError, RuntimeError):
             pass
         self.w.close()
-
-
-async def pace(publishers: list[Publisher], rate: float, duration: float, warmup: float,
-               batch: int = 50, stop: Callable[[], bool] = lambda: False) -> tuple[float, float, int]:
-    """Publish round-robin over ``publishers`` at ``rate`` messages/s (0: as fast as they
-    drain) for ``warmup`` + ``duration`` seconds. (perf_counter of the first measured
-    message, seconds spent publishing measured messages, measured messages sent)."""
-    t0 = time.perf_counter()
-    measure_from, end = t0 + warmup, t0 + warmup + duration
-    started = 0.0
-    sent = measured_sent = 0
-    i = 0
-    while not stop():
-        now = time.perf_counter()
-        if now >= end:
-            break
-        measured = now >= measure_from
-        if measured and not started:
-            started = now
-        await publishers[i % len(publishers)].batch(batch, measured)
-        i += 1
-        sent += batch
-        measured_sent += batch if measured else 0
-        if rate:
-            await asyncio.sleep(max(0.0, t0 + sent / rate - time.perf_counter()))
-        else:
-            await asyncio.sleep(0)  # let the subscriber read
-    return started, (time.perf_counter() - started) if started else 0.0, measured_sent
