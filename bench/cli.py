@@ -11,11 +11,13 @@ from typing import Any
 
 import aiohttp
 
+from bench.mqttload import MQTT_SCENARIOS, add_arguments, mqtt_connect, mqtt_publish
+from bench.mqttwire import Refused
 from bench.runner import Api, SetupFailed, Unsupported, closed_loop, failed_line, unsupported_line
 from bench.scenarios import SCENARIOS
 
 INTERNAL = {"projection-lag": 16, "replay": 1}
-ALL = [*SCENARIOS, *INTERNAL]
+ALL = [*SCENARIOS, *INTERNAL, *MQTT_SCENARIOS]
 
 EPILOG = """scenarios:
   create-thing    POST /things
@@ -32,7 +34,12 @@ EPILOG = """scenarios:
                   (--database-url); extra.lag_p50_ms, lag_p99_ms
   replay          read the whole store from position 0 and apply every view into a fresh
                   database (--database-url); extra.events_per_s
-  all             every HTTP scenario in turn (the internal ones are named explicitly)
+  mqtt-connect    MQTT device connects (CONNECT, CONNACK, DISCONNECT) authorized by the server,
+                  over --pool things connected to a channel (--mqtt-url); rps = connects/s
+  mqtt-publish    --clients MQTT publishers (1) -> one MQTT subscriber on a channel, --qos 0|1,
+                  a flood (--rate 0) or paced at --rate msg/s; latency = publisher's clock to
+                  the subscriber's; rps = messages/s received
+  all             every HTTP scenario in turn (the internal and MQTT ones are named explicitly)
 
 A scenario whose route the server lacks (404/405) prints "unsupported": true.
 """
@@ -61,7 +68,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100, help="list: page size (default %(default)s)")
     p.add_argument("--offset", type=int, default=0, help="list: offset (default %(default)s)")
     p.add_argument("--batch", type=int, default=100, help="bulk-create: things a call (default %(default)s)")
-    p.add_argument("--pool", type=int, default=1000, help="get-thing: things created to read (default %(default)s)")
+    p.add_argument("--pool", type=int, default=1000,
+                   help="get-thing: things created to read; mqtt-connect: things connecting (default %(default)s)")
     p.add_argument("--pairs-side", type=int, default=100,
                    help="connect: things and channels created; pairs = side^2 (default %(default)s)")
     p.add_argument("--database-url", help="projection-lag, replay: the server's PostgreSQL (default $SMQ_DATABASE_URL)")
@@ -74,11 +82,12 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lag-drain", type=float, default=30.0, help="projection-lag: seconds to wait for the last samples")
     p.add_argument("--replay-batch", type=int, default=1000, help="replay: events read a batch (default %(default)s)")
     p.add_argument("--keep-replay-db", action="store_true", help="replay: keep the rebuilt database")
+    add_arguments(p)
     return p
 
 
 async def run_one(name: str, args: argparse.Namespace, api: Api | None) -> dict[str, Any]:
-    clients = args.clients or (INTERNAL.get(name) or SCENARIOS[name][1])
+    clients = args.clients or INTERNAL.get(name) or MQTT_SCENARIOS.get(name) or SCENARIOS[name][1]
     try:
         if name == "replay":
             from bench.internal import replay
@@ -93,6 +102,9 @@ async def run_one(name: str, args: argparse.Namespace, api: Api | None) -> dict[
             from bench.internal import projection_lag
 
             return (await projection_lag(api, args, clients)).line()
+        if name in MQTT_SCENARIOS:
+            run = mqtt_connect if name == "mqtt-connect" else mqtt_publish
+            return (await run(api, args, clients)).line()
         prepare, _ = SCENARIOS[name]
         t0 = time.perf_counter()
         prepared = await prepare(api, args)
@@ -105,7 +117,7 @@ async def run_one(name: str, args: argparse.Namespace, api: Api | None) -> dict[
         return res.line()
     except Unsupported as exc:
         return unsupported_line(name, clients, str(exc))
-    except (SetupFailed, aiohttp.ClientError, OSError) as exc:
+    except (SetupFailed, Refused, aiohttp.ClientError, OSError) as exc:
         return failed_line(name, clients, f"{type(exc).__name__}: {exc}")
 
 

@@ -55,7 +55,7 @@ class Result:
     @property
     def errors(self) -> int:
         return sum(n for k, n in self.statuses.items()
-                   if k.startswith("exc:") or (k.isdigit() and not 200 <= int(k) < 300))
+                   if k.startswith(("exc:", "refused", "lost")) or (k.isdigit() and not 200 <= int(k) < 300))
 
     def line(self) -> dict[str, Any]:
         rps = self.requests / self.elapsed if self.elapsed > 0 else 0.0

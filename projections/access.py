@@ -57,7 +57,17 @@ return {tid or false, found[2] or false, held or false, conn or false,
 # The same for a thing's every channel (MQTT's connect): what a secret names, the key that
 # thing holds, its connections to enabled channels (flat: channel, actions, …), the highest
 # position recorded under its id and its channels' ids, and the views' positions and markers.
+# With ARGV[10], first the milliseconds left of that key (the caller's failure block): while
+# it lives nothing else is read. With ARGV[11..13] (a registry's key prefix, a field, an
+# expiry in Unix seconds), an enabled thing's session is recorded in the same instant as
+# ``HSET <prefix><thing> <field> '<reached> <expiry>'`` (``workers.revoker.Sessions``' shape),
+# ``reached`` the lower of the two views' positions read here.
 _THING = """
+local blocked = -2
+if ARGV[10] and ARGV[10] ~= '' then
+  blocked = redis.call('PTTL', ARGV[10])
+  if blocked > 0 then return {false, false, false, '0', false, false, false, false, {}, blocked, 0} end
+end
 local found = redis.call('HMGET', ARGV[1], 'id', 'status')
 local tid = found[1]
 local held, rw, conns = false, tonumber(0), {}
@@ -74,9 +84,18 @@ if tid then
     end
   end
 end
-return {tid or false, found[2] or false, held or false, tostring(rw),
-        redis.call('GET', ARGV[6]) or false, redis.call('GET', ARGV[7]) or false,
-        redis.call('GET', ARGV[8]) or false, redis.call('GET', ARGV[9]) or false, conns}
+local pos_keys, pos_access = redis.call('GET', ARGV[6]), redis.call('GET', ARGV[7])
+local recorded = 0
+if tid and found[2] == 'enabled' and ARGV[11] and ARGV[11] ~= '' then
+  local reached = math.min(tonumber(pos_keys or '0'), tonumber(pos_access or '0'))
+  local expiry = tonumber(ARGV[13])
+  redis.call('HSET', ARGV[11] .. tid, ARGV[12], string.format('%d %d', reached, expiry))
+  redis.call('EXPIREAT', ARGV[11] .. tid, expiry + 60)
+  recorded = 1
+end
+return {tid or false, found[2] or false, held or false, tostring(rw), pos_keys or false,
+        pos_access or false, redis.call('GET', ARGV[8]) or false, redis.call('GET', ARGV[9]) or false,
+        conns, blocked, recorded}
 """
 
 
@@ -125,6 +144,18 @@ class ThingSnapshot:
     target: int                            # the position the views must reach to be fresh
     reached: int
     whole: bool = True
+    blocked_ms: int = -2                   # the PTTL of the block key asked for (-2: none)
+    recorded: bool = False                 # the session asked for was recorded by this read
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """Where a read of ``thing_snapshot`` records the MQTT session it decides: the field
+    ``field`` of the hash ``<prefix><thing id>``, the session's expiry in Unix seconds."""
+
+    prefix: str
+    field: str
+    expires: int
 
 
 class AccessView(RedisView):
@@ -171,21 +202,27 @@ class AccessView(RedisView):
             whole=whole(m_keys) and whole(m_access),
             blocked_ms=int(blocked) if isinstance(blocked, int) else -2)
 
-    async def thing_snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str) -> ThingSnapshot:
+    async def thing_snapshot(self, keys: ThingKeysView, rw_prefix: str, key_hash: str,
+                             block_key: str | None = None, session: SessionRecord | None = None) -> ThingSnapshot:
         """The secret's thing and every enabled channel it is connected to, how fresh that is,
-        whether the views are whole."""
-        r = await self._thing(args=[keys.by_key(key_hash), keys.by_thing(""), self.thing_key(""),
-                                    self.channel_key(""), rw_prefix, keys.pos_key, self.pos_key,
-                                    keys.epoch_key, self.epoch_key])
+        whether the views are whole; in the same round trip and instant, how long
+        ``block_key`` still lives (nothing else is read while it does) and, for an enabled
+        thing, ``session`` recorded with the position read (so a revocation the views apply
+        later finds it)."""
+        args = [keys.by_key(key_hash), keys.by_thing(""), self.thing_key(""), self.channel_key(""),
+                rw_prefix, keys.pos_key, self.pos_key, keys.epoch_key, self.epoch_key, block_key or ""]
+        if session is not None:
+            args += [session.prefix, session.field, str(int(session.expires))]
+        r = await self._thing(args=args)
         tid, status, held, rw, pos_keys, pos_access, m_keys, m_access, flat = (
-            v if v is not False else None for v in r)
+            v if v is not False else None for v in r[:9])
         flat = flat or []
         return ThingSnapshot(
             thing_id=_text(tid), enabled=status == b"enabled", held_key=_text(held),
             channels={flat[i].decode(): frozenset(flat[i + 1].decode().split(","))
                       for i in range(0, len(flat), 2)},
             target=int(rw or 0), reached=min(int(pos_keys or 0), int(pos_access or 0)),
-            whole=whole(m_keys) and whole(m_access))
+            whole=whole(m_keys) and whole(m_access), blocked_ms=int(r[9]), recorded=bool(r[10]))
 
     def _change(self, env: Envelope) -> list[Write]:
         """The writes an event makes: (op, key, value)."""

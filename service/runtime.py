@@ -180,7 +180,7 @@ class Service:
             log.warning("MQTT sessions are not closed when their rights end: no system-account user"
                         " (SMQ_MQTT_SYS_URL); a session lasts until its JWT expires (1 h)")
         self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits,
-                                     record=sessions.record if self.revoker else None,
+                                     sessions=sessions if self.revoker else None,
                                      certificate=functools.partial(certificate, c), claim=ids.claim)
         await self.authorizer.start()
 

@@ -39,16 +39,16 @@ from infra import metrics, natsjwt
 from infra.ca import leaf_identity
 from infra.mqtt import AUTH_SUBJECT, AUTHZ_QUEUE, HEALTH_SUBJECT, MqttAuth
 from infra.natsconf import MQTT_ROOT
-from projections.access import ThingSnapshot
+from projections.access import SessionRecord, ThingSnapshot
+from workers.revoker import Sessions
 
 log = logging.getLogger("smq.authz")
 USER_TTL = 3600.0  # the user JWT's life: a backstop
 IN_FLIGHT = 256    # requests answered at once by one process
 
-# Where a session is recorded once allowed (thing id, server id, client id, the views' position
-# its decision read at least, its JWT's expiry), before the views are read again for the
-# answer (``workers.revoker``).
-Record = Callable[[str, str, int, int, float], Awaitable[None]]
+# The views' answer about a secret (``workers.thingaccess.thing_access``): with a failure block
+# key to check and a session to record in the same round trip.
+Resolve = Callable[[str, str | None, SessionRecord | None], Awaitable[ThingSnapshot]]
 # A client certificate's thing and whether it is revoked (by serial, once the views reached a
 # position), None for one the service never issued.
 Certificate = Callable[[str, int], Awaitable[tuple[str, bool] | None]]
@@ -72,11 +72,10 @@ class Decision:
 class Authorizer:
     """Answers the server's questions about MQTT clients from the access views."""
 
-    def __init__(self, nc: Client, auth: MqttAuth, resolve: Callable[[str], Awaitable[ThingSnapshot]],
-                 limits: Failures | None = None, record: Record | None = None,
-                 certificate: Certificate | None = None, claim: Claim | None = None,
-                 ttl: float = USER_TTL) -> None:
-        self.nc, self.auth, self.resolve, self.limits, self.record = nc, auth, resolve, limits, record
+    def __init__(self, nc: Client, auth: MqttAuth, resolve: Resolve, limits: Failures | None = None,
+                 sessions: Sessions | None = None, certificate: Certificate | None = None,
+                 claim: Claim | None = None, ttl: float = USER_TTL) -> None:
+        self.nc, self.auth, self.resolve, self.limits, self.sessions = nc, auth, resolve, limits, sessions
         self.certificate, self.claim = certificate, claim
         self.ttl = ttl
         self._subs: list[Subscription] = []
@@ -158,12 +157,17 @@ class Authorizer:
             claimed = user or None
         if not secret:
             return Decision("refused_credentials", error="no thing credentials")
-        if self.limits is not None:
-            try:
-                await self.limits.check(THING, None, address)
-            except TooManyFailures:
-                return Decision("refused_limited", error="too many failed attempts")
-        snap = await self.resolve(secret)
+        block = self.limits.block_key(THING, address) if self.limits is not None and self.limits.enabled else None
+        server = str((request.get("server_id") or {}).get("id") or "")
+        cid = int((request.get("client_info") or {}).get("id") or 0)
+        expires = time.time() + self.ttl
+        # The session is recorded by the same Redis script, in the same instant, as the views
+        # are read: a revocation the views apply later finds it (workers.revoker).
+        session = SessionRecord(self.sessions.key(""), f"{server} {cid}", int(expires)) if self.sessions else None
+        try:
+            snap = await self.resolve(secret, block, session)
+        except TooManyFailures:
+            return Decision("refused_limited", error="too many failed attempts")
         refused = self._refusal(snap, secret, claimed)
         if refused is not None:
             if refused.outcome == "refused_credentials" and self.limits is not None:
@@ -177,13 +181,11 @@ class Authorizer:
                 return Decision("refused_certificate", thing_id, error="certificate revoked or unknown")
         if self.claim is not None and not await self.claim(str(client.get("mqtt_id") or ""), thing_id):
             return Decision("refused_client_id", thing_id, error="MQTT client id in use by another thing")
-        if self.record is not None:
-            # Recorded, then read again: a revocation applied meanwhile is either seen here or
-            # finds this session in the registry (workers.revoker).
-            server = str((request.get("server_id") or {}).get("id") or "")
-            cid = int(client.get("id") or 0)
-            await self.record(thing_id, server, cid, snap.reached, time.time() + self.ttl)
-            snap = await self.resolve(secret)
+        if self.sessions is not None and not snap.recorded:
+            # Decided by the SQL views (a Redis view is rebuilt): recorded, then read again, so
+            # a revocation applied meanwhile is either seen here or finds this session.
+            await self.sessions.record(thing_id, server, cid, snap.reached, expires)
+            snap = await self.resolve(secret, None, None)
             refused = self._refusal(snap, secret, claimed)
             if refused is not None:
                 return refused

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
+from command_api.ratelimit import refuse_after_ms
 from domain.things import secret_key
-from projections.access import ThingSnapshot
+from projections.access import SessionRecord, ThingSnapshot
 from service.container import Container
 
 ATTEMPTS = 3
@@ -70,16 +71,22 @@ async def _from_sql(c: Container, secret: str, key_hash: str) -> ThingSnapshot:
         target=max(int(v or 0) for v in recorded), reached=int(reached or 0))
 
 
-async def thing_access(c: Container, secret: str) -> ThingSnapshot:
+async def thing_access(c: Container, secret: str, block_key: str | None = None,
+                       session: SessionRecord | None = None) -> ThingSnapshot:
     """The views' answer about ``secret``, fresh within the read-your-writes bound: when they
     are behind the positions recorded under the thing's and its channels' ids we wait for them
     (bounded) and read again; an unknown secret waits once for the store's head (a thing made a
-    moment ago is found too)."""
+    moment ago is found too).
+
+    In the same Redis round trip as each read: ``block_key``'s life (``TooManyFailures`` while
+    the caller's address is refused, nothing checked) and ``session`` recorded for an enabled
+    thing with the position that read saw (``ThingSnapshot.recorded``; not by the SQL views)."""
     view, keys, fr = c.access(), c.thing_keys(), c.freshness
     key_hash = secret_key(secret)
 
     async def read() -> tuple[ThingSnapshot, tuple[str, ...]]:
-        snap = await view.thing_snapshot(keys, fr.key(""), key_hash)
+        snap = await view.thing_snapshot(keys, fr.key(""), key_hash, block_key, session)
+        refuse_after_ms(snap.blocked_ms)
         if snap.whole:
             return snap, (keys.name, view.name)
         return await _from_sql(c, secret, key_hash), ACCESS_VIEWS_SQL

@@ -3,46 +3,28 @@
     cd bench/mqtt_spike && /work/main/.venv/bin/python bench.py [--connects 2000] [--messages 100000]
 
 Two kinds of load: ``paho`` (paho-mqtt 2.x, a real client: its own Python cost is in the figure)
-and ``raw`` (pre-encoded MQTT 3.1.1 packets written on asyncio sockets: only a load generator, so
-the figure is the server's and the callout's, not a client library's).
+and ``raw`` (pre-encoded MQTT 3.1.1 packets written on asyncio sockets, ``bench/mqttwire.py``: only
+a load generator, so the figure is the server's and the callout's, not a client library's). The
+same load against the real service: ``python -m bench mqtt-connect|mqtt-publish`` (docs/performance.md).
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import struct
+import sys
 import threading
 import time
 import uuid
+from pathlib import Path
 
 import callout
 import nats
 import paho.mqtt.client as mqtt
 import server
 
-
-def varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b, n = n % 128, n // 128
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def s(b: bytes) -> bytes:
-    return struct.pack("!H", len(b)) + b
-
-
-def connect_packet(client_id: str, user: str, password: str) -> bytes:
-    body = s(b"MQTT") + bytes([4, 0xC2]) + struct.pack("!H", 60) + \
-        s(client_id.encode()) + s(user.encode()) + s(password.encode())
-    return b"\x10" + varint(len(body)) + body
-
-
-def publish_packet(topic: str, payload: bytes) -> bytes:
-    body = s(topic.encode()) + payload
-    return b"\x30" + varint(len(body)) + body
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from bench.mqttwire import connect_packet, publish_packet  # noqa: E402 - the packets, shared with `python -m bench mqtt-*`
 
 
 def pct(xs: list[float], p: float) -> float:

@@ -254,6 +254,50 @@ async def test_a_revocation_closes_open_sessions_within_the_bound(
             pass
 
 
+async def test_a_connect_is_recorded_as_decided_and_an_address_that_failed_is_refused(mqtt_settings: Settings) -> None:
+    """An admitted connect is in the session registry with the views' position it was decided
+    on (read in the same Redis instant: at least the thing's last change); an address that
+    failed too often is refused before any secret is checked, the right one too, and such a
+    refusal records nothing."""
+    import time
+
+    from redis.asyncio import Redis
+
+    from service.runtime import Service
+
+    s = replace(mqtt_settings, failure_limit_address=3)
+    svc = await Service.start(s)
+    redis = Redis.from_url(s.redis_url)
+    try:
+        async with aiohttp.ClientSession() as http:
+            api = Client(http, svc.url)
+            _, token = await api.user()
+            c1 = await channel(api, token)
+            st, thing, _ = await api.call("POST", "/things", {"name": "lim", "credentials": {"secret": "lim-1"}},
+                                          token=token)
+            assert st == 201, thing
+            st, body, headers = await api.call("PUT", f"/channels/{c1}/things/{thing['id']}", token=token)
+            assert st == 201, body
+            changed = int(headers["X-Smq-Position"])
+            async with device(s, thing["id"], "lim-1"):
+                pass
+            registry = f"{s.redis_prefix}mqtt:{thing['id']}"
+            [(field, value)] = (await redis.hgetall(registry)).items()
+            reached, expires = (int(x) for x in value.split())
+            assert reached >= changed and expires > time.time() + 3000, value
+            for _ in range(4):
+                with pytest.raises(aiomqtt.MqttError):
+                    async with device(s, thing["id"], "not-it"):
+                        pass
+            with pytest.raises(aiomqtt.MqttError):
+                async with device(s, thing["id"], "lim-1"):
+                    pass
+            assert list(await redis.hgetall(registry)) == [field]
+    finally:
+        await redis.aclose()
+        await svc.stop()
+
+
 async def test_an_access_view_of_an_earlier_release_is_rebuilt_with_every_things_channels(settings: Settings) -> None:
     """The access view of a release before MQTT has no ``tconn:{thing}``: rebuilt once at start."""
     from redis.asyncio import Redis
