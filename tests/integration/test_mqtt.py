@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of tests/integration/mqttkit.py are imported, then asked for by name
 """MQTT through NATS's own listener, authorized by the service (the auth callout), with a real
 MQTT client (aiomqtt) against the session's embedded nats-server 2.15: who may connect, publish
 and subscribe where, and that HTTP, MQTT and NATS messages meet."""
@@ -7,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -22,33 +22,13 @@ import pytest
 from infra.mqtt import address
 from infra.settings import Settings
 from tests.conftest import Client, eventually
+from tests.integration.mqttkit import api, device, mqtt_service  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-async def mqtt_service(mqtt_settings: Settings) -> AsyncIterator[Any]:
-    from service.runtime import Service
-
-    svc = await Service.start(mqtt_settings)
-    try:
-        yield svc
-    finally:
-        await svc.stop()
 
 
-@pytest.fixture
-async def api(mqtt_service: Any) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession() as session:
-        yield Client(session, mqtt_service.url)
-
-
-@asynccontextmanager
-async def device(settings: Settings, username: str, password: str | None = None) -> AsyncIterator[aiomqtt.Client]:
-    host, port = address(settings.mqtt_url) or ("", 0)
-    async with aiomqtt.Client(host, port, username=username, password=password,
-                              identifier=f"dev-{uuid.uuid4().hex[:8]}", timeout=10) as c:
-        yield c
 
 
 async def made(api: Client, token: str, thing_secret: str, links: dict[str, list[str]]) -> str:

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of tests/integration/mqttkit.py are imported, then asked for by name
 """MQTT as an attacker tries it, against the session's embedded nats-server 2.15 and the
 service's authorizer (docs/architecture.md, "MQTT", what is refused and why): another thing's
 client id, a NATS-protocol client with a thing's credentials, the secret alone as username,
@@ -8,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,39 +19,17 @@ import nats
 import pytest
 from redis.asyncio import Redis
 
-from infra.mqtt import address
 from infra.settings import Settings
 from tests.conftest import Client
+from tests.integration.mqttkit import api, device, mqtt_service  # noqa: F401 - fixtures
 from tests.integration.test_mqtt import channel, made, next_message
 from workers.clientids import ClientIds
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-async def mqtt_service(mqtt_settings: Settings) -> AsyncIterator[Any]:
-    from service.runtime import Service
-
-    svc = await Service.start(mqtt_settings)
-    try:
-        yield svc
-    finally:
-        await svc.stop()
 
 
-@pytest.fixture
-async def api(mqtt_service: Any) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession() as session:
-        yield Client(session, mqtt_service.url)
-
-
-@asynccontextmanager
-async def device(settings: Settings, username: str | None, password: str | None, identifier: str = "",
-                 clean: bool = True) -> AsyncIterator[aiomqtt.Client]:
-    host, port = address(settings.mqtt_url) or ("", 0)
-    async with aiomqtt.Client(host, port, username=username, password=password, clean_session=clean,
-                              identifier=identifier or f"dev-{uuid.uuid4().hex[:8]}", timeout=10) as c:
-        yield c
 
 
 async def refused(settings: Settings, username: str | None, password: str | None, identifier: str = "",

@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the fixtures of tests/integration/mqttkit.py are imported, then asked for by name
 """The provisioning guide's flow end to end, as its gateway Agent runs it
 (/work/shared/reference/agent.md), with a real MQTT client (aiomqtt) against the session's
 embedded nats-server 2.15: ``POST /mapping`` with the default layout, the bootstrap fetch with
@@ -14,7 +15,6 @@ from dataclasses import replace
 from typing import Any
 from uuid import UUID
 
-import aiohttp
 import aiomqtt
 import nats
 import pytest
@@ -24,27 +24,13 @@ from infra.mqtt import address
 from infra.settings import Settings
 from tests.conftest import Client, eventually
 from tests.faults import Crash, Faults, FaultySaga
+from tests.integration.mqttkit import api, mqtt_service  # noqa: F401 - fixtures
 from tests.integration.test_mqtt import closed_within, next_message
 from workers.provisioning import SagaRunner
 
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-async def mqtt_service(mqtt_settings: Settings) -> AsyncIterator[Any]:
-    from service.runtime import Service
-
-    svc = await Service.start(mqtt_settings)
-    try:
-        yield svc
-    finally:
-        await svc.stop()
-
-
-@pytest.fixture
-async def api(mqtt_service: Any) -> AsyncIterator[Client]:
-    async with aiohttp.ClientSession() as session:
-        yield Client(session, mqtt_service.url)
 
 
 @asynccontextmanager
