@@ -59,3 +59,19 @@ class FaultySaga(SagaRunner):
 def inject(container: Any, faults: Faults) -> None:
     """The container's provisioning service from now on: one with ``faults``."""
     container.saga = FaultySaga(container.store, container.ca, faults, whole=container.settings.provision_at_once)
+
+
+async def compensate_abandoned(container: Any, prov_id: UUID) -> Any:
+    """The saga process's recovery of a provisioning left running (its API process died):
+    once the view shows it running, ``recover`` compensates it; the provisioning after."""
+    from tests.conftest import eventually
+
+    async def seen_running() -> bool:
+        async with container.pool.connection() as conn:
+            row = await (await conn.execute("select status from provisionings_view where id=%s",
+                                            (prov_id,))).fetchone()
+        return row is not None and row[0] == "running"
+
+    await eventually(seen_running, what="the provisioning in the view")
+    assert await SagaRunner(container.store, container.ca).recover(container.pool, stale_after=0) == [prov_id]
+    return await container.store.run(container.store.app.provisioning, prov_id)

@@ -23,10 +23,9 @@ from domain.common import Principal
 from infra.mqtt import address
 from infra.settings import Settings
 from tests.conftest import Client, eventually
-from tests.faults import Crash, Faults, FaultySaga
+from tests.faults import Crash, Faults, FaultySaga, compensate_abandoned
 from tests.integration.mqttkit import api, mqtt_service  # noqa: F401 - fixtures
 from tests.integration.test_mqtt import closed_within, next_message
-from workers.provisioning import SagaRunner
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -151,15 +150,7 @@ async def test_a_thing_a_failed_provisioning_removes_loses_its_session(
     async with mqtt_client(url, thing, secret, plain):
         pass
     async with mqtt_client(url, thing, secret, f"agent-{thing}") as dev:
-        async def seen_running() -> bool:
-            async with c.pool.connection() as conn:
-                row = await (await conn.execute("select status from provisionings_view where id=%s",
-                                                (prov_id,))).fetchone()
-            return row is not None and row[0] == "running"
-
-        await eventually(seen_running, what="the provisioning in the view")
-        assert await SagaRunner(c.store, c.ca).recover(c.pool, stale_after=0) == [prov_id]
-        p = await c.store.run(c.store.app.provisioning, prov_id)
+        p = await compensate_abandoned(c, prov_id)
         assert "connections" not in p.compensated and "things" in p.compensated, p.compensated
         assert await closed_within(dev, mqtt_settings.rw_wait) < mqtt_settings.rw_wait
     with pytest.raises(aiomqtt.MqttError):

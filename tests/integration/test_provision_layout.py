@@ -14,9 +14,8 @@ import pytest
 from domain.common import Principal
 from domain.provisioning import STEPS
 from infra.layout import default_config, with_mqtt
-from tests.conftest import ADMIN, Client, eventually
-from tests.faults import Crash, Faults, FaultySaga, inject
-from workers.provisioning import SagaRunner
+from tests.conftest import ADMIN, Client
+from tests.faults import Crash, Faults, FaultySaga, compensate_abandoned, inject
 
 URL = "tcp://cloud.example.com:18830"
 
@@ -146,15 +145,7 @@ async def test_a_crash_between_steps_leaves_nothing_behind(client: Client, servi
     with pytest.raises(Crash):
         await FaultySaga(c.store, c.ca, Faults(crash_after="connections")).run(prov_id)
 
-    async def seen_running() -> bool:
-        async with c.pool.connection() as conn:
-            row = await (await conn.execute("select status from provisionings_view where id=%s",
-                                            (prov_id,))).fetchone()
-        return row is not None and row[0] == "running"
-
-    await eventually(seen_running, what="the provisioning in the view")
-    assert await SagaRunner(c.store, c.ca).recover(c.pool, stale_after=0) == [prov_id]
-    p = await c.store.run(c.store.app.provisioning, prov_id)
+    p = await compensate_abandoned(c, prov_id)
     assert p.compensated == list(reversed(STEPS[:STEPS.index("connections") + 1]))
     things = [str(p.made_id("thing", 0))]
     channels = [str(p.made_id("channel", i)) for i in range(2)]
