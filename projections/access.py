@@ -62,6 +62,7 @@ return {tid or false, found[2] or false, held or false, conn or false,
 # expiry in Unix seconds), an enabled thing's session is recorded in the same instant as
 # ``HSET <prefix><thing> <field> '<reached> <expiry>'`` (``workers.revoker.Sessions``' shape),
 # ``reached`` the lower of the two views' positions read here.
+SESSIONS_KEPT = 64  # session records kept a thing (``_THING``)
 _THING = """
 local blocked = -2
 if ARGV[10] and ARGV[10] ~= '' then
@@ -89,14 +90,26 @@ local recorded = 0
 if tid and found[2] == 'enabled' and ARGV[11] and ARGV[11] ~= '' then
   local reached = math.min(tonumber(pos_keys or '0'), tonumber(pos_access or '0'))
   local expiry = tonumber(ARGV[13])
-  redis.call('HSET', ARGV[11] .. tid, ARGV[12], string.format('%d %d', reached, expiry))
-  redis.call('EXPIREAT', ARGV[11] .. tid, expiry + 60)
+  local registry = ARGV[11] .. tid
+  redis.call('HSET', registry, ARGV[12], string.format('%d %d', reached, expiry))
+  redis.call('EXPIREAT', registry, expiry + 60)
+  if redis.call('HLEN', registry) > SESSIONS_KEPT then
+    -- A thing that reconnects often: its oldest record goes (the earliest expiry: sessions
+    -- live as long, so the first decided). One session per client id and 16 client ids a
+    -- thing (workers.clientids) keep every open session among the newest.
+    local all, oldest, oldest_field = redis.call('HGETALL', registry), nil, nil
+    for i = 1, #all, 2 do
+      local e = tonumber(string.match(all[i + 1], ' (%d+)$'))
+      if oldest == nil or e < oldest then oldest, oldest_field = e, all[i] end
+    end
+    redis.call('HDEL', registry, oldest_field)
+  end
   recorded = 1
 end
 return {tid or false, found[2] or false, held or false, tostring(rw), pos_keys or false,
         pos_access or false, redis.call('GET', ARGV[8]) or false, redis.call('GET', ARGV[9]) or false,
         conns, blocked, recorded}
-"""
+""".replace("SESSIONS_KEPT", str(SESSIONS_KEPT))
 
 
 SHAPE = b"2"  # 2: with ``tconn:{thing}``

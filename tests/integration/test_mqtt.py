@@ -21,8 +21,10 @@ import pytest
 
 from infra.mqtt import address
 from infra.settings import Settings
+from projections.access import SESSIONS_KEPT, SessionRecord
 from tests.conftest import Client, eventually
 from tests.integration.mqttkit import api, device, mqtt_service  # noqa: F401 - fixtures
+from workers.thingaccess import thing_access
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -273,6 +275,15 @@ async def test_a_connect_is_recorded_as_decided_and_an_address_that_failed_is_re
                 async with device(s, thing["id"], "lim-1"):
                     pass
             assert list(await redis.hgetall(registry)) == [field]
+            # A thing that reconnects often keeps its newest SESSIONS_KEPT records, not one a
+            # connect for the hour its records live (a revocation kicks each).
+            base = int(time.time()) + 3600
+            for i in range(SESSIONS_KEPT + 6):
+                await thing_access(svc.container, "lim-1", None,
+                                   SessionRecord(f"{s.redis_prefix}mqtt:", f"srv {1000 + i}", base + i))
+            kept = await redis.hgetall(registry)
+            assert len(kept) == SESSIONS_KEPT
+            assert {f"srv {1000 + i}".encode() for i in range(6, SESSIONS_KEPT + 6)} <= set(kept), sorted(kept)
     finally:
         await redis.aclose()
         await svc.stop()
