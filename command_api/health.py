@@ -84,11 +84,13 @@ async def health(request: web.Request) -> web.Response:
         if c.mqtt is None:
             raise Off(mqtt.OFF)
         try:
-            await c.nc.request(mqtt.HEALTH_SUBJECT, b"", timeout=1.0)
+            reply = await c.nc.request(mqtt.HEALTH_SUBJECT, b"", timeout=1.0)
         except nats.errors.NoRespondersError:
             raise CheckFailed(f"no authorizer subscribed to {mqtt.AUTH_SUBJECT}") from None
         except nats.errors.TimeoutError:
             raise CheckFailed("the authorizer does not answer") from None
+        if reply.data != b"ok":  # its revoker cannot close the sessions whose rights ended
+            raise CheckFailed(reply.data.decode(errors="replace"))
 
     await asyncio.gather(check("store", c.store.max_position), check("bus", bus),
                          check("views_sql", sql), check("views_redis", c.redis.ping),

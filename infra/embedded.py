@@ -10,6 +10,7 @@ locked (``run/smq.lock``) while a service uses it, so a live one's is never take
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import datetime as dt
 import fcntl
@@ -89,14 +90,30 @@ _OWN_USERS = {NATS_USER.encode(), natsconf.SYS_USER.encode()}
 def redacted_log(source: IO[bytes], path: Path) -> None:
     """Copy nats-server's log to ``path`` with every client's username blanked: a thing may send
     its secret alone as the username, and NATS writes the username of each refused connect.
-    Runs in a thread for the server's life; a line is written as soon as it is read."""
+    Runs in a thread for the server's life; a line is written as soon as it is read. It never
+    stops reading while the server lives (a server whose log pipe fills would stop serving): a
+    log file that cannot be written is said once, and the lines are dropped meanwhile."""
     def blank(m: re.Match[bytes]) -> bytes:
         return m.group(0) if m.group(2) in _OWN_USERS else m.group(1) + b"[redacted]" + m.group(3)
 
-    with path.open("ab") as out:
-        for line in iter(source.readline, b""):
+    out: IO[bytes] | None = None
+    failed = False
+    for line in iter(source.readline, b""):
+        try:
+            out = out or path.open("ab")
             out.write(_USERNAME.sub(blank, line))
             out.flush()
+            failed = False
+        except OSError as exc:
+            if not failed:
+                log.error("nats-server's log cannot be written to %s (%s); its lines are dropped meanwhile",
+                          path, exc)
+            if out is not None:
+                with contextlib.suppress(OSError):
+                    out.close()
+            failed, out = True, None
+    if out is not None:
+        out.close()
 
 
 def nats_server_binary() -> str:

@@ -91,6 +91,10 @@ MQTT_AUTH = Counter(
     " allowed, refused_credentials, refused_disabled, refused_limited, refused_certificate,"
     " refused_client_id, refused_protocol, malformed, error.",
     ["outcome"], registry=REGISTRY)
+MQTT_REVOCATION_FAILURES = Counter(
+    "smq_mqtt_revocation_failures", "Revocations the MQTT revoker could not carry out, by stage:"
+    " event (an event it could not apply), kick (a KICK the server did not answer).",
+    ["stage"], registry=REGISTRY)
 MQTT_KICKS = Counter(
     "smq_mqtt_kicks", "MQTT sessions closed because their thing's rights ended.", registry=REGISTRY)
 

@@ -181,7 +181,8 @@ class Service:
                         " (SMQ_MQTT_SYS_URL); a session lasts until its JWT expires (1 h)")
         self.authorizer = Authorizer(c.nc, c.mqtt, functools.partial(thing_access, c), limits,
                                      sessions=sessions if self.revoker else None,
-                                     certificate=functools.partial(certificate, c), claim=ids.claim)
+                                     certificate=functools.partial(certificate, c), claim=ids.claim,
+                                     failing=self.revoker.failing_now if self.revoker else None)
         await self.authorizer.start()
 
     @property

@@ -74,9 +74,10 @@ class Authorizer:
 
     def __init__(self, nc: Client, auth: MqttAuth, resolve: Resolve, limits: Failures | None = None,
                  sessions: Sessions | None = None, certificate: Certificate | None = None,
-                 claim: Claim | None = None, ttl: float = USER_TTL) -> None:
+                 claim: Claim | None = None, ttl: float = USER_TTL,
+                 failing: Callable[[], str | None] | None = None) -> None:
         self.nc, self.auth, self.resolve, self.limits, self.sessions = nc, auth, resolve, limits, sessions
-        self.certificate, self.claim = certificate, claim
+        self.certificate, self.claim, self.failing = certificate, claim, failing
         self.ttl = ttl
         self._subs: list[Subscription] = []
         self._tasks: set[asyncio.Task[None]] = set()
@@ -100,7 +101,9 @@ class Authorizer:
             await asyncio.wait(list(self._tasks), timeout=5)
 
     async def _on_health(self, msg: Msg) -> None:
-        await msg.respond(b"ok")
+        """``ok``, or what this process's revoker cannot do (``/health`` names it)."""
+        failing = self.failing() if self.failing is not None else None
+        await msg.respond(f"revoker: {failing}".encode() if failing else b"ok")
 
     async def _on_request(self, msg: Msg) -> None:
         task = asyncio.create_task(self._answer(msg))

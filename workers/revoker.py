@@ -12,6 +12,12 @@ connect racing a revocation is either closed or decided on the new state, within
 read-your-writes bound. Stale entries are harmless (a KICK of a cid that is gone) and expire
 with the user JWTs. At start it replays the last hour's events (a JWT's life): what happened
 while no revoker ran is caught up with, sessions decided after an event are spared.
+
+A revocation that fails (an event it cannot apply, a KICK the server does not answer) is not
+silent: an ERROR at once, then reminders with back-off; ``smq_mqtt_revocation_failures_total``;
+and ``/health`` fails ``mqtt_authorizer`` naming it (the authorizer's health answer carries
+``failing``) until a revocation succeeds again. A session whose KICK failed stays in the
+registry, so the thing's next revocation closes it.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable
 
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from redis.asyncio import Redis
@@ -93,6 +100,8 @@ class Revoker:
         self.wait, self.channel_things, self.lookback = wait, channel_things, lookback
         self.cert_things, self.release = cert_things, release
         self._queue: asyncio.Queue[Msg] = asyncio.Queue()
+        self.failing: str | None = None  # what the last revocation could not do, until one succeeds
+        self._since, self._next_reminder, self._reminder = 0.0, 0.0, 30.0
         self._subs: list[object] = []
         self._task: asyncio.Task[None] | None = None
 
@@ -127,7 +136,28 @@ class Revoker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - the next event goes on; the JWT's exp is the backstop
-                log.error("MQTT revoker could not apply an event: %s", cause(exc))
+                self._failed("event", f"could not apply an event: {cause(exc)}")
+
+    def _failed(self, stage: str, what: str) -> None:
+        """Count a failed revocation and say it: at once, then reminders with back-off."""
+        metrics.MQTT_REVOCATION_FAILURES.labels(stage).inc()
+        now = time.monotonic()
+        if self.failing is None:
+            self._since, self._reminder, self._next_reminder = now, 30.0, now + 30.0
+            log.error("MQTT revoker: %s; sessions may outlive their rights (1 h at most)", what)
+        elif now >= self._next_reminder:
+            log.error("MQTT revoker: failing for %.0fs: %s", now - self._since, what)
+            self._reminder = min(self._reminder * 2, 600.0)
+            self._next_reminder = now + self._reminder
+        self.failing = what
+
+    def failing_now(self) -> str | None:
+        return self.failing
+
+    def _succeeded(self) -> None:
+        if self.failing is not None:
+            log.warning("MQTT revoker: revoking again after %.1fs", time.monotonic() - self._since)
+            self.failing = None
 
     async def revoke(self, env: Envelope) -> int:
         """Close the sessions that ``env`` ends (after the views have applied it); how many."""
@@ -143,21 +173,29 @@ class Revoker:
             things = [env.aggregate_id]
             if event == name_of(Thing.Removed) and self.release is not None:
                 await self.release(env.aggregate_id)  # its MQTT client ids (workers.clientids)
-        closed = 0
+        closed, kicked_all = 0, True
         for thing in things:
             for field, server, cid in await self.sessions.decided_before(thing, env.position):
-                await self.kick(server, cid)
-                await self.sessions.forget(thing, field)
-                closed += 1
+                if await self.kick(server, cid):
+                    await self.sessions.forget(thing, field)
+                    closed += 1
+                else:
+                    kicked_all = False
+        if kicked_all:
+            self._succeeded()
         return closed
 
-    async def kick(self, server: str, cid: int) -> None:
+    async def kick(self, server: str, cid: int) -> bool:
+        """Close the session ``cid`` of ``server``; False when that could not be done (said)."""
         try:
             reply = await self.sys_nc.request(f"$SYS.REQ.SERVER.{server}.KICK", json.dumps({"cid": cid}).encode(),
                                               timeout=2.0)
-        except Exception as exc:  # noqa: BLE001 - a server gone took its sessions with it
-            log.warning("MQTT revoker: KICK of %s/%d failed: %s", server, cid, cause(exc))
-            return
+        except NoRespondersError:
+            return True  # no such server any more: it took its sessions with it
+        except Exception as exc:  # noqa: BLE001 - said, counted, and tried again at the next revocation
+            self._failed("kick", f"KICK of {server}/{cid} failed: {cause(exc)}")
+            return False
         answer = json.loads(reply.data or b"{}")
         if not answer.get("error"):
             metrics.MQTT_KICKS.inc()
+        return True  # closed, or no such client any more

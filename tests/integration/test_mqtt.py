@@ -236,6 +236,46 @@ async def test_a_revocation_closes_open_sessions_within_the_bound(
             pass
 
 
+async def test_a_revocation_that_cannot_kick_is_said_and_done_at_the_next(
+        api: Client, mqtt_service: Any, mqtt_settings: Settings) -> None:
+    """A KICK the server does not answer: /health fails ``mqtt_authorizer`` naming the revoker,
+    /metrics counts it, and the session stays recorded; once KICKs work again, the thing's next
+    revocation closes it and /health passes again (no restart)."""
+    bound = mqtt_settings.rw_wait
+    _, token = await api.user()
+    c1 = await channel(api, token)
+    a = await made(api, token, "unkicked-1", {c1: ["m_read"]})
+    revoker, nc = mqtt_service.revoker, mqtt_service.container.nc
+    real = revoker.sys_nc
+    silent = await nc.subscribe("$SYS.REQ.SERVER.*.KICK")  # in the service's account: never answers
+    async with session(mqtt_settings, a, "unkicked-1", f"channels/{c1}/messages/#") as dev:
+        revoker.sys_nc = nc
+        try:
+            st, _, _ = await api.call("DELETE", f"/channels/{c1}/things/{a}", token=token)
+            assert st == 204
+
+            async def said() -> bool:
+                st, body, _ = await api.call("GET", "/health")
+                return st == 503 and "revoker: KICK of" in body["checks"]["mqtt_authorizer"]
+
+            await eventually(said, 15, "the revoker's failure in /health")
+            _, metrics_text, _ = await api.call("GET", "/metrics")
+            text = metrics_text.decode() if isinstance(metrics_text, bytes) else str(metrics_text)
+            assert 'smq_mqtt_revocation_failures_total{stage="kick"}' in text
+        finally:
+            revoker.sys_nc = real
+            await silent.unsubscribe()
+        st, _, _ = await api.call("PATCH", f"/things/{a}/secret", {"secret": "unkicked-2"}, token=token)
+        assert st == 200
+        assert await closed_within(dev, bound) < bound
+
+    async def passes() -> bool:
+        st, body, _ = await api.call("GET", "/health")
+        return st == 200 and body["checks"]["mqtt_authorizer"] == "pass"
+
+    await eventually(passes, 15, "/health passing again")
+
+
 async def test_a_connect_is_recorded_as_decided_and_an_address_that_failed_is_refused(mqtt_settings: Settings) -> None:
     """An admitted connect is in the session registry with the views' position it was decided
     on (read in the same Redis instant: at least the thing's last change); an address that
