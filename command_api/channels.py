@@ -43,7 +43,9 @@ def _shape(cid: Any, owner: Any, name: str, description: str, metadata: dict[str
         out["description"] = description
     if metadata:
         out["metadata"] = metadata
-    out.update(created_at=wire.timestamp(created), updated_at=wire.timestamp(updated), status=status)
+    created_at = wire.timestamp(created)  # a new channel's two times are one
+    updated_at = created_at if updated is created else wire.timestamp(updated)
+    out.update(created_at=created_at, updated_at=updated_at, status=status)
     return out
 
 

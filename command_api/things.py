@@ -68,7 +68,9 @@ def _shape(tid: Any, owner: Any, name: str, secret: str, tags: list[str], metada
         out["tags"] = tags
     if metadata:
         out["metadata"] = metadata
-    out.update(created_at=wire.timestamp(created), updated_at=wire.timestamp(updated), status=status)
+    created_at = wire.timestamp(created)  # a new thing's two times are one (most of a bulk answer)
+    updated_at = created_at if updated is created else wire.timestamp(updated)
+    out.update(created_at=created_at, updated_at=updated_at, status=status)
     return out
 
 

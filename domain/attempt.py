@@ -18,6 +18,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.base import Entity, Meta, UniqueKey, key_id
 from domain.common import Done
 from domain.errors import Conflict
+from domain.fresh import fresh
 from domain.traits import Removable
 
 T = TypeVar("T")
@@ -75,17 +76,16 @@ class Attempt:
 
     def claim(self, kind: str, key: str, holder: UUID, taken: str) -> UniqueKey:
         """Claim a unique value for ``holder`` or raise ``Conflict(taken)``."""
-        made = self.made
-        if made is not None and key_id(kind, key) in made:  # claimed earlier in this command
-            mine = made[key_id(kind, key)]
+        mine = self.made.get(key_id(kind, key)) if self.made is not None else None
+        if mine is not None:  # claimed earlier in this command
             if not isinstance(mine, UniqueKey) or (mine.held and mine.holder != holder):
                 raise Conflict(taken)
             return mine
         if self.optimistic:
-            return UniqueKey(kind=kind, key=key, holder=holder)
+            return fresh(UniqueKey, kind=kind, key=key, holder=holder)
         existing = self.get_or_none(UniqueKey, key_id(kind, key))
         if existing is None:
-            return UniqueKey(kind=kind, key=key, holder=holder)
+            return fresh(UniqueKey, kind=kind, key=key, holder=holder)
         if existing.held and existing.holder != holder:
             raise Conflict(taken)
         if not existing.held:

@@ -4,17 +4,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from hashlib import sha1
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
 NAMESPACE = uuid5(NAMESPACE_URL, "urn:smq-es")
+_NAMESPACE_BYTES = NAMESPACE.bytes
+# uuid5's variant (RFC 4122) and version (5) bits, applied to the first 16 bytes of the SHA-1.
+_KEEP = ~((0xC000 << 48) | (0xF000 << 64))
+_MARK = (0x8000 << 48) | (5 << 76)
 
 
 def derived_id(*parts: object) -> UUID:
-    """A stable id from its parts, so that a retry or a second writer finds the same aggregate."""
-    return uuid5(NAMESPACE, "/".join(str(p) for p in parts))
+    """A stable id from its parts, so that a retry or a second writer finds the same aggregate:
+    ``uuid5(NAMESPACE, "/".join(parts))``, computed here in one step (the library function
+    rebuilds the namespace's bytes and the UUID from bytes each call; tests/unit/test_fresh.py
+    holds them equal)."""
+    name = "/".join([str(p) for p in parts]).encode()
+    digest = sha1(_NAMESPACE_BYTES + name, usedforsecurity=False).digest()
+    return UUID(int=int.from_bytes(digest[:16]) & _KEEP | _MARK)
 
 
 @dataclass(frozen=True)

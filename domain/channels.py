@@ -24,6 +24,7 @@ from domain.common import (
     check_uuid,
 )
 from domain.errors import Conflict, Invalid
+from domain.fresh import fresh
 from domain.policies import channel_grants
 from domain.traits import (
     Removable,
@@ -96,8 +97,8 @@ def _new_channel(at: Attempt, who: Principal, s: NewChannel) -> tuple[Channel, l
     # The aggregate's own id is the claim: the store refuses a second version 1.
     if not at.absent(s.id):
         raise Conflict("channel id already exists")
-    channel = Channel(id=s.id, owner=who.user_id, name=s.name, description=s.description,
-                      metadata=s.metadata, enabled=s.enabled)
+    channel = fresh(Channel, id=s.id, owner=who.user_id, name=s.name, description=s.description,
+                    metadata=s.metadata, enabled=s.enabled)
     return channel, [channel]
 
 

@@ -34,6 +34,7 @@ from domain.common import (
     check_uuid,
 )
 from domain.errors import Conflict, Invalid
+from domain.fresh import fresh
 from domain.traits import (
     Profiled,
     Removable,
@@ -144,7 +145,7 @@ def new_thing_changes(at: Attempt, who: Principal, s: NewThing) -> tuple[Thing, 
     if not at.absent(s.id):
         raise Conflict("thing id already exists")
     claim = at.claim(SECRET_KIND, secret_key(s.secret), s.id, "secret already exists")
-    thing = Thing(id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,
+    thing = fresh(Thing, id=s.id, owner=who.user_id, name=s.name, secret=s.secret, tags=s.tags,
                   metadata=s.metadata, enabled=s.enabled)
     return thing, [claim, thing]
 
