@@ -217,7 +217,13 @@ class Scripts:
         if opening is None:
             opening = self._opening[i] = asyncio.get_running_loop().create_task(self._open())
             opening.add_done_callback(lambda task: self._opened(i, task))
-        return await asyncio.shield(opening)  # a caller cancelled does not cancel the others'
+        try:
+            return await asyncio.shield(opening)  # a caller cancelled does not cancel the others'
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if opening.cancelled() and task is not None and not task.cancelling():
+                raise rx.ConnectionError("Connection closed.") from None  # by ``aclose``
+            raise
 
     def _opened(self, i: int, task: asyncio.Task[_Link]) -> None:
         self._opening[i] = None
