@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 from command_api.context import CONTAINER
 from command_api.errors import TooManyFailures
+from infra.fastredis import ScriptHost
 
 log = logging.getLogger("smq.api")
 
@@ -113,11 +114,13 @@ def client_address(remote: str) -> str:
 class Failures:
     """The failure counts of every API process, in Redis."""
 
-    def __init__(self, redis: Redis, prefix: str, window: float, per_identity: int, per_address: int) -> None:
+    def __init__(self, redis: Redis, prefix: str, window: float, per_identity: int, per_address: int,
+                 scripts: ScriptHost | None = None) -> None:
         self.redis, self.prefix, self.window = redis, prefix, window
         self.per_identity, self.per_address = per_identity, per_address
-        self._failed = redis.register_script(_FAILED)
-        self._wait = redis.register_script(_WAIT)
+        host = scripts if scripts is not None else redis  # the lean caller (infra.fastredis), else the client
+        self._failed = host.register_script(_FAILED)
+        self._wait = host.register_script(_WAIT)
         self.login_turns = asyncio.Semaphore(LOGIN_TURNS)
         self._warned = 0.0
 
@@ -183,7 +186,7 @@ async def prepare(app: web.Application) -> None:
     c = app[CONTAINER]
     s = c.settings
     app[FAILURES] = Failures(c.redis, s.redis_prefix, s.failure_limit_window, s.failure_limit_identity,
-                             s.failure_limit_address)
+                             s.failure_limit_address, c.scripts)
 
 
 def failures(request: web.Request) -> Failures:

@@ -16,6 +16,7 @@ from psycopg_pool import AsyncConnectionPool
 from redis.asyncio import Redis
 
 from infra import metrics
+from infra.fastredis import ScriptHost
 
 log = logging.getLogger("smq.freshness")
 
@@ -48,13 +49,13 @@ def _fail(waiters: list[asyncio.Future[Any]], exc: BaseException) -> None:
 
 class Freshness:
     def __init__(self, redis: Redis, pool: AsyncConnectionPool, prefix: str, bound: float,
-                 redis_views: Mapping[str, str] | None = None) -> None:
+                 redis_views: Mapping[str, str] | None = None, scripts: ScriptHost | None = None) -> None:
         self.redis, self.pool, self.prefix, self.bound = redis, pool, prefix, bound
         # The Redis views, each with the key of its position (``catalogue.redis_positions``).
         self.redis_views: dict[str, str] = dict(redis_views or {})
         self.known: dict[str, int] = {}
         self._changed = asyncio.Event()
-        self._max = redis.register_script(_MAX)
+        self._max = (scripts if scripts is not None else redis).register_script(_MAX)
         # Concurrent commands' records go to Redis together: one script call for all of them.
         self._pending: dict[str, int] = {}
         self._waiters: list[asyncio.Future[None]] = []

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 
 from domain.channels import Channel
 from domain.connections import Connection
+from infra.fastredis import ScriptHost
 from projections.envelope import Envelope, name_of
 from projections.lookups import ThingKeysView
 from projections.redisview import RedisView, Write, as_bytes, whole
@@ -177,10 +178,10 @@ class AccessView(RedisView):
     name = NAME
     patterns = ("conn:*", "chan:*", "tconn:*")
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
-        super().__init__(redis, prefix)
-        self._snapshot = redis.register_script(_SNAPSHOT)
-        self._thing = redis.register_script(_THING)
+    def __init__(self, redis: Redis, prefix: str, scripts: ScriptHost | None = None) -> None:
+        super().__init__(redis, prefix, scripts)
+        self._snapshot = self.scripts.register_script(_SNAPSHOT)
+        self._thing = self.scripts.register_script(_THING)
 
     def thing_key(self, thing_id: str) -> str:
         return f"{self.prefix}tconn:{thing_id}"

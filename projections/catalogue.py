@@ -25,6 +25,7 @@ from domain.policies import Policy
 from domain.provisioning import Provisioning
 from domain.things import Thing
 from domain.users import User
+from infra.fastredis import ScriptHost
 from projections import (
     access,
     bootstrap,
@@ -53,7 +54,7 @@ class View:
     # The aggregates whose events it follows (None: every event, as the audit log).
     aggregates: tuple[type, ...] | None
     handles: tuple[Any, ...]       # the event classes it handles (ANY: every event)
-    build: Callable[..., Any]      # sql: (pool) -> SqlView; redis: (redis, prefix) -> RedisView
+    build: Callable[..., Any]      # sql: (pool) -> SqlView; redis: (redis, prefix, scripts) -> RedisView
     tables: tuple[str, ...] = ()   # sql: its tables
     patterns: tuple[str, ...] = ()  # redis: its keys' patterns, after the prefix
     ignores: tuple[type, ...] = ()  # events of its aggregates it has nothing to do with
@@ -77,9 +78,11 @@ class View:
         view: SqlView = self.build(pool)
         return view
 
-    def over_redis(self, redis: Redis, prefix: str) -> RedisView:
+    def over_redis(self, redis: Redis, prefix: str, scripts: ScriptHost | None = None) -> RedisView:
+        """The view over a Redis client and key prefix (its hot scripts called on ``scripts``
+        when given: ``infra.fastredis``)."""
         assert self.redis, self.name
-        view: RedisView = self.build(redis, prefix)
+        view: RedisView = self.build(redis, prefix, scripts)
         return view
 
 

@@ -15,6 +15,7 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
+from infra.fastredis import ScriptHost
 from projections.envelope import Envelope
 
 Write = tuple[str, str, Any]
@@ -77,8 +78,10 @@ class RedisView:
     name = ""
     patterns: tuple[str, ...] = ()
 
-    def __init__(self, redis: Redis, prefix: str) -> None:
+    def __init__(self, redis: Redis, prefix: str, scripts: ScriptHost | None = None) -> None:
         self.redis, self.prefix = redis, prefix
+        # Where its hot scripts run: the lean caller (``infra.fastredis``), else the client.
+        self.scripts: ScriptHost = scripts if scripts is not None else redis
         self.pos_key, self.seq_key = position_key(prefix, self.name), f"{prefix}seq:{self.name}"
         self.epoch_key, self.rebuild_key = f"{prefix}epoch:{self.name}", f"{prefix}rebuild:{self.name}"
 

@@ -29,6 +29,7 @@ from infra import bus, esstore, layout, mqtt, sql, startup
 from infra.admission import Admission
 from infra.ca import CertificateAuthority
 from infra.embedded import Embedded
+from infra.fastredis import Scripts
 from infra.freshness import Freshness
 from infra.groupcommit import GroupCommitter
 from infra.hashing import Argon2Hasher
@@ -139,6 +140,7 @@ class Views:
     settings: Settings
     pool: AsyncConnectionPool
     redis: Redis
+    scripts: Scripts | None = None  # the hot scripts' lean caller (else they run on ``redis``)
     extras: dict[str, Any]  # the Redis views, made once
 
     def sql_views(self) -> list[SqlView]:
@@ -148,7 +150,8 @@ class Views:
     def redis_view(self, name: str) -> RedisView:
         """A Redis view of the catalogue (one per container: it holds its registered scripts)."""
         if name not in self.extras:
-            self.extras[name] = catalogue.view(name).over_redis(self.redis, self.settings.redis_prefix)
+            self.extras[name] = catalogue.view(name).over_redis(self.redis, self.settings.redis_prefix,
+                                                                self.scripts)
         view: RedisView = self.extras[name]
         return view
 
@@ -186,6 +189,7 @@ class Container(Views):
     bootstrap_key: bytes = b""
     provision: ProvisionSettings = field(default_factory=layout.guide)
     mqtt: MqttAuth | None = None  # None: MQTT authorization is off (an external NATS without it)
+    scripts: Scripts | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -216,6 +220,8 @@ class Container(Views):
             undo.push_async_callback(pool.close)
             redis = Redis.from_url(redis_url)
             undo.push_async_callback(redis.aclose)
+            scripts = Scripts(redis)  # the hot scripts' own connections, opened at their first call
+            undo.push_async_callback(scripts.aclose)
             await startup.reach("Redis", startup.redact(redis_url), redis.ping, REDIS_DOWN, bound=5)
             nc = await startup.reach("NATS", startup.redact(nats_url), lambda: _connect_nats(nats_url),
                                      NATS_DOWN, bound=30)
@@ -232,13 +238,13 @@ class Container(Views):
             startup.set_stage("starting the roles")
             tokens = Tokens(jwt_secret(settings), settings.access_ttl, settings.refresh_ttl)
             freshness = Freshness(redis, pool, settings.redis_prefix, settings.rw_wait,
-                                  catalogue.redis_positions(settings.redis_prefix))
+                                  catalogue.redis_positions(settings.redis_prefix), scripts)
             every_view = [v.name for v in catalogue.VIEWS]
             store.admit(Admission(functools.partial(freshness.lowest, every_view), settings.admission_lag,
                                   settings.rw_wait))
             c = cls(settings, database_url, nats_url, redis_url, store, pool, redis, nc, js, tokens,
                     freshness, embedded if embedded.procs or embedded.pg else None)
-            c.mqtt = mqtt_auth
+            c.mqtt, c.scripts = mqtt_auth, scripts
             c.ca = ca
             c.bootstrap_key = bootstrap_key(settings)
             c.provision = layout.load(settings)
@@ -280,6 +286,8 @@ class Container(Views):
                 await self.nc.drain()
         except Exception:  # noqa: BLE001 - closing anyway
             log.debug("nats drain failed", exc_info=True)
+        if self.scripts is not None:
+            await self.scripts.aclose()
         await self.redis.aclose()
         await self.pool.close()
         self.store.close()

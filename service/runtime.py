@@ -168,8 +168,8 @@ class Service:
                      " (docs/deploy.md)")
             return
         limits = Failures(c.redis, s.redis_prefix, s.failure_limit_window, s.failure_limit_identity,
-                          s.failure_limit_address)
-        sessions, ids = Sessions(c.redis, s.redis_prefix), ClientIds(c.redis, s.redis_prefix)
+                          s.failure_limit_address, c.scripts)
+        sessions, ids = Sessions(c.redis, s.redis_prefix), ClientIds(c.redis, s.redis_prefix, scripts=c.scripts)
         if c.mqtt.sys_url:
             self.sys_nc = await bus.connect(c.mqtt.sys_url, "smq-revoker")
             self.revoker = Revoker(c.js, self.sys_nc, sessions, s.stream, s.events_subject,

@@ -21,6 +21,8 @@ import hashlib
 
 from redis.asyncio import Redis
 
+from infra.fastredis import ScriptHost
+
 TTL = 30 * 24 * 3600  # seconds a client id stays its thing's after its last use
 PER_THING = 16        # client ids one thing holds at most (its least recently used is freed)
 
@@ -64,10 +66,12 @@ return freed
 class ClientIds:
     """MQTT client ids bound to the things that use them, in Redis."""
 
-    def __init__(self, redis: Redis, prefix: str, ttl: int = TTL, per_thing: int = PER_THING) -> None:
+    def __init__(self, redis: Redis, prefix: str, ttl: int = TTL, per_thing: int = PER_THING,
+                 scripts: ScriptHost | None = None) -> None:
         self.prefix, self.ttl, self.per_thing = prefix, ttl, per_thing
-        self._claim = redis.register_script(_CLAIM)
-        self._release = redis.register_script(_RELEASE)
+        host = scripts if scripts is not None else redis  # the lean caller (infra.fastredis), else the client
+        self._claim = host.register_script(_CLAIM)
+        self._release = host.register_script(_RELEASE)
 
     @staticmethod
     def digest(client_id: str) -> str:
