@@ -22,6 +22,7 @@ from typing import Any
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from infra.transcoder import FastTranscoder
@@ -58,6 +59,12 @@ class Recorder(PostgresApplicationRecorder):
             "INSERT INTO {schema}.{identity} (store_id) VALUES ('" + str(uuid.uuid4()) + "')"
             " ON CONFLICT DO NOTHING").format(**names))
         self._identity_query = SQL("SELECT store_id FROM {schema}.{identity}").format(**names)
+        # What the library's ``select_notifications(start, limit)`` reads, as plain tuples with
+        # the id as text (no dict per row, no UUID object to make and print again), in binary
+        # (the state as it is, not in hex): the relay's and the replay's read (``infra.store``).
+        self._rows_query = SQL(
+            "SELECT notification_id, originator_id::text, originator_version, topic, state"
+            " FROM {schema}.{table} WHERE notification_id>=%s ORDER BY notification_id LIMIT %s").format(**names)
         self._insert_call = SQL(
             "SELECT n AS notification_id FROM {schema}.{function}(%b, %b, %b, %b) AS n").format(**names)
 
@@ -72,6 +79,14 @@ class Recorder(PostgresApplicationRecorder):
                 [e.topic for e in stored_events], [e.state for e in stored_events]))
             return [row["notification_id"] for row in curs.fetchall()]
 
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_rows(self, start: int, limit: int) -> list[tuple[int, str, int, str, bytes]]:
+        """The notifications from ``start`` on (at most ``limit``, in order), as the library's
+        ``select_notifications(start, limit)`` reads them: (id, originator id as text, version,
+        topic, state)."""
+        with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
+            curs.execute(self._rows_query, (start, limit), prepare=True, binary=True)
+            return curs.fetchall()
 
     def store_id(self) -> str:
         """The identity of this store (created with its tables, never changed)."""

@@ -52,10 +52,13 @@ class Store:
         return done
 
     def _read(self, after: int, limit: int) -> list[Envelope]:
-        rows = self.app.recorder.select_notifications(after + 1, limit)
-        decode = self.app.mapper.transcoder.decode
+        recorder, decode, sealer = self.app.recorder, self.app.mapper.transcoder.decode, self.sealer
+        if hasattr(recorder, "select_rows"):  # PostgreSQL: plain rows, one query (infra.esstore)
+            return [from_stored(position, topic, originator_id, version, decode(state), sealer)
+                    for position, originator_id, version, topic, state in recorder.select_rows(after + 1, limit)]
+        rows = recorder.select_notifications(after + 1, limit)
         return [from_stored(n.id, n.topic, n.originator_id, n.originator_version, decode(n.state),
-                            self.sealer) for n in rows]
+                            sealer) for n in rows]
 
     async def read(self, after: int, limit: int = 500) -> list[Envelope]:
         """Envelopes of the events after ``after``, in global order, as they go on the bus."""

@@ -58,17 +58,19 @@ _decoder = msgspec.json.Decoder(Envelope)
 
 
 @functools.lru_cache(maxsize=1024)
-def _kind(topic: str) -> tuple[str, str, type]:
-    """The bus names and the class of a stored event's topic (the same few topics each time)."""
+def _kind(topic: str) -> tuple[str, str, type, int]:
+    """The bus names, the class and its current version (``class_version``) of a stored event's
+    topic (the same few topics each time)."""
     name, event = event_name(topic.split(":", 1)[1])  # e.g. "User.Created"
-    return name, event, resolve_topic(topic)
+    cls = resolve_topic(topic)
+    return name, event, cls, getattr(cls, "class_version", 1)
 
 
 def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
     """The state of a stored event in its class's current version, as the library's mapper
     does it when it loads an aggregate (``class_version``, ``upcast_vN_vN+1``)."""
-    cls = _kind(topic)[2]
-    have, want = state.pop("class_version", 1), getattr(cls, "class_version", 1)
+    _name, _event, cls, want = _kind(topic)
+    have = state.pop("class_version", 1)
     while have < want:
         getattr(cls, f"upcast_v{have}_v{have + 1}")(state)
         have += 1
@@ -78,18 +80,20 @@ def upcast(topic: str, state: dict[str, Any]) -> dict[str, Any]:
 def from_stored(position: int, topic: str, originator_id: Any, version: int,
                 state: dict[str, Any], sealer: Sealer | None = None) -> Envelope:
     """Build the envelope of a stored event from its decoded state, its credentials sealed
-    with ``sealer`` (projections/sealing.py) as they travel on the bus."""
-    name, event, _cls = _kind(topic)
+    with ``sealer`` (projections/sealing.py) as they travel on the bus. ``state`` is taken:
+    what is left of it, in its order, is the envelope's data."""
+    name, event, _cls, _want = _kind(topic)
     state = upcast(topic, state)
-    meta = state.get("_meta") or {}
-    data = {k: v for k, v in state.items()
-            if k not in REDACTED and k not in ("timestamp", "originator_topic", "_meta")}
+    occurred_at = state.pop("timestamp")
+    meta = state.pop("_meta", None) or {}
+    state.pop("originator_topic", None)
+    for k in REDACTED:
+        state.pop(k, None)
     aggregate_id = str(originator_id)
-    if sealer is not None:
-        data = sealer.seal_data(data, name, aggregate_id, version)
+    data = state if sealer is None else sealer.seal_data(state, name, aggregate_id, version)
     return Envelope(
         position=position, aggregate=name, aggregate_id=aggregate_id,
-        version=version, type=event, occurred_at=state["timestamp"],
+        version=version, type=event, occurred_at=occurred_at,
         actor=meta.get("actor"), correlation_id=meta.get("correlation_id"),
         causation_id=meta.get("causation_id"), data=data,
     )

@@ -11,6 +11,7 @@ it: ``SMQ_BUS_KEY`` may list several keys, comma-separated; the first seals, all
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import os
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ SEALED = frozenset({"secret", "new_secret", "external_key", "client_key", "key"}
 VERSION = "v1"
 NONCE = 12
 MIN_KEY = 32
+_URLSAFE = bytes.maketrans(b"+/", b"-_")  # base64.urlsafe_b64encode's, without its two calls
 
 
 class Unsealable(ValueError):
@@ -62,12 +64,14 @@ class Sealer:
             raise ValueError("SMQ_BUS_KEY is empty")
         self.key_id = key_id(derived[0])
         self._sealing = AESGCM(derived[0])
+        self._sealed_prefix = f"{VERSION}:{self.key_id}:"
         self._opening = {key_id(k): AESGCM(k) for k in derived}
 
     def seal(self, plain: str, ad: bytes) -> dict[str, str]:
         nonce = os.urandom(NONCE)
         blob = nonce + self._sealing.encrypt(nonce, plain.encode(), ad)
-        return {"sealed": f"{VERSION}:{self.key_id}:{base64.urlsafe_b64encode(blob).decode()}"}
+        text = binascii.b2a_base64(blob, newline=False).translate(_URLSAFE).decode()
+        return {"sealed": self._sealed_prefix + text}
 
     def open(self, value: dict[str, str], ad: bytes) -> str:
         version, _, rest = value["sealed"].partition(":")
@@ -87,11 +91,17 @@ class Sealer:
 
     def seal_data(self, data: dict[str, Any], aggregate: str, aggregate_id: str,
                   version: int) -> dict[str, Any]:
-        """``data`` with its credential fields sealed (other fields as they are)."""
-        if SEALED.isdisjoint(data):
+        """``data`` with its credential fields sealed (other fields as they are; ``data``
+        itself when it holds none, a copy otherwise)."""
+        fields = SEALED.intersection(data)
+        if not fields:
             return data
-        return {k: self.seal(v, associated(aggregate, aggregate_id, version, k))
-                if k in SEALED and isinstance(v, str) else v for k, v in data.items()}
+        sealed = dict(data)
+        for k in fields:
+            v = data[k]
+            if isinstance(v, str):
+                sealed[k] = self.seal(v, associated(aggregate, aggregate_id, version, k))
+        return sealed
 
     def open_data(self, data: dict[str, Any], aggregate: str, aggregate_id: str,
                   version: int) -> dict[str, Any]:

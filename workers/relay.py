@@ -38,7 +38,7 @@ from infra.lease import Lease
 from infra.store import Store
 from infra.streamowner import StreamOwner
 from projections.envelope import encode
-from workers.relay_acks import Acks
+from workers.relay_acks import Acks, header_block, header_value
 
 log = logging.getLogger("smq.relay")
 
@@ -254,7 +254,8 @@ class Relay:
 
         The first event goes out with a plain publish, whose refusal (a wrong last
         message id: another relay got ahead) raises at once; the rest are pipelined.
-        nats-py never resolves a pipelined publish that the server refuses, so the
+        nats-py never resolves a pipelined publish that the server refuses (hence
+        ``workers.relay_acks``), and a leader lost mid-batch acknowledges nothing, so the
         acknowledgements are awaited within a bound (``ack_wait``, as the first publish: short,
         so that a leader lost mid-batch costs little; a bound passed only means trying again).
         """
@@ -264,27 +265,27 @@ class Relay:
         if not batch:
             return 0
         previous = self.position
-        futures = []
+        tokens = []
+        store, first = header_value(self.store_id), batch[0]
+        headers = {MSG_ID: str(first.position), POSITION: str(first.position), STORE: self.store_id}
+        if previous:
+            headers[EXPECTED_LAST_MSG_ID] = str(previous)
         try:
-            for i, env in enumerate(batch):
-                headers = {MSG_ID: str(env.position), POSITION: str(env.position), STORE: self.store_id}
-                if previous:
-                    headers[EXPECTED_LAST_MSG_ID] = str(previous)
-                if i == 0:
-                    await self._check_repeat(env.position, await self.js.publish(
-                        env.subject(self.root), encode(env), headers=headers, timeout=self.ack_wait))
-                else:
-                    futures.append(await self.acks.publish(env.subject(self.root), encode(env), headers))
+            await self._check_repeat(first.position, await self.js.publish(
+                first.subject(self.root), encode(first), headers=headers, timeout=self.ack_wait))
+            previous = first.position
+            for env in batch[1:]:  # the same headers, written by relay_acks
+                tokens.append(await self.acks.publish(env.subject(self.root), encode(env),
+                                                      header_block(env.position, store, previous)))
                 previous = env.position
-            results = await asyncio.wait_for(asyncio.gather(*futures, return_exceptions=True),
-                                             self.ack_wait)
+            results = await self.acks.results(tokens, self.ack_wait)
         except BaseException:
             self.acks.forget()  # the batch is tried again from the stream's last message
             raise
         self.position = batch[0].position
         for env, result in zip(batch[1:], results, strict=True):
-            if isinstance(result, BaseException):
-                raise result if isinstance(result, Exception) else RuntimeError(str(result))
+            if isinstance(result, Exception):
+                raise result
             await self._check_repeat(env.position, result)
             self.position = env.position
         await self._save_checkpoint()

@@ -11,7 +11,12 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID
 from infra.settings import Settings
 from workers.projector_fetch import quick, stream_sequence
-from workers.relay_acks import Acks
+from workers.relay_acks import Acks, PubAck
+
+
+def block(headers: dict[str, str]) -> bytes:
+    """A header block as nats-py writes one."""
+    return ("NATS/1.0\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n").encode()
 
 
 async def test_acks_say_stored_duplicate_refused_and_no_stream(settings: Settings) -> None:
@@ -20,25 +25,36 @@ async def test_acks_say_stored_duplicate_refused_and_no_stream(settings: Setting
     subject = settings.events_subject
     await js.add_stream(StreamConfig(name=settings.stream, subjects=[f"{subject}.>"]))
     acks = Acks(nc)
+
+    async def one(subject: str, payload: bytes, headers: dict[str, str]) -> object:
+        return (await acks.results([await acks.publish(subject, payload, block(headers))], 5.0))[0]
+
     try:
-        futures = [await acks.publish(f"{subject}.x.y", b"%d" % i, {MSG_ID: str(i)}) for i in (1, 2, 3)]
-        got = [await f for f in futures]
+        tokens = [await acks.publish(f"{subject}.x.y", b"%d" % i, block({MSG_ID: str(i)})) for i in (1, 2, 3)]
+        got = await acks.results(tokens, 5.0)
         assert [(a.stream, a.seq, a.duplicate) for a in got] == [(settings.stream, i, False) for i in (1, 2, 3)]
 
-        again = await (await acks.publish(f"{subject}.x.y", b"2", {MSG_ID: "2"}))
-        assert again.duplicate and again.seq == 2
+        again = await one(f"{subject}.x.y", b"2", {MSG_ID: "2"})
+        assert isinstance(again, PubAck) and again.duplicate and again.seq == 2
 
-        refused = await acks.publish(f"{subject}.x.y", b"4", {MSG_ID: "4", EXPECTED_LAST_MSG_ID: "1"})
-        with pytest.raises(nats.js.errors.APIError) as err:
-            await refused
-        assert "last msg id" in str(err.value).lower()
+        refused = await one(f"{subject}.x.y", b"4", {MSG_ID: "4", EXPECTED_LAST_MSG_ID: "1"})
+        assert isinstance(refused, nats.js.errors.APIError)
+        assert "last msg id" in str(refused).lower()
 
-        with pytest.raises(nats.js.errors.NoStreamResponseError):
-            await (await acks.publish("nobody.listens.here", b"x", {MSG_ID: "1"}))
+        assert isinstance(await one("nobody.listens.here", b"x", {MSG_ID: "1"}), nats.js.errors.NoStreamResponseError)
 
         # Many at once, as a relay's batch: every one acknowledged, in order.
-        many = [await acks.publish(f"{subject}.x.y", b"m", {MSG_ID: f"m{i}"}) for i in range(500)]
-        assert [(await f).seq for f in many] == list(range(4, 504))
+        many = [await acks.publish(f"{subject}.x.y", b"m", block({MSG_ID: f"m{i}"})) for i in range(500)]
+        assert [a.seq for a in await acks.results(many, 5.0)] == list(range(4, 504))
+
+        # A batch given up on: its acknowledgements, come or still to come, are dropped; the
+        # next batch gets its own, and one that never comes ends in TimeoutError.
+        dropped = [await acks.publish(f"{subject}.x.y", b"d", block({MSG_ID: f"d{i}"})) for i in range(50)]
+        acks.forget()
+        after = await acks.publish(f"{subject}.x.y", b"n", block({MSG_ID: "n"}))
+        assert [a.seq for a in await acks.results([after], 5.0)] == [554]
+        with pytest.raises(TimeoutError):
+            await acks.results(dropped[-1:] + [f"{after}0"], 0.2)
     finally:
         await acks.close()
         await js.delete_stream(settings.stream)
