@@ -183,6 +183,13 @@ class AccessView(RedisView):
         self._snapshot = self.scripts.register_script(_SNAPSHOT)
         self._thing = self.scripts.register_script(_THING)
 
+    async def reset(self) -> None:
+        """Drop the view before it is built again, in this version's shape: the shape is
+        recorded with it, so a view rebuilt after Redis lost it (the shape's key with it) is
+        not rebuilt once more at the next start (``upgrade``)."""
+        await super().reset()
+        await self.redis.set(f"{self.prefix}shape:{NAME}", SHAPE)
+
     def thing_key(self, thing_id: str) -> str:
         return f"{self.prefix}tconn:{thing_id}"
 

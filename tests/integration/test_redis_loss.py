@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from infra.embedded import Embedded
 from infra.settings import Settings
+from projections import access
 from service.runtime import Service
 from tests.conftest import Client, eventually
 
@@ -161,6 +162,9 @@ async def test_lost_redis_with_no_write_after_it_is_rebuilt(client: Client, serv
         assert _good(await _answers(client, ch["id"], thing))
     await eventually(lambda: _redis_whole(service, ch["id"], things), bound=10, what="the Redis views rebuilt")
     await eventually(lambda: _health_passes(client), bound=10, what="/health passes again")
+    # The rebuilt access view holds this version's shape: the next start does not rebuild it
+    # once more (a needless rebuild of every event, 47 minutes for 2,000,000 events here).
+    assert not await access.upgrade(c.redis, c.settings.redis_prefix)
 
 
 async def test_redis_behind_its_record_is_rebuilt(client: Client, service: Any) -> None:
