@@ -89,9 +89,10 @@ class _RawHeaders:
 
 
 def _raw_headers_on(sub: Any) -> None:
-    if nats_client.parse_email is not None or not hasattr(nats_client.Client, "_parse_header_lines"):
-        return  # a nats-py that reads headers another way: left alone
     conn = sub._conn  # noqa: SLF001
+    if nats_client.parse_email is not None or not hasattr(nats_client.Client, "_parse_header_lines") \
+            or conn.msg_class is not Msg:
+        return  # a nats-py that reads headers another way, or other messages: left alone
     fast = conn.__dict__.get(_FAST)
     if fast is None:
         fast = _RawHeaders(conn)
