@@ -10,7 +10,6 @@ it: ``SMQ_BUS_KEY`` may list several keys, comma-separated; the first seals, all
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import os
