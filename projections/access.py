@@ -177,6 +177,7 @@ class AccessView(RedisView):
 
     name = NAME
     patterns = ("conn:*", "chan:*", "tconn:*")
+    reads_sealed: frozenset[tuple[str, str]] = frozenset()  # no credential
 
     def __init__(self, redis: Redis, prefix: str, scripts: ScriptHost | None = None) -> None:
         super().__init__(redis, prefix, scripts)

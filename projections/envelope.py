@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -135,10 +136,27 @@ def encode(env: Envelope) -> bytes:
         return _encoder.encode(safe(env))
 
 
-def decode(raw: bytes, sealer: Sealer | None = None) -> Envelope:
+Kinds = frozenset[tuple[str, str]]  # events by their bus names (aggregate, event type)
+
+
+def decode(raw: bytes, sealer: Sealer | None = None, opened: Kinds | None = None) -> Envelope:
     """An envelope from the bus; with ``sealer``, its sealed fields opened (``Unsealable``
-    when one does not open: another key, or altered)."""
+    when one does not open: another key, or altered), only if it is one of the events
+    ``opened`` names (None: every event)."""
     env = _decoder.decode(raw)
-    if sealer is not None:
+    if sealer is not None and (opened is None or (env.aggregate, env.type) in opened):
         env.data = sealer.open_data(env.data, env.aggregate, env.aggregate_id, env.version)
     return env
+
+
+def sealed_read_by(views: Iterable[Any]) -> Kinds | None:
+    """The events whose sealed fields ``views`` read, as their ``reads_sealed`` say (None,
+    or a view without it: every event's). The projector opens only these: a unique claim's
+    key, which no view reads, stays sealed."""
+    kinds: set[tuple[str, str]] = set()
+    for view in views:
+        reads = getattr(view, "reads_sealed", None)
+        if reads is None:
+            return None
+        kinds |= reads
+    return frozenset(kinds)

@@ -77,6 +77,8 @@ class RedisView:
 
     name = ""
     patterns: tuple[str, ...] = ()
+    # The events whose sealed fields it reads, opened by the projector (None: any event's).
+    reads_sealed: frozenset[tuple[str, str]] | None = None
 
     def __init__(self, redis: Redis, prefix: str, scripts: ScriptHost | None = None) -> None:
         self.redis, self.prefix = redis, prefix

@@ -17,7 +17,7 @@ import msgspec
 from psycopg import AsyncCursor, DataError
 from psycopg_pool import AsyncConnectionPool
 
-from projections.envelope import Envelope, name_of, safe
+from projections.envelope import Envelope, Kinds, name_of, safe
 
 log = logging.getLogger("smq.projector")
 
@@ -29,12 +29,13 @@ _encode_rows = msgspec.json.Encoder().encode
 
 
 async def insert_records(cur: AsyncCursor, table: str, columns: Sequence[tuple[str, str]],
-                         rows: Sequence[dict[str, Any]], conflict: str = "") -> None:
-    """Insert ``rows`` (dicts by column name) into ``table`` with one statement: they travel as
-    one JSON array that ``jsonb_to_recordset`` reads with ``columns`` (name, SQL type). The
-    projector's runs of frequent events go this way: psycopg's ``executemany`` dumps every
-    parameter of every row in Python, three times the CPU (docs/performance.md). Text no UTF-8
-    can hold raises ``UnicodeEncodeError``, NUL a ``DataError``, as ``executemany`` did."""
+                         rows: Sequence[Any], conflict: str = "") -> None:
+    """Insert ``rows`` (dicts by column name, or structs whose fields are the columns) into
+    ``table`` with one statement: they travel as one JSON array that ``jsonb_to_recordset``
+    reads with ``columns`` (name, SQL type). The projector's runs of frequent events go this
+    way: psycopg's ``executemany`` dumps every parameter of every row in Python, three times
+    the CPU (docs/performance.md). Text no UTF-8 can hold raises ``UnicodeEncodeError``, NUL a
+    ``DataError``, as ``executemany`` did."""
     if not rows:
         return
     names = ", ".join(name for name, _ in columns)
@@ -76,10 +77,15 @@ class SqlView:
     """A read model in SQL: handlers by event class (looked up by the envelope's
     (aggregate, event type), ``envelope.name_of``), and one position row."""
 
-    def __init__(self, name: str, pool: AsyncConnectionPool, handlers: Handlers) -> None:
+    def __init__(self, name: str, pool: AsyncConnectionPool, handlers: Handlers,
+                 sealed: bool = True) -> None:
         self.name, self.pool = name, pool
         self.handlers: dict[tuple[str, str], Handler | Batched] = {
             (key if isinstance(key, tuple) else name_of(key)): h for key, h in handlers.items()}
+        # The events whose sealed fields it reads, opened by the projector (None: any event's):
+        # those it handles, or none (``sealed`` False: it reads no credential).
+        self.reads_sealed: Kinds | None = (
+            frozenset() if not sealed else None if ANY in self.handlers else frozenset(self.handlers))
 
     async def position(self) -> tuple[int, int]:
         async with self.pool.connection() as conn:
@@ -91,9 +97,17 @@ class SqlView:
         """Apply the events not yet applied; a redelivered event changes nothing."""
         return (await apply_together([self], batch))[0]
 
-    async def _handle(self, cur: AsyncCursor, batch: Sequence[tuple[int, Envelope]],
-                      done: int) -> tuple[int, int]:
-        """Apply the batch's new events; (the last position, the last position handled or 0)."""
+    async def _handle(self, cur: AsyncCursor, batch: Sequence[tuple[int, Envelope]], done: int,
+                      kinds: set[tuple[str, str]]) -> tuple[int, int]:
+        """Apply the batch's new events (``kinds``: the batch's (aggregate, event type)s); (the
+        last position, the last position handled or 0)."""
+        handlers = self.handlers
+        every = handlers.get(ANY)
+        if every is None and handlers.keys().isdisjoint(kinds):  # nothing of this view's
+            for _seq, env in reversed(batch):
+                if env.position > done:
+                    return env.position, 0
+            return done, 0
         last, changed = done, 0
         run: list[Envelope] = []
         run_of: Batched | None = None
@@ -101,10 +115,10 @@ class SqlView:
             if env.position <= done:
                 continue
             last = env.position
-            handler = self.handlers.get((env.aggregate, env.type)) or self.handlers.get(ANY)
+            handler = handlers.get((env.aggregate, env.type), every)
             if handler is None:
                 continue
-            changed = env.position
+            changed = last
             if run and handler is not run_of:
                 await run_of.apply(cur, run)  # type: ignore[union-attr]
                 run = []
@@ -156,7 +170,8 @@ async def _apply_together(views: Sequence[SqlView], batch: Sequence[tuple[int, E
                               ([n for n in names if n not in done],))
             await cur.execute(_LOCK, (names,))
             done = {view: int(pos) for view, pos in await cur.fetchall()}
-        handled = [await v._handle(cur, batch, done[v.name]) for v in views]
+        kinds = {(env.aggregate, env.type) for _seq, env in batch}
+        handled = [await v._handle(cur, batch, done[v.name], kinds) for v in views]
         reached = [last for last, _changed in handled]
         if batch:
             last_seq = batch[-1][0]

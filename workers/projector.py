@@ -33,7 +33,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from infra import metrics, viewstatus
 from infra.viewstatus import Failure, Stalls, ViewsFailed, cause_of
-from projections.envelope import Envelope, decode
+from projections.envelope import Envelope, decode, sealed_read_by
 from projections.sealing import Sealer
 from projections.sqlview import apply_batch
 from workers.projector_fetch import quick, stream_sequence
@@ -73,7 +73,8 @@ class ViewRunner:
         # Waits (loudly) until the stream is this store's (infra.streamowner); None: stopped.
         self.guard = guard
         self.js, self.stream, self.root = js, stream, root
-        self.sealer = sealer  # opens the sealed credentials the views hold or hash
+        self.sealer = sealer  # opens the sealed credentials the views hold or hash (only those)
+        self.opened = sealed_read_by(self.views)
         self.advanced, self.batch = advanced, batch
         self.durable = durable_name(self.views)
         self.positions: dict[str, int] = {}
@@ -207,7 +208,8 @@ class ViewRunner:
                 continue
             if not msgs:
                 continue
-            batch = [(stream_sequence(m), decode(m.data, self.sealer)) for m in msgs]
+            sealer, opened = self.sealer, self.opened
+            batch = [(stream_sequence(m), decode(m.data, sealer, opened)) for m in msgs]
             reached = await self._apply(batch)
             await msgs[-1].ack()
             for view, pos in zip(self.views, reached, strict=True):

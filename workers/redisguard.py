@@ -47,6 +47,7 @@ class Guarded:
 
     def __init__(self, guard: RedisGuard, state: ViewState) -> None:
         self.guard, self.state, self.name = guard, state, state.view.name
+        self.reads_sealed = state.view.reads_sealed
 
     async def position(self) -> tuple[int, int]:
         await self.guard.start()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import nats
 import nats.js.errors
 import pytest
+from nats.aio.msg import Msg
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy, StreamConfig
 
 from infra.bus import EXPECTED_LAST_MSG_ID, MSG_ID
 from infra.settings import Settings
-from workers.projector_fetch import quick, stream_sequence
+from workers.projector_fetch import headers_of, quick, raw_headers, stream_sequence
 from workers.relay_acks import Acks, PubAck
 
 
@@ -66,10 +67,13 @@ async def test_quick_fetch_gives_what_the_library_gives(settings: Settings) -> N
     js = nc.jetstream()
     subject = settings.events_subject
     await js.add_stream(StreamConfig(name=settings.stream, subjects=[f"{subject}.>"]))
-    try:
-        for i in range(1, 1201):
-            await js.publish(f"{subject}.a.b", b"%d" % i, headers={MSG_ID: str(i)})
+    seen: list[Msg] = []  # another subscriber of the same connection, a core one
 
+    async def got(msg: Msg) -> None:
+        seen.append(msg)
+
+    await nc.subscribe(f"{subject}.>", cb=got)
+    try:
         def config(name: str) -> ConsumerConfig:
             return ConsumerConfig(durable_name=name, deliver_policy=DeliverPolicy.ALL,
                                   ack_policy=AckPolicy.ALL, max_ack_pending=20_000)
@@ -77,23 +81,36 @@ async def test_quick_fetch_gives_what_the_library_gives(settings: Settings) -> N
                                         config=config("plain"))
         fast = quick(await js.pull_subscribe(f"{subject}.>", durable="fast", stream=settings.stream,
                                              config=config("fast")))
+        for i in range(1, 1201):
+            await js.publish(f"{subject}.a.b", b"%d" % i, headers={MSG_ID: str(i), "Smq-Other": "x"})
 
-        async def drain(sub: object) -> list[tuple[int, bytes]]:
-            out: list[tuple[int, bytes]] = []
+        async def drain(sub: object) -> list[tuple[int, bytes, dict[str, str] | None]]:
+            out: list[tuple[int, bytes, dict[str, str] | None]] = []
             while len(out) < 1200:
                 msgs = await sub.fetch(512, timeout=2)  # type: ignore[attr-defined]
                 for m in msgs:
                     assert stream_sequence(m) == m.metadata.sequence.stream
-                out += [(stream_sequence(m), m.data) for m in msgs]
+                out += [(stream_sequence(m), m.data, headers_of(m)) for m in msgs]
                 await msgs[-1].ack()
             return out
-        assert await drain(fast) == await drain(plain) == [(i, b"%d" % i) for i in range(1, 1201)]
-        # Nothing left: the quick fetch times out as the library's does (with either class).
+        fetched = await drain(fast)
+        assert fetched == await drain(plain) == [
+            (i, b"%d" % i, {MSG_ID: str(i), "Smq-Other": "x"}) for i in range(1, 1201)]
+        # Nothing left: the quick fetch times out as the library's does (with either class):
+        # the server's status messages are still read.
         with pytest.raises((TimeoutError, nats.errors.TimeoutError)):
             await fast.fetch(10, timeout=0.3)
         await js.publish(f"{subject}.a.b", b"late", headers={MSG_ID: "late"})
         late = await fast.fetch(10, timeout=2)
         assert [m.data for m in late] == [b"late"]
+        # The quick subscription's messages keep their header block unparsed; every other
+        # subscriber of the connection gets the library's dicts.
+        assert late[0].headers is None and raw_headers(late[0]) is not None
+        assert headers_of(late[0]) == {MSG_ID: "late"}
+        again = await plain.fetch(10, timeout=2)
+        assert again[0].headers == {MSG_ID: "late"} and raw_headers(again[0]) is None
+        assert len(seen) == 1201
+        assert all(m.headers == {MSG_ID: str(i), "Smq-Other": "x"} for i, m in enumerate(seen[:1200], 1))
     finally:
         await js.delete_stream(settings.stream)
         await nc.close()

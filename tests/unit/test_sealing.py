@@ -106,3 +106,56 @@ def test_the_recipe_of_docs_events_md_opens_a_sealed_field() -> None:
     blob = base64.urlsafe_b64decode(text)
     ad = f"smq-es/{version}\n{env['aggregate']}\n{env['aggregate_id']}\n{env['version']}\nsecret"
     assert aead.decrypt(blob[:12], blob[12:], ad.encode()).decode() == "device-secret-1"
+
+
+def _claim(sealer: Sealer | None, key: str, position: int = 5) -> bytes:
+    """A unique claim as the relay publishes it (its key sealed with ``sealer``)."""
+    state = {"kind": "thing_secret", "key": key, "holder": uuid.uuid4(),
+             "timestamp": dt.datetime.now(dt.UTC), "originator_topic": "domain.base:UniqueKey"}
+    return encode(from_stored(position, "domain.base:UniqueKey.Claimed", uuid.uuid4(), 1, state, sealer))
+
+
+def test_the_projector_opens_only_the_events_its_views_read_sealed() -> None:
+    from redis.asyncio import Redis
+
+    from domain.base import UniqueKey
+    from domain.things import Thing
+    from projections.catalogue import VIEWS
+    from projections.envelope import name_of, sealed_read_by
+
+    redis = Redis.from_url("redis://127.0.0.1:1")  # never connected to
+    views = {v.name: v.over_redis(redis, "p:") if v.redis else v.over_sql(None) for v in VIEWS}
+    opened = sealed_read_by(views.values())
+    assert opened is not None and {name_of(Thing.Created), name_of(Thing.SecretChanged)} <= opened
+    assert name_of(UniqueKey.Claimed) not in opened  # no view reads a claim's key
+    assert sealed_read_by([views["events"]]) == frozenset()  # the audit log hides them unopened
+    assert sealed_read_by([views["thing_keys"]]) == {name_of(Thing.Created), name_of(Thing.SecretChanged)}
+    assert sealed_read_by([views["things"], object()]) is None  # a view that says nothing: every event
+
+    sealer = Sealer(KEY)
+    topic, tid, state = _stored_thing("device-secret-1")
+    thing = encode(from_stored(7, topic, tid, 1, dict(state), sealer))
+    assert decode(thing, sealer, opened).data["secret"] == "device-secret-1"
+    claim = decode(_claim(sealer, "a" * 64), sealer, opened)
+    assert is_sealed(claim.data["key"])  # left sealed: not opened, not checked
+    assert decode(_claim(sealer, "a" * 64), sealer).data["key"] == "a" * 64  # every event: as before
+
+
+def test_the_audit_log_hides_a_credential_alike_whether_opened_or_not() -> None:
+    from projections.events import redact
+
+    sealer = Sealer(KEY)
+    for key in ("a" * 64, "", "x"):
+        raw = _claim(sealer, key)
+        sealed, opened = decode(raw).data, decode(raw, sealer).data
+        assert is_sealed(sealed["key"]) and opened["key"] == key
+        assert redact(sealed, top=True) == redact(opened, top=True) == {**opened, "key": "***" if key else ""}
+    nested = {"secret": None, "metadata": {"key": "k", "list": [{"client_key": ""}, 1, [{"new_secret": "s"}]]},
+              "tags": ["a"], "external_key": sealer.seal("", AD)}
+    assert redact(nested, top=True) == {
+        "secret": None, "metadata": {"key": "***", "list": [{"client_key": ""}, 1, [{"new_secret": "***"}]]},
+        "tags": ["a"], "external_key": ""}
+    plain = {"name": "t", "tags": ["a"], "metadata": {"k": [1, {"x": 2}]}}
+    assert redact(plain, top=True) is plain  # nothing to hide: not copied
+    # Below the top, a value that looks sealed is not a sealed credential of the event: "***".
+    assert redact({"metadata": {"key": sealer.seal("", AD)}}, top=True) == {"metadata": {"key": "***"}}
