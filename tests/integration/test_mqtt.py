@@ -21,7 +21,8 @@ import pytest
 
 from infra.mqtt import address
 from infra.settings import Settings
-from projections.access import SESSIONS_KEPT, SessionRecord
+from projections.access import SessionRecord
+from projections.access_scripts import SESSIONS_KEPT
 from tests.conftest import Client, eventually
 from tests.integration.mqttkit import api, device, mqtt_service  # noqa: F401 - fixtures
 from workers.thingaccess import thing_access
