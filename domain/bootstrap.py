@@ -21,6 +21,7 @@ from domain.commands import (
 from domain.common import NO_META, Done, Principal, authorize, check_text, check_uuid
 from domain.connections import connect_changes, disconnect_changes
 from domain.errors import Conflict, Invalid, NotFound
+from domain.fresh import fresh
 from domain.things import Thing, _thing_for, check_new_thing, new_thing_changes
 
 EXTERNAL_ID_KIND = "external_id"
@@ -144,7 +145,7 @@ def config_changes(at: Attempt, who: Principal, thing_id: UUID, external_id: str
                   name=name, content=content, channels=channels, client_cert=certs[0], client_key=certs[1],
                   ca_cert=certs[2])
     if existing is None:
-        config = Config(**fields)
+        config = fresh(Config, **fields)
     elif existing.removed:
         existing.readd(**fields)
         config = existing

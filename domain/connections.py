@@ -18,6 +18,7 @@ from domain.channels import Channel
 from domain.commands import Connect, Disconnect
 from domain.common import MAX_BULK, NO_META, Done, Principal, authorize, check_uuid
 from domain.errors import Forbidden, Invalid, NotFound
+from domain.fresh import fresh
 from domain.policies import channel_grants
 from domain.things import Thing
 
@@ -129,9 +130,9 @@ def _connect(at: Attempt, who: Principal, channel_ids: Any, thing_ids: Any,
     for cid in cids:
         for tid in tids:
             # A thing or channel made by this same command has no connection yet.
-            fresh = at.made_new(UUID(str(tid))) or at.made_new(UUID(str(cid)))
-            conn = (None if fresh else at.get_or_none(Connection, connection_id(cid, tid))) \
-                or Connection(channel_id=cid, thing_id=tid)
+            new = at.made_new(UUID(str(tid))) or at.made_new(UUID(str(cid)))
+            conn = (None if new else at.get_or_none(Connection, connection_id(cid, tid))) \
+                or fresh(Connection, channel_id=cid, thing_id=tid)
             conn.connect(who.user_id, actions)
             every.append(conn)
     return every, [c for c in every if c._pending_events]

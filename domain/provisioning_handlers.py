@@ -22,6 +22,7 @@ from domain.commands import (
 )
 from domain.common import NO_META, Done, Principal, check_text
 from domain.errors import Conflict
+from domain.fresh import fresh
 from domain.provisioning import (
     COMPENSATING,
     FAILED,
@@ -54,7 +55,7 @@ class ProvisionHandlers:
         def build(at: Attempt) -> tuple[Provisioning, list[Entity]]:
             p = at.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id))
             if p is None:
-                p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
+                p = fresh(Provisioning, owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
                                  layout=layout)
             elif p.status == FAILED:
                 p.restart(external_key=ext_key, name=gw_name, layout=layout)
@@ -83,7 +84,7 @@ class ProvisionHandlers:
             # Read, not assumed absent: a repeat must not cost a whole build and a refused write.
             if at.get_or_none(Provisioning, provisioning_id(who.user_id, ext_id)) is not None:
                 raise AlreadyStarted("the provisioning exists")
-            p = Provisioning(owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
+            p = fresh(Provisioning, owner=who.user_id, external_id=ext_id, external_key=ext_key, name=gw_name,
                              layout=layout)
             made: dict[UUID, Entity] = {p.id: p}
             at.made = made  # the later steps read what the earlier ones made

@@ -26,6 +26,7 @@ from domain.channels import Channel
 from domain.common import check_metadata
 from domain.connections import Connection, connect_changes, connection_id, disconnect_changes
 from domain.errors import Conflict, DomainError, NotFound, Unavailable
+from domain.fresh import fresh
 from domain.provisioning import EXTERNAL_ID, GATEWAY_CHANNELS, Provisioning
 from domain.things import NewThing, Thing, new_thing_changes, remove_thing_changes
 
@@ -88,7 +89,7 @@ def _make_channels(at: Attempt, p: Provisioning, _issuer: Issuer | None) -> tupl
         cid = p.made_id("channel", i)
         if not at.absent(cid):
             raise Conflict("channel id already exists")
-        channels.append(Channel(id=cid, owner=p.owner, name=spec.get("name", ""), description="",
+        channels.append(fresh(Channel, id=cid, owner=p.owner, name=spec.get("name", ""), description="",
                                 metadata=check_metadata(spec.get("metadata")), enabled=True))
     return {"count": len(channels)}, channels
 

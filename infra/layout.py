@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import tomllib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -36,13 +36,20 @@ class ProvisionSettings:
     # The layout is the packaged default: its content's MQTT addresses are this service's.
     # A user's file (or SMQ_PROVISION_BS_CONTENT) is taken as written.
     service_mqtt: bool = False
+    # The effective layout by MQTT address, made once (not a deep copy of the content per
+    # request); nothing changes a layout after it is made (commands copy it: Layout.as_dict).
+    _effective: dict[str, Layout] = field(default_factory=dict, init=False, compare=False, repr=False)
 
     def effective(self, mqtt_url: str | None) -> Layout:
         """The layout a provisioning gets now: with the MQTT address devices dial
         (``Settings.mqtt_url``, else ``DEFAULT_MQTT_URL``) when the layout is the default."""
         if not self.service_mqtt:
             return self.layout
-        return replace(self.layout, content=with_mqtt(self.layout.content, mqtt_url or DEFAULT_MQTT_URL))
+        url = mqtt_url or DEFAULT_MQTT_URL
+        made = self._effective.get(url)
+        if made is None:
+            made = self._effective[url] = replace(self.layout, content=with_mqtt(self.layout.content, url))
+        return made
 
 
 def with_mqtt(content: dict[str, Any], url: str) -> dict[str, Any]:

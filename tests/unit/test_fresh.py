@@ -13,9 +13,12 @@ from eventsourcing.domain import Aggregate
 
 from domain.app import Principal, Smq
 from domain.base import NAMESPACE, Entity, Meta, UniqueKey, derived_id, key_id
+from domain.bootstrap import Config
 from domain.channels import Channel
+from domain.connections import Connection
 from domain.errors import Conflict
 from domain.fresh import fresh, recipe
+from domain.provisioning import Layout, Provisioning
 from domain.things import SECRET_KIND, Thing, secret_key
 
 OWNER = Principal(uuid.uuid4())
@@ -34,6 +37,13 @@ CASES = [
     (UniqueKey, {"kind": SECRET_KIND, "key": secret_key("s-1"), "holder": uuid.uuid4()}),
     (Channel, {"id": uuid.uuid4(), "owner": OWNER.user_id, "name": "room", "description": "",
                "metadata": {"floor": 2}, "enabled": True}),
+    # What a provisioning makes (domain/provisioning_steps.py) and a connect command makes.
+    (Connection, {"channel_id": uuid.uuid4(), "thing_id": uuid.uuid4()}),
+    (Config, {"thing_id": uuid.uuid4(), "owner": OWNER.user_id, "external_id": "aa:bb", "external_key": "k",
+              "name": "gw", "content": '{"agent": {}}', "channels": [str(uuid.uuid4())],
+              "client_cert": "", "client_key": "", "ca_cert": ""}),
+    (Provisioning, {"owner": OWNER.user_id, "external_id": "aa:bb", "external_key": "k", "name": "gw",
+                    "layout": Layout().as_dict()}),
 ]
 
 

@@ -6,8 +6,13 @@ from __future__ import annotations
 import fnmatch
 import json
 import tomllib
+import uuid
+from dataclasses import asdict, replace
+from datetime import date
 from pathlib import Path
 
+from domain.base import derived_id
+from domain.provisioning import Layout, Provisioning
 from infra import layout
 from infra.settings import Settings
 
@@ -66,3 +71,39 @@ def test_the_layout_file_ships_with_the_package() -> None:
     data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert any(fnmatch.fnmatch(layout.DEFAULT_FILE, pattern) for pattern in data["infra"])
     assert (ROOT / "infra" / layout.DEFAULT_FILE).is_file()
+
+
+def test_the_effective_layout_is_made_once_per_address_and_not_carried_to_another() -> None:
+    conf = layout.load(Settings(mqtt_url=URL))
+    first = conf.effective(URL)
+    assert conf.effective(URL) is first  # made once, not a copy of the content per request
+    assert conf.effective("tcp://other:1").content["agent"]["mqtt"]["url"] == "tcp://other:1"
+    assert conf.effective(URL).content["agent"]["mqtt"]["url"] == URL
+    # A settings made from another (a test's, a reload's) has its own: not the first one's.
+    other = replace(conf, layout=replace(conf.layout, content={"agent": {"mqtt": {"url": "x"}}}))
+    assert other.effective(URL).content == {"agent": {"mqtt": {"url": URL}}}
+    assert conf.effective(URL) is first
+
+
+def test_a_layout_s_dict_is_asdict_s_a_deep_copy() -> None:
+    lay = layout.load(Settings(mqtt_url=URL)).effective(URL)
+    odd = replace(lay, things=[{"name": "t", "metadata": {"n": (1, 2.5, None, True), "at": date(2026, 1, 2)}}])
+    for each in (lay, odd, Layout()):
+        got = each.as_dict()
+        assert got == asdict(each) and json.dumps(got, default=str) == json.dumps(asdict(each), default=str)
+        assert type(got["things"][0]["metadata"].get("n", ())) is tuple
+    got = lay.as_dict()
+    got["content"]["agent"]["mqtt"]["url"] = "changed"
+    got["things"][0]["metadata"]["external_id"] = "changed"
+    assert lay.content["agent"]["mqtt"]["url"] == URL
+    assert lay.things[0]["metadata"]["external_id"] == "xxxxxx"
+
+
+def test_made_ids_are_the_derived_ids_of_the_attempt() -> None:
+    owner = uuid.uuid4()
+    p = Provisioning(owner=owner, external_id="ext", external_key="k", name="gw", layout=Layout().as_dict())
+    assert p.made_id("thing", 0) == derived_id(p.id, 1, "thing", 0)
+    p.fail(step="things", reason="r", kind="Conflict")
+    p.finish_compensation()
+    p.restart(external_key="k", name="gw", layout=Layout().as_dict())
+    assert p.made_id("thing", 0) == derived_id(p.id, 2, "thing", 0) != derived_id(p.id, 1, "thing", 0)
