@@ -141,7 +141,9 @@ async def test_a_role_starts_while_the_first_listed_node_is_down(cluster: Cluste
     started = time.monotonic()
     svc = await asyncio.wait_for(Service.start(s, roles={"relay", "saga"}), 30)
     try:
-        assert time.monotonic() - started < 15
+        # Not the dead node's connect timeouts over and over (a bound, not a speed: the
+        # election of a new meta leader alone took 14-16 s on a machine loaded to 6-9).
+        assert time.monotonic() - started < 25
         assert f"{down.url}: " in caplog.text  # the log names the server that did not answer
         assert svc.container.nc.is_connected
         assert svc.container.nc.connected_url is not None
