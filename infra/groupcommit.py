@@ -8,11 +8,13 @@ each command with its result. A batch the store refuses (one command's version c
 taken unique value) is saved again one command at a time, so only the clashing command fails.
 Nothing is acknowledged before its transaction commits.
 
-The committing thread is the committer's own (started at the first save, ended by
-``close``), not a command's: under load it starts the next transaction as soon as one ends,
-where a command leading in turn had first to be woken (a few milliseconds on a busy process,
-with no transaction running meanwhile); every command waits for its own batch only, behind
-at most the transaction under way.
+A command that finds no transaction under way saves its own events at once, in its own
+thread (no thread is woken for it). Commands that come meanwhile queue up; when that
+transaction ends, the committer's own thread (started then, ended by ``close``) saves the
+queue, batch after batch, until it is empty: under load it starts the next transaction as
+soon as one ends, where a command leading in turn had first to be woken (a few milliseconds
+on a busy process, with no transaction running meanwhile). Every command waits for its own
+batch only, behind at most the transaction under way.
 """
 
 from __future__ import annotations
@@ -52,16 +54,17 @@ class _Entry:
 
 
 class GroupCommitter:
-    """Batches concurrent ``save(events)`` calls from many threads into few transactions,
-    saved by a thread of its own, at most ``max_batch`` commands a transaction, oldest first."""
+    """Batches concurrent ``save(events)`` calls from many threads into few transactions, at
+    most ``max_batch`` commands a transaction, oldest first."""
 
     def __init__(self, save: Save, max_batch: int = 500) -> None:
         self._save, self.max_batch = save, max_batch
         self._lock = threading.Lock()
         self._queue: list[_Entry] = []
+        self._busy = False  # a transaction is under way (a caller's or the thread's)
         self._thread: threading.Thread | None = None
-        self._idle = False  # the committing thread waits for ``_wake``
-        self._wake = threading.Lock()  # released to wake the idle committing thread
+        self._idle = False  # the committer's thread waits for ``_wake``
+        self._wake = threading.Lock()  # released to wake the idle thread
         self._wake.acquire()
         self._closed = False
         self.batches = 0      # transactions made, for the benchmark and metrics
@@ -73,20 +76,21 @@ class GroupCommitter:
         with self._lock:
             if self._closed:
                 raise RuntimeError("the group committer is closed")
-            self._queue.append(entry)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
-                self._thread.start()
-            elif self._idle:
-                self._idle = False
-                self._wake.release()
+            lead = not self._busy
+            if lead:
+                self._busy = True
+            else:
+                self._queue.append(entry)
+        if lead:
+            self._round([entry])
+            self._hand_over()
         entry.settled.acquire()
         if entry.failure is not None:
             raise entry.failure
         return entry.recordings
 
     def close(self) -> None:
-        """Save what is queued, then end the committing thread (no save is taken after)."""
+        """Save what is queued, then end the committer's thread (no save is taken after)."""
         with self._lock:
             self._closed = True
             thread = self._thread
@@ -96,25 +100,51 @@ class GroupCommitter:
         if thread is not None and thread is not threading.current_thread():
             thread.join()
 
-    def _run(self) -> None:
+    def _hand_over(self) -> None:
+        """After a caller's transaction: the queue to the committer's thread, or no longer busy."""
+        with self._lock:
+            if not self._queue:
+                self._busy = False
+                return
+            if self._closed:  # no thread to take it: the caller saves the rest itself
+                drain = True
+            elif self._thread is None:
+                drain = False
+                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                self._thread.start()
+            else:
+                drain = False
+                if self._idle:
+                    self._idle = False
+                    self._wake.release()
+        if drain:
+            self._run(stay=False)
+
+    def _run(self, stay: bool = True) -> None:
+        """Save the queue batch after batch until it is empty, then wait to be handed it again
+        (``stay``; or end, once closed)."""
         while True:
             with self._lock:
                 batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
                 if not batch:
-                    if self._closed:
+                    self._busy = False
+                    if self._closed or not stay:
                         return
                     self._idle = True
-            if not batch:
+            if batch:
+                self._round(batch)
+            else:
                 self._wake.acquire()
-                continue
-            started = time.perf_counter()
-            try:
-                self._commit(batch)
-                metrics.store_transaction(len(batch), time.perf_counter() - started)
-            except BaseException as exc:  # noqa: BLE001 - no command is left waiting, the thread goes on
-                for entry in batch:
-                    if not entry.done:
-                        entry.settle(failure=exc)
+
+    def _round(self, batch: list[_Entry]) -> None:
+        started = time.perf_counter()
+        try:
+            self._commit(batch)
+            metrics.store_transaction(len(batch), time.perf_counter() - started)
+        except BaseException as exc:  # noqa: BLE001 - no command is left waiting, the thread goes on
+            for entry in batch:
+                if not entry.done:
+                    entry.settle(failure=exc)
 
     def _commit(self, batch: list[_Entry]) -> None:
         self.batches += 1

@@ -75,6 +75,7 @@ def test_a_batch_that_commits_hands_each_command_its_own_position(app: Smq) -> N
     done = [app.create_user(f"u{i}@example.com", "12345678") for i in range(3)]
     assert [d.position for d in done] == [2, 4, 6]
     assert committer.batches == 3 and committer.commands == 3
+    assert committer._thread is None  # a call that finds no transaction under way saves itself
 
 
 def test_a_store_failure_reaches_every_waiting_command_and_the_next_commits() -> None:
@@ -108,20 +109,41 @@ def test_a_store_failure_reaches_every_waiting_command_and_the_next_commits() ->
         t.join(5)
     assert len(failures) == 4 and calls[:2] == [1, 3]  # each waiting command got the failure
     assert committer(object()) == []  # and the store, back, takes the next one
+    assert committer._busy is False
     committer.close()
 
 
+def _queue_behind_a_held_transaction(committer: GroupCommitter, gate: threading.Event,
+                                     count: int) -> list[threading.Thread]:
+    """A first call whose transaction waits for ``gate``, then ``count`` calls queued behind it
+    (which the committer's thread saves once the gate opens)."""
+    first = threading.Thread(target=committer, args=("first",))
+    first.start()
+    _wait_for(lambda: committer.batches == 1)
+    queued = [threading.Thread(target=committer, args=(i,)) for i in range(count)]
+    for t in queued:
+        t.start()
+    _wait_for(lambda: len(committer._queue) == count)
+    return [first, *queued]
+
+
 def test_the_committing_thread_outlives_a_failure_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A failure of the committing thread besides the save's (here its metrics) fails no
-    command already answered, leaves none waiting, and the next save is taken."""
+    """A failure of a transaction's own besides the save's (here its metrics) fails no command
+    already answered, leaves none waiting, and the next saves are taken, by a caller or by
+    the committer's thread."""
     def store_transaction(commands: int, seconds: float) -> None:
         raise RuntimeError("metrics broke")
 
     monkeypatch.setattr("infra.metrics.store_transaction", store_transaction)
-    committer = GroupCommitter(lambda *events: [])
-    assert committer(object()) == []
-    assert committer(object()) == []
-    assert committer._thread is not None and committer._thread.is_alive()
+    gate = threading.Event()
+    committer = GroupCommitter(lambda *events: (gate.wait(5), [])[1])
+    threads = _queue_behind_a_held_transaction(committer, gate, 3)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
+    assert committer.commands == 4 and committer._thread is not None
+    assert committer(object()) == []  # a lone call leads its own transaction again
     committer.close()
 
 
@@ -134,10 +156,7 @@ def test_close_saves_what_is_queued_and_refuses_what_comes_after() -> None:
         return []
 
     committer = GroupCommitter(save)
-    threads = [threading.Thread(target=committer, args=(i,)) for i in range(3)]
-    for t in threads:
-        t.start()
-    _wait_for(lambda: committer.commands + len(committer._queue) == 3)
+    threads = _queue_behind_a_held_transaction(committer, gate, 2)
     closing = threading.Thread(target=committer.close)
     closing.start()
     _wait_for(lambda: committer._closed)
@@ -145,19 +164,31 @@ def test_close_saves_what_is_queued_and_refuses_what_comes_after() -> None:
     closing.join(5)
     for t in threads:
         t.join(5)
-    assert sorted(saved) == [0, 1, 2]
-    assert committer._thread is not None and not committer._thread.is_alive()
+    assert sorted(saved, key=str) == [0, 1, "first"]
     with pytest.raises(RuntimeError):
         committer(3)
+
+
+def test_close_ends_the_committers_thread() -> None:
+    gate = threading.Event()
+    committer = GroupCommitter(lambda *events: (gate.wait(5), [])[1])
+    threads = _queue_behind_a_held_transaction(committer, gate, 2)
+    gate.set()
+    for t in threads:
+        t.join(5)
+    thread = committer._thread
+    assert thread is not None and thread.is_alive()  # it saved the queue, and waits for more
+    committer.close()
+    assert not thread.is_alive()
 
 
 def test_the_application_closes_its_committer() -> None:
     app = Smq(env={"PERSISTENCE_MODULE": "eventsourcing.popo"}, saver=GroupCommitter)
     app.create_user("u@example.com", "12345678")
     committer = app.saver
-    assert isinstance(committer, GroupCommitter) and committer._thread is not None
+    assert isinstance(committer, GroupCommitter)
     app.close()
-    assert not committer._thread.is_alive()
+    assert committer._closed
 
 
 def test_no_command_waits_behind_a_load_that_never_stops() -> None:
