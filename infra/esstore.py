@@ -18,11 +18,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from infra.transcoder import FastTranscoder
 
@@ -58,6 +59,7 @@ class Recorder(PostgresApplicationRecorder):
             "INSERT INTO {schema}.{identity} (store_id) VALUES ('" + str(uuid.uuid4()) + "')"
             " ON CONFLICT DO NOTHING").format(**names))
         self._identity_query = SQL("SELECT store_id FROM {schema}.{identity}").format(**names)
+        self._select_events: dict[tuple[bool, bool, bool, bool], str] = {}
         self._insert_call = SQL(
             "SELECT n AS notification_id FROM {schema}.{function}(%b, %b, %b, %b) AS n").format(**names)
 
@@ -72,6 +74,35 @@ class Recorder(PostgresApplicationRecorder):
                 [e.topic for e in stored_events], [e.state for e in stored_events]))
             return [row["notification_id"] for row in curs.fetchall()]
 
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
+                      desc: bool = False, limit: int | None = None) -> Sequence[StoredEvent]:
+        """The library's, with its statement rendered once per shape rather than composed and
+        rendered again at every call (an aggregate's load: a command reads a few each)."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        params = [originator_id, *(p for p in (gt, lte, limit) if p is not None)]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            statement = self._select_events.get(shape)
+            if statement is None:
+                statement = self._select_events[shape] = self._select_events_of(*shape).as_string(conn)
+            curs.execute(statement, params, prepare=True)
+            return [StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
+                                topic=row["topic"], state=bytes(row["state"]))
+                    for row in curs.fetchall()]
+
+    def _select_events_of(self, gt: bool, lte: bool, desc: bool, limit: bool) -> Composed:
+        """The library's statement of ``select_events`` for these arguments, as it composes it."""
+        statement: Composed = self.select_events_statement
+        if gt:
+            statement += SQL(" AND originator_version > %s")
+        if lte:
+            statement += SQL(" AND originator_version <= %s")
+        statement += SQL(" ORDER BY originator_version")
+        statement += SQL(" DESC") if desc else SQL(" ASC")
+        if limit:
+            statement += SQL(" LIMIT %s")
+        return statement
 
     def store_id(self) -> str:
         """The identity of this store (created with its tables, never changed)."""
