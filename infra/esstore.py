@@ -62,6 +62,7 @@ class Recorder(PostgresApplicationRecorder):
         self._select_events: dict[tuple[bool, bool, bool, bool], str] = {}
         self._insert_call = SQL(
             "SELECT n AS notification_id FROM {schema}.{function}(%b, %b, %b, %b) AS n").format(**names)
+        self._insert_text: str | None = None  # the statement rendered, at the first insert
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -69,11 +70,12 @@ class Recorder(PostgresApplicationRecorder):
             return []
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             assert conn.autocommit  # the statement is its own transaction
-            curs.execute(self._insert_call, (
+            if self._insert_text is None:
+                self._insert_text = self._insert_call.as_string(conn)
+            curs.execute(self._insert_text, (
                 [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
                 [e.topic for e in stored_events], [e.state for e in stored_events]))
             return [row["notification_id"] for row in curs.fetchall()]
-
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
