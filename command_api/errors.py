@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
@@ -66,25 +65,22 @@ def error_response(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
 
 
-@web.middleware
-async def errors_middleware(request: web.Request,
-                            handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    try:
-        return await handler(request)
-    except DomainError as exc:
+def answer_of(request: web.Request, exc: Exception) -> web.Response:
+    """The answer of an exception a route raised, called where it is caught (an HTTP
+    exception below 400, a redirect, is not one: it goes on as it is): a domain error's
+    status and message, an HTTP error's status in the same shape, and for anything else a
+    logged 500 that reveals nothing."""
+    if isinstance(exc, DomainError):
         resp = error_response(status_of(exc), exc.message)
         if isinstance(exc, TooManyFailures):
             resp.headers["Retry-After"] = str(max(1, math.ceil(exc.wait)))
         return resp
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
+    if isinstance(exc, web.HTTPException):
         message = {404: "not found", 405: "method not allowed", 413: "request body too large"}.get(
             exc.status, exc.reason.lower())
         resp = error_response(exc.status, message)
         if exc.status == 405 and "Allow" in exc.headers:
             resp.headers["Allow"] = exc.headers["Allow"]
         return resp
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        return error_response(500, "internal server error")
+    log.exception("unexpected error on %s %s", request.method, request.path)
+    return error_response(500, "internal server error")

@@ -1,4 +1,5 @@
-"""Request ids, access logs and HTTP metrics (one middleware), and the ``/metrics`` page."""
+"""Request ids, access logs and HTTP metrics (the first and last steps of the API's middleware),
+and the ``/metrics`` page."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import re
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from contextvars import Token
 
 from aiohttp import web
 
@@ -37,34 +38,23 @@ def route_of(request: web.Request) -> str:
     return resource.canonical if resource is not None else UNMATCHED
 
 
-@web.middleware
-async def observability_middleware(
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """Give the request its id (also the events' correlation id), answer it in ``X-Request-ID``,
-    count and time the request by route and status, and log one access line (no secrets)."""
+def begin(request: web.Request) -> tuple[str, Token[str | None], float]:
+    """Give the request its id (also the events' correlation id) before anything else runs:
+    the id, the log context's token, the time it began."""
     rid = incoming_id(request) or str(uuid.uuid4())
     request[REQUEST_ID] = rid
-    token = request_id_var.set(rid)
-    started = time.perf_counter()
-    status = 500
-    try:
-        resp = await handler(request)
-        status = resp.status
-        if not resp.prepared:
-            resp.headers[REQUEST_ID_HEADER] = rid
-        return resp
-    except web.HTTPException as exc:
-        status = exc.status
-        exc.headers[REQUEST_ID_HEADER] = rid
-        raise
-    finally:
-        seconds = time.perf_counter() - started
-        route = route_of(request)
-        metrics.http_request(request.method, route, status, seconds)
+    return rid, request_id_var.set(rid), time.perf_counter()
+
+
+def end(request: web.Request, token: Token[str | None], started: float, status: int) -> None:
+    """Count and time the request by route and status, and log one access line (no secrets)."""
+    seconds = time.perf_counter() - started
+    route = route_of(request)
+    metrics.http_request(request.method, route, status, seconds)
+    if log.isEnabledFor(logging.INFO):
         log.info("request", extra={"method": request.method, "route": route, "status": status,
                                    "duration_ms": round(seconds * 1000, 3)})
-        request_id_var.reset(token)
+    request_id_var.reset(token)
 
 
 async def metrics_page(request: web.Request) -> web.Response:

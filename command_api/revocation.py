@@ -5,13 +5,17 @@ older than the user's; a JWT alone would stay valid until it expires)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Coroutine
+from typing import Any
 from uuid import UUID
 
 from aiohttp import web
 
 from command_api.context import PRINCIPAL, bearer_token, container, token_principal
+from domain.app import Principal
 from domain.errors import Unauthenticated
+from infra.tokens import Claims
+from service.container import Container
 
 
 class ActiveUsers:
@@ -42,23 +46,29 @@ class ActiveUsers:
 ACTIVE = web.AppKey("active_users", ActiveUsers)
 
 
-@web.middleware
-async def revocation_middleware(
-        request: web.Request,
-        handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
-    """401 for a valid access token of a user who is not active; the checked caller is kept
-    for the route. Anything that is not a valid access token is left to the route to judge."""
+def caller_check(request: web.Request) -> Coroutine[Any, Any, None] | None:
+    """Before any route: a valid access token of a user who is not active is a 401; the
+    checked caller is kept for the route. None when no look at the store is needed (no valid
+    access token, which the route judges: a refresh token, a bad one; or a user found active
+    lately, kept at once), else the look to await (``Unauthenticated`` for a user not active
+    or a token of an earlier epoch)."""
     token = bearer_token(request)
-    if token is not None:
-        c = container(request)
-        try:
-            who, claims = token_principal(c, token)
-        except Unauthenticated:
-            return await handler(request)  # a refresh token, or a bad one: the route decides
-        active = request.app[ACTIVE]
-        if not active.fresh(claims.user_id, claims.epoch):
-            # Unauthenticated (401) for a user not active or a token of an earlier epoch.
-            user = await c.store.run(c.store.app.active_user, claims.user_id, claims.epoch)
-            active.seen(claims.user_id, user.tokens_epoch)
+    if token is None:
+        return None
+    c = container(request)
+    try:
+        who, claims = token_principal(c, token)
+    except Unauthenticated:
+        return None  # a refresh token, or a bad one: the route decides
+    active = request.app[ACTIVE]
+    if active.fresh(claims.user_id, claims.epoch):
         request[PRINCIPAL] = who
-    return await handler(request)
+        return None
+    return _look(request, c, active, who, claims)
+
+
+async def _look(request: web.Request, c: Container, active: ActiveUsers, who: Principal,
+                claims: Claims) -> None:
+    user = await c.store.run(c.store.app.active_user, claims.user_id, claims.epoch)
+    active.seen(claims.user_id, user.tokens_epoch)
+    request[PRINCIPAL] = who

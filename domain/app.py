@@ -158,6 +158,13 @@ class Smq(Application):
     def hasher(self, hasher: Hasher) -> None:
         self.users.hasher = hasher
 
+    def close(self) -> None:
+        """Close the saver (a group committer's thread), then the store's connections."""
+        closing = getattr(self.saver, "close", None)
+        if closing is not None:
+            closing()
+        super().close()
+
     def record(self, *events: Any) -> list[Any]:
         """Store domain events in one transaction; their recordings. What ``save`` does for
         events, without its per-object protocol checks (``isinstance`` against a runtime

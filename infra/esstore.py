@@ -18,12 +18,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Transcoder
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresFactory
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from infra.transcoder import FastTranscoder
 
@@ -65,8 +66,10 @@ class Recorder(PostgresApplicationRecorder):
         self._rows_query = SQL(
             "SELECT notification_id, originator_id::text, originator_version, topic, state"
             " FROM {schema}.{table} WHERE notification_id>=%s ORDER BY notification_id LIMIT %s").format(**names)
+        self._select_events: dict[tuple[bool, bool, bool, bool], str] = {}
         self._insert_call = SQL(
             "SELECT n AS notification_id FROM {schema}.{function}(%b, %b, %b, %b) AS n").format(**names)
+        self._insert_text: str | None = None  # the statement rendered, at the first insert
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Sequence[int] | None:
@@ -74,7 +77,9 @@ class Recorder(PostgresApplicationRecorder):
             return []
         with self.datastore.get_connection() as conn, conn.cursor() as curs:
             assert conn.autocommit  # the statement is its own transaction
-            curs.execute(self._insert_call, (
+            if self._insert_text is None:
+                self._insert_text = self._insert_call.as_string(conn)
+            curs.execute(self._insert_text, (
                 [e.originator_id for e in stored_events], [e.originator_version for e in stored_events],
                 [e.topic for e in stored_events], [e.state for e in stored_events]))
             return [row["notification_id"] for row in curs.fetchall()]
@@ -87,6 +92,35 @@ class Recorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as curs:
             curs.execute(self._rows_query, (start, limit), prepare=True, binary=True)
             return curs.fetchall()
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def select_events(self, originator_id: UUID | str, *, gt: int | None = None, lte: int | None = None,
+                      desc: bool = False, limit: int | None = None) -> Sequence[StoredEvent]:
+        """The library's, with its statement rendered once per shape rather than composed and
+        rendered again at every call (an aggregate's load: a command reads a few each)."""
+        shape = (gt is not None, lte is not None, desc, limit is not None)
+        params = [originator_id, *(p for p in (gt, lte, limit) if p is not None)]
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            statement = self._select_events.get(shape)
+            if statement is None:
+                statement = self._select_events[shape] = self._select_events_of(*shape).as_string(conn)
+            curs.execute(statement, params, prepare=True)
+            return [StoredEvent(originator_id=row["originator_id"], originator_version=row["originator_version"],
+                                topic=row["topic"], state=bytes(row["state"]))
+                    for row in curs.fetchall()]
+
+    def _select_events_of(self, gt: bool, lte: bool, desc: bool, limit: bool) -> Composed:
+        """The library's statement of ``select_events`` for these arguments, as it composes it."""
+        statement: Composed = self.select_events_statement
+        if gt:
+            statement += SQL(" AND originator_version > %s")
+        if lte:
+            statement += SQL(" AND originator_version <= %s")
+        statement += SQL(" ORDER BY originator_version")
+        statement += SQL(" DESC") if desc else SQL(" ASC")
+        if limit:
+            statement += SQL(" LIMIT %s")
+        return statement
 
     def store_id(self) -> str:
         """The identity of this store (created with its tables, never changed)."""

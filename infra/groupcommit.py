@@ -2,11 +2,19 @@
 
 The eventsourcing PostgreSQL recorder takes a table lock for every insert, to keep the
 notification order gap-free, so single saves queue behind each other (a few hundred a
-second). Here the first command to arrive becomes the leader and saves, in one
-transaction, everything that queued up while the previous transaction ran; the others
-wait for their result. A batch the store refuses (one command's version clash or taken
-unique value) is saved again one command at a time, so only the clashing command fails.
+second). Here a command's events wait in a queue; one thread of the committer's own saves,
+in one transaction, everything that queued up while its previous transaction ran, and wakes
+each command with its result. A batch the store refuses (one command's version clash or
+taken unique value) is saved again one command at a time, so only the clashing command fails.
 Nothing is acknowledged before its transaction commits.
+
+A command that finds no transaction under way saves its own events at once, in its own
+thread (no thread is woken for it). Commands that come meanwhile queue up; when that
+transaction ends, the committer's own thread (started then, ended by ``close``) saves the
+queue, batch after batch, until it is empty: under load it starts the next transaction as
+soon as one ends, where a command leading in turn had first to be woken (a few milliseconds
+on a busy process, with no transaction running meanwhile). Every command waits for its own
+batch only, behind at most the transaction under way.
 """
 
 from __future__ import annotations
@@ -14,7 +22,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, wait
 from typing import Any
 
 from eventsourcing.persistence import IntegrityError
@@ -25,29 +32,41 @@ Save = Callable[..., list[Any]]
 
 
 class _Entry:
-    """A command waiting in the queue: its events, its result, and the baton of leadership."""
+    """A command waiting in the queue: its events, then its recordings or its failure."""
 
-    __slots__ = ("events", "result", "baton")
+    __slots__ = ("events", "recordings", "failure", "settled", "done")
 
     def __init__(self, events: Sequence[Any]) -> None:
         self.events = events
-        self.result: Future[list[Any]] = Future()
-        self.baton: Future[bool] = Future()
+        self.recordings: list[Any] = []
+        self.failure: BaseException | None = None
+        self.settled = threading.Lock()  # held until the entry is settled
+        self.settled.acquire()
+        self.done = False
+
+    def settle(self, recordings: list[Any] | None = None, failure: BaseException | None = None) -> None:
+        if failure is not None:
+            self.failure = failure
+        elif recordings is not None:
+            self.recordings = recordings
+        self.done = True
+        self.settled.release()
 
 
 class GroupCommitter:
-    """Batches concurrent ``save(events)`` calls from many threads into few transactions.
-
-    A leader commits what is queued; once its own command is done it hands the lead to the
-    oldest waiting command and returns, so no command waits longer than a couple of
-    transactions, however long the load lasts.
-    """
+    """Batches concurrent ``save(events)`` calls from many threads into few transactions, at
+    most ``max_batch`` commands a transaction, oldest first."""
 
     def __init__(self, save: Save, max_batch: int = 500) -> None:
         self._save, self.max_batch = save, max_batch
         self._lock = threading.Lock()
         self._queue: list[_Entry] = []
-        self._leading = False
+        self._busy = False  # a transaction is under way (a caller's or the thread's)
+        self._thread: threading.Thread | None = None
+        self._idle = False  # the committer's thread waits for ``_wake``
+        self._wake = threading.Lock()  # released to wake the idle thread
+        self._wake.acquire()
+        self._closed = False
         self.batches = 0      # transactions made, for the benchmark and metrics
         self.commands = 0     # commands they carried
 
@@ -55,41 +74,77 @@ class GroupCommitter:
         """Save ``events`` atomically (possibly with others'); their recordings, or the error."""
         entry = _Entry(events)
         with self._lock:
-            self._queue.append(entry)
-            lead = not self._leading
+            if self._closed:
+                raise RuntimeError("the group committer is closed")
+            lead = not self._busy
             if lead:
-                self._leading = True
-        if not lead:
-            either: list[Future[Any]] = [entry.result, entry.baton]
-            wait(either, return_when=FIRST_COMPLETED)
-            lead = not entry.result.done()
+                self._busy = True
+            else:
+                self._queue.append(entry)
         if lead:
-            self._lead(entry)
-        recordings = entry.result.result()
-        positions = [i for r in recordings
-                     if isinstance(i := getattr(getattr(r, "notification", None), "id", None), int)]
-        if positions:
-            metrics.store_position(max(positions))
-        return recordings
+            self._round([entry])
+            self._hand_over()
+        entry.settled.acquire()
+        if entry.failure is not None:
+            raise entry.failure
+        return entry.recordings
 
-    def _lead(self, own: _Entry) -> None:
+    def close(self) -> None:
+        """Save what is queued, then end the committer's thread (no save is taken after)."""
+        with self._lock:
+            self._closed = True
+            thread = self._thread
+            if self._idle:
+                self._idle = False
+                self._wake.release()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
+
+    def _hand_over(self) -> None:
+        """After a caller's transaction: the queue to the committer's thread, or no longer busy."""
+        with self._lock:
+            if not self._queue:
+                self._busy = False
+                return
+            if self._closed:  # no thread to take it: the caller saves the rest itself
+                drain = True
+            elif self._thread is None:
+                drain = False
+                self._thread = threading.Thread(target=self._run, name="group-commit", daemon=True)
+                self._thread.start()
+            else:
+                drain = False
+                if self._idle:
+                    self._idle = False
+                    self._wake.release()
+        if drain:
+            self._run(stay=False)
+
+    def _run(self, stay: bool = True) -> None:
+        """Save the queue batch after batch until it is empty, then wait to be handed it again
+        (``stay``; or end, once closed)."""
         while True:
             with self._lock:
                 batch, self._queue = self._queue[:self.max_batch], self._queue[self.max_batch:]
                 if not batch:
-                    self._leading = False
-                    return
-            started = time.perf_counter()
+                    self._busy = False
+                    if self._closed or not stay:
+                        return
+                    self._idle = True
+            if batch:
+                self._round(batch)
+            else:
+                self._wake.acquire()
+
+    def _round(self, batch: list[_Entry]) -> None:
+        started = time.perf_counter()
+        try:
             self._commit(batch)
             metrics.store_transaction(len(batch), time.perf_counter() - started)
-            if own.result.done():
-                with self._lock:
-                    if not self._queue:
-                        self._leading = False
-                        return
-                    # The oldest waiting command leads on (the lead stays taken meanwhile).
-                    self._queue[0].baton.set_result(True)
-                return
+        except BaseException as exc:  # noqa: BLE001 - no command is left waiting, the thread goes on
+            for entry in batch:
+                if not entry.done:
+                    entry.settle(failure=exc)
 
     def _commit(self, batch: list[_Entry]) -> None:
         self.batches += 1
@@ -101,19 +156,31 @@ class GroupCommitter:
                 pass  # someone in the batch clashed: find out who, one by one
             except BaseException as exc:  # noqa: BLE001 - every waiter gets the failure
                 for entry in batch:
-                    entry.result.set_exception(exc)
+                    entry.settle(failure=exc)
                 return
             else:
                 self._resolve(batch, recordings)
                 return
         for entry in batch:
             try:
-                entry.result.set_result(self._save(*entry.events))
+                own = self._save(*entry.events)
             except BaseException as exc:  # noqa: BLE001 - handed to the waiting command
-                entry.result.set_exception(exc)
+                entry.settle(failure=exc)
+            else:
+                _seen(own)
+                entry.settle(own)
 
     @staticmethod
     def _resolve(batch: list[_Entry], recordings: list[Any]) -> None:
+        _seen(recordings)
         by_event = {id(r.domain_event): r for r in recordings}
         for entry in batch:
-            entry.result.set_result([by_event[id(e)] for e in entry.events if id(e) in by_event])
+            entry.settle([by_event[id(e)] for e in entry.events if id(e) in by_event])
+
+
+def _seen(recordings: list[Any]) -> None:
+    """The store's position gauge (``smq_store_position``) moved to the last of a commit."""
+    positions = [i for r in recordings
+                 if isinstance(i := getattr(getattr(r, "notification", None), "id", None), int)]
+    if positions:
+        metrics.store_position(max(positions))

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
 
 from domain.app import Done, Smq
 from infra.admission import Admission
+from infra.threads import Workers
 from projections.envelope import Envelope, from_stored
 from projections.sealing import Sealer
 
@@ -18,12 +17,12 @@ T = TypeVar("T")
 
 
 class Store:
-    """Async face of the store; every call runs in a small thread pool."""
+    """Async face of the store; every call runs on one of a few threads (``infra.threads``)."""
 
     def __init__(self, app: Smq, workers: int = 8, sealer: Sealer | None = None) -> None:
         self.app = app
         self.sealer = sealer  # seals the credentials of what ``read`` returns (the bus format)
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="store")
+        self._pool = Workers(workers, "store")
         self._committed: list[Callable[[int], None]] = []
         self._identity: str | None = None
         # Holds new commands while the views are too far behind (``infra.admission``).
@@ -39,8 +38,7 @@ class Store:
         self._committed.append(callback)
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, partial(fn, *args, **kwargs))
+        return await self._pool.run(partial(fn, *args, **kwargs))
 
     async def command(self, fn: Callable[..., Done], *args: Any, **kwargs: Any) -> Done:
         if self.admission is not None:
@@ -89,5 +87,5 @@ class Store:
     def close(self) -> None:
         if self.admission is not None:
             self.admission.close()
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown()
         self.app.close()

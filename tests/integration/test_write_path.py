@@ -530,3 +530,28 @@ async def test_a_redis_batch_keeps_each_keys_last_write(redis: Redis, settings: 
         assert await redis.hgetall(f"{p}m{i}") == {b"id": f"t{i}".encode(), b"status": b"enabled",
                                                     b"n": str(i).encode()}
     await redis.delete(*[f"{p}m{i}" for i in range(2500)])
+
+
+# -- the recorder: an aggregate's events read with its statements rendered once -----------------
+async def test_select_events_answers_as_the_librarys_for_every_shape(container: Container) -> None:
+    from eventsourcing.postgres import PostgresApplicationRecorder
+
+    app = container.store.app
+    admin = Principal(uuid.uuid4(), admin=True)
+    made = await container.store.run(app.create_things, admin, [{"name": f"t{i}"} for i in range(3)])
+    thing = made.result[0]
+    for i in range(4):  # versions 2..5 of one thing
+        await container.store.run(app.update_thing, admin, thing.id, f"renamed {i}", None)
+    recorder = app.recorder
+    ids = [thing.id, made.result[1].id, uuid.uuid4()]  # several versions, one, none
+    shapes: list[dict[str, Any]] = [{}, {"gt": 2}, {"lte": 3}, {"gt": 1, "lte": 4}, {"desc": True},
+                                    {"desc": True, "limit": 1}, {"gt": 1, "lte": 5, "desc": True, "limit": 2},
+                                    {"limit": 2}]
+    for _ in range(2):  # rendered the first time, then taken as rendered
+        for shape in shapes:
+            for oid in ids:
+                ours = await container.store.run(recorder.select_events, oid, **shape)
+                library = await container.store.run(PostgresApplicationRecorder.select_events, recorder, oid,
+                                                    **shape)
+                assert ours == library, shape
+    assert [e.originator_version for e in recorder.select_events(thing.id, gt=1, lte=4, desc=True)] == [4, 3, 2]
