@@ -183,8 +183,11 @@ class Freshness:
                 self._stale(self.behind(views, target), target)
                 return False
             self._changed.clear()
+            # ``asyncio.timeout``, not ``wait_for``: in 3.11 a cancellation arriving as the short
+            # bound ends could be swallowed, and a worker stopped while waiting here never ended.
             try:
-                await asyncio.wait_for(self._changed.wait(), min(left, 0.01))
+                async with asyncio.timeout(min(left, 0.01)):
+                    await self._changed.wait()
             except TimeoutError:
                 pass
 

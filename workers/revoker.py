@@ -123,10 +123,12 @@ class Revoker:
             with contextlib.suppress(Exception):
                 await sub.unsubscribe()  # type: ignore[attr-defined]
         self._subs = []
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        task, self._task = self._task, None
+        # Cancelled again until it ends: a cancellation swallowed deep in a wait (a library's
+        # race) must not leave the stop waiting for ever.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
 
     async def _run(self) -> None:
         while True:
