@@ -74,9 +74,9 @@ async def _connect_nats(url: str) -> Client:
 # Each role's share of its process's PostgreSQL connections at most: (the event store's pool,
 # the views' pool). A process's pools are the sum of its roles' shares, unless
 # SMQ_PG_STORE_POOL / SMQ_PG_VIEWS_POOL set them; the relay holds two more (its LISTEN and its
-# lease). The API's store share is the store's thread count (SMQ_STORE_WORKERS, 16): no thread
-# waits for a connection. docs/deploy.md adds them up for compose.yaml.
-POOL_SHARES: dict[str, tuple[int, int]] = {"api": (16, 10), "relay": (2, 2), "projector": (2, 4),
+# lease). The API's store share is the store's thread count (SMQ_STORE_WORKERS, 16) and the
+# group committer's own thread: no thread waits for a connection. docs/deploy.md adds them up for compose.yaml.
+POOL_SHARES: dict[str, tuple[int, int]] = {"api": (17, 10), "relay": (2, 2), "projector": (2, 4),
                                            "saga": (2, 2), "authz": (1, 2)}
 
 
